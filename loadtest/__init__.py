@@ -1,0 +1,1 @@
+"""Prove fulfilment throughput against a running API with locust."""

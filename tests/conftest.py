@@ -1,0 +1,130 @@
+"""Fixtures: a real PostgreSQL for the whole run, a fresh migrated database per test.
+
+The server is the embedded one (pgserver) in a temporary directory, or the one named by
+TEST_DATABASE_URL (which must allow CREATE DATABASE). A template database is migrated
+once with the same ``migrate()`` the service uses; each test gets its own copy of it, so
+tests are isolated from each other and pass in any order.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from transparency import embedded
+from transparency.api.app import create_app
+from transparency.cli import prepare
+from transparency.db.migrate import migrate
+from transparency.settings import Settings
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    yield embedded.start(tmp_path_factory.mktemp("pg"))
+
+
+@pytest.fixture(scope="session")
+async def template_db(server_dsn: str) -> AsyncIterator[str]:
+    name = f"tp_template_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'create database "{name}"')
+        conn = await asyncpg.connect(with_database(server_dsn, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield name
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
+    """A new, empty database (no migrations applied)."""
+    name = f"tp_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'create database "{name}"')
+        yield with_database(server_dsn, name)
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def dsn(server_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """A new database with every migration applied."""
+    name = f"tp_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'create database "{name}" template "{template_db}"')
+        yield with_database(server_dsn, name)
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(dsn: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=SecretStr(dsn), data_dir=tmp_path, max_body_bytes=4096)
+
+
+@pytest.fixture
+async def admin_key(settings: Settings) -> str:
+    """The first admin key, made by the same bootstrap `transparency serve` runs."""
+    _, key = await prepare(settings)
+    assert key is not None
+    return key
+
+
+def with_lifespan_state(app: FastAPI, state: Mapping[str, Any]) -> ASGIApp:
+    """What an ASGI server does after the lifespan: hand each request a copy of its state."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = dict(state)
+        await app(scope, receive, send)
+
+    return asgi
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application) as state:
+        application.state.lifespan_state = state
+        yield application
+
+
+def make_client(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(
+        app=with_lifespan_state(app, app.state.lifespan_state), raise_app_exceptions=False
+    )
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(app) as http:
+        yield http

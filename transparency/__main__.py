@@ -1,0 +1,32 @@
+"""``transparency`` / ``python -m transparency``: the only place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import asyncpg
+
+from transparency.cli import CliError, run
+from transparency.db.migrate import MigrationError
+from transparency.settings import SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(argv)
+    except SettingsError as exc:
+        print(f"transparency: invalid setting {exc}", file=sys.stderr)
+        return 2
+    except (CliError, MigrationError) as exc:
+        print(f"transparency: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"transparency: the database cannot be used: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, middleware, problem responses, dependencies and routes."""

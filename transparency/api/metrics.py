@@ -1,0 +1,61 @@
+"""Prometheus metrics: request counts and latency per route, and pool usage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class _PoolCollector(Collector):
+    def __init__(self) -> None:
+        self.pool: asyncpg.Pool | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        size = GaugeMetricFamily("transparency_db_pool_size", "Open pool connections")
+        idle = GaugeMetricFamily("transparency_db_pool_idle", "Idle pool connections")
+        limit = GaugeMetricFamily("transparency_db_pool_max", "Pool connections at most")
+        if self.pool is not None:
+            size.add_metric([], self.pool.get_size())
+            idle.add_metric([], self.pool.get_idle_size())
+            limit.add_metric([], self.pool.get_max_size())
+        yield from (size, idle, limit)
+
+
+class Metrics:
+    """One registry per app, so that several apps (tests) never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "transparency_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "transparency_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self._pool = _PoolCollector()
+        self.registry.register(self._pool)
+
+    def watch_pool(self, pool: asyncpg.Pool | None) -> None:
+        self._pool.pool = pool
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

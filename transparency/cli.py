@@ -1,0 +1,138 @@
+"""The ``transparency`` command: serve, migrate, new-key.
+
+Each subcommand is a plain function; ``__main__`` alone turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from pydantic import SecretStr
+
+from transparency import embedded, logs
+from transparency.db import api_keys
+from transparency.db.migrate import migrate
+from transparency.db.pool import connect
+from transparency.domain.api_keys import new_api_key, parse_api_key
+from transparency.settings import Settings, get_settings
+
+
+class CliError(Exception):
+    """A failure to report to the operator as one line."""
+
+
+@contextmanager
+def database(settings: Settings, *, lock: bool) -> Iterator[Settings]:
+    """Settings with a usable database_url: the given one, or the embedded server's."""
+    if settings.database_url is not None:
+        yield settings
+        return
+    with ExitStack() as stack:
+        if lock:
+            try:
+                stack.enter_context(embedded.exclusive(settings.data_dir))
+            except embedded.AlreadyRunning as exc:
+                raise CliError(str(exc)) from None
+        uri = embedded.start(settings.data_dir)
+        yield settings.model_copy(update={"database_url": SecretStr(uri)})
+
+
+async def prepare(settings: Settings) -> tuple[list[str], str | None]:
+    """Migrate, then make sure an admin key exists.
+
+    Returns the migrations applied and, when this call created the first admin key, that
+    key: the caller shows it once. Only its hash is stored.
+    """
+    assert settings.database_url is not None
+    conn = await connect(settings.database_url.get_secret_value())
+    try:
+        applied = await migrate(conn)
+        if settings.admin_key is not None:
+            token = parse_api_key(settings.admin_key.get_secret_value())
+            assert token is not None  # validated by Settings
+            await api_keys.upsert_admin(conn, token, "TRANSPARENCY_ADMIN_KEY")
+            return applied, None
+        async with conn.transaction():
+            # Serialise first-start bootstrap between processes.
+            await conn.execute("lock table api_keys in share row exclusive mode")
+            if await api_keys.any_admin(conn):
+                return applied, None
+            token = new_api_key()
+            await api_keys.upsert_admin(conn, token, "first start")
+        return applied, str(token)
+    finally:
+        await conn.close()
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from transparency.api.app import create_app
+
+    logs.configure(settings.log_level, settings.log_format)
+    if not _port_free(settings.host, settings.port):
+        raise CliError(f"port {settings.port} on {settings.host} is already in use")
+    with database(settings, lock=True) as resolved:
+        _, first_key = asyncio.run(prepare(resolved))
+        base = f"http://{settings.host}:{settings.port}"
+        print(f"Transparency API on {base}  (docs {base}/docs, ready {base}/readyz)", flush=True)
+        if first_key is not None:
+            print(f"Admin key, shown once (only its hash is stored): {first_key}", flush=True)
+        uvicorn.run(
+            create_app(resolved),
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+
+
+def migrate_command(settings: Settings) -> None:
+    with database(settings, lock=False) as resolved:
+        applied, _ = asyncio.run(prepare(resolved.model_copy(update={"admin_key": None})))
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+
+
+def new_key() -> None:
+    print(new_api_key())
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="transparency", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="migrate and serve the API (embedded PostgreSQL by default)")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser("new-key", help="print a fresh admin key for TRANSPARENCY_ADMIN_KEY")
+    return root
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.command == "new-key":
+        new_key()
+        return
+    settings = get_settings()
+    if args.command == "serve":
+        serve(settings)
+    elif args.command == "migrate":
+        migrate_command(settings)
+    else:  # pragma: no cover - argparse refuses unknown commands
+        print(f"unknown command {args.command}", file=sys.stderr)

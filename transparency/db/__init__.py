@@ -1,0 +1,1 @@
+"""Everything that speaks SQL: the pool, the migrations and one module of queries per noun."""

@@ -1,0 +1,81 @@
+"""Queries on API keys. Only the SHA-256 digest of a key's secret is ever stored."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from transparency.db.errors import translated
+from transparency.db.pool import Conn
+from transparency.domain.api_keys import ApiKeyToken
+from transparency.domain.identity import Role
+from transparency.domain.models import ApiKey
+
+_COLUMNS = "id, role, brand_id, site_id, label, created_at, revoked_at"
+
+
+def _key(row: asyncpg.Record) -> ApiKey:
+    return ApiKey(**{**row, "role": Role(row["role"])})
+
+
+async def insert(
+    conn: Conn,
+    token: ApiKeyToken,
+    role: Role,
+    *,
+    brand_id: UUID | None = None,
+    site_id: UUID | None = None,
+    label: str | None = None,
+) -> ApiKey:
+    with translated("API key scope"):
+        row = await conn.fetchrow(
+            "insert into api_keys (id, role, brand_id, site_id, secret_sha256, label)"
+            f" values ($1, $2, $3, $4, $5, $6) returning {_COLUMNS}",
+            token.key_id,
+            role.value,
+            brand_id,
+            site_id,
+            token.digest,
+            label,
+        )
+    assert row is not None
+    return _key(row)
+
+
+async def credentials(conn: Conn | asyncpg.Pool, key_id: str) -> asyncpg.Record | None:
+    """The digest, role and scope of a live (unrevoked) key, or None."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "select secret_sha256, role, brand_id, site_id from api_keys"
+        " where id = $1 and revoked_at is null",
+        key_id,
+    )
+    return row
+
+
+async def revoke(conn: Conn, key_id: str) -> ApiKey | None:
+    row = await conn.fetchrow(
+        "update api_keys set revoked_at = coalesce(revoked_at, now()) where id = $1"
+        f" returning {_COLUMNS}",
+        key_id,
+    )
+    return None if row is None else _key(row)
+
+
+async def any_admin(conn: Conn) -> bool:
+    found: bool = await conn.fetchval(
+        "select exists (select 1 from api_keys where role = 'admin' and revoked_at is null)"
+    )
+    return found
+
+
+async def upsert_admin(conn: Conn, token: ApiKeyToken, label: str) -> None:
+    """Install (or re-enable) a given admin key, as TRANSPARENCY_ADMIN_KEY asks."""
+    await conn.execute(
+        "insert into api_keys (id, role, secret_sha256, label) values ($1, 'admin', $2, $3)"
+        " on conflict (id) do update set secret_sha256 = excluded.secret_sha256,"
+        " revoked_at = null where api_keys.role = 'admin'",
+        token.key_id,
+        token.digest,
+        label,
+    )

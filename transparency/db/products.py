@@ -1,0 +1,68 @@
+"""Queries on products."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from transparency.db.errors import translated
+from transparency.db.pool import Conn
+from transparency.domain.models import Product
+
+_COLUMNS = "id, brand_id, gtin, name, attributes, image_url, requires_check, created_at"
+
+
+async def insert(
+    conn: Conn,
+    *,
+    product_id: UUID,
+    brand_id: UUID,
+    gtin: str,
+    name: str,
+    attributes: dict[str, Any],
+    image_url: str | None,
+    requires_check: bool,
+) -> Product:
+    with translated(f"product with GTIN {gtin}"):
+        row = await conn.fetchrow(
+            "insert into products"
+            " (id, brand_id, gtin, name, attributes, image_url, requires_check)"
+            f" values ($1, $2, $3, $4, $5, $6, $7) returning {_COLUMNS}",
+            product_id,
+            brand_id,
+            gtin,
+            name,
+            attributes,
+            image_url,
+            requires_check,
+        )
+    assert row is not None
+    return Product(**row)
+
+
+async def get(conn: Conn, product_id: UUID) -> Product | None:
+    row = await conn.fetchrow(f"select {_COLUMNS} from products where id = $1", product_id)
+    return None if row is None else Product(**row)
+
+
+async def list_for_brand(
+    conn: Conn, brand_id: UUID, *, after: tuple[datetime, UUID] | None, limit: int
+) -> list[Product]:
+    """A page of the brand's products in creation order, keyset-paginated."""
+    if after is None:
+        rows = await conn.fetch(
+            f"select {_COLUMNS} from products where brand_id = $1 order by created_at, id limit $2",
+            brand_id,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"select {_COLUMNS} from products where brand_id = $1"
+            " and (created_at, id) > ($2, $3) order by created_at, id limit $4",
+            brand_id,
+            after[0],
+            after[1],
+            limit,
+        )
+    return [Product(**r) for r in rows]

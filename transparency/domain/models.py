@@ -1,0 +1,49 @@
+"""The service's records, as the database layer returns them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from transparency.domain.identity import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Brand:
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: UUID
+    name: str
+    region: str | None
+    created_at: datetime
+    stations: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    role: Role
+    brand_id: UUID | None
+    site_id: UUID | None
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    id: UUID
+    brand_id: UUID
+    gtin: str
+    name: str
+    attributes: dict[str, Any]
+    image_url: str | None
+    requires_check: bool
+    created_at: datetime

@@ -1,0 +1,53 @@
+"""The embedded PostgreSQL (pgserver), used when DATABASE_URL is unset.
+
+Its data lives under ``<data_dir>/pg``. pgserver stops the server when the last process
+that opened it exits, so Ctrl-C on ``transparency serve`` stops both.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+class AlreadyRunning(Exception):
+    """Another ``transparency serve`` holds this data directory."""
+
+
+@contextmanager
+def exclusive(data_dir: Path, name: str = "serve") -> Iterator[None]:
+    """Hold an exclusive lock on ``data_dir`` for as long as the block runs."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f"{name}.lock"
+    handle: IO[str] = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise AlreadyRunning(
+            f"another `transparency {name}` (pid {holder}) is already using {data_dir.resolve()}"
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def start(data_dir: Path) -> str:
+    """Start (or join) the embedded server and return a connection URL for it."""
+    from pgserver.postgres_server import get_server  # reads the environment on import
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    uri: str = server.get_uri()
+    return uri

@@ -1,0 +1,88 @@
+"""Brand use cases on products."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from transparency.db import audit, products
+from transparency.domain.errors import InvalidInput, NotFound
+from transparency.domain.gtin import normalize_gtin
+from transparency.domain.identity import Principal, Role
+from transparency.domain.models import Product
+
+
+async def create_product(
+    pool: asyncpg.Pool,
+    actor: Principal,
+    *,
+    gtin: str,
+    name: str,
+    attributes: dict[str, Any],
+    image_url: str | None,
+    requires_check: bool,
+) -> Product:
+    actor.require(Role.BRAND)
+    assert actor.brand_id is not None
+    gtin14 = normalize_gtin(gtin)
+    async with pool.acquire() as conn, conn.transaction():
+        product = await products.insert(
+            conn,
+            product_id=uuid4(),
+            brand_id=actor.brand_id,
+            gtin=gtin14,
+            name=name,
+            attributes=attributes,
+            image_url=image_url,
+            requires_check=requires_check,
+        )
+        await audit.record(
+            conn,
+            api_key_id=actor.key_id,
+            action="product.create",
+            target=str(product.id),
+            brand_id=actor.brand_id,
+            detail={"gtin": gtin14},
+        )
+    return product
+
+
+async def get_product(pool: asyncpg.Pool, actor: Principal, product_id: UUID) -> Product:
+    actor.require(Role.BRAND)
+    async with pool.acquire() as conn:
+        product = await products.get(conn, product_id)
+    if product is None or product.brand_id != actor.brand_id:
+        raise NotFound(f"no product {product_id}")
+    return product
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this service gave out", field="cursor") from None
+
+
+def encode_cursor(product: Product) -> str:
+    raw = f"{product.created_at.isoformat()}|{product.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+async def list_products(
+    pool: asyncpg.Pool, actor: Principal, *, cursor: str | None, limit: int
+) -> tuple[list[Product], str | None]:
+    """A page of the caller's products and the cursor of the next page, if any."""
+    actor.require(Role.BRAND)
+    assert actor.brand_id is not None
+    after = None if cursor is None else _decode_cursor(cursor)
+    async with pool.acquire() as conn:
+        page = await products.list_for_brand(conn, actor.brand_id, after=after, limit=limit + 1)
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (encode_cursor(page[-1]) if more else None)
