@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tests.world import World, build_world
 from transparency import embedded
 from transparency.api.app import create_app
 from transparency.cli import prepare
@@ -128,3 +129,8 @@ def make_client(app: FastAPI) -> httpx.AsyncClient:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client(app) as http:
         yield http
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, admin_key: str) -> World:
+    return await build_world(client, admin_key)

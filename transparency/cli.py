@@ -57,14 +57,9 @@ async def prepare(settings: Settings) -> tuple[list[str], str | None]:
             assert token is not None  # validated by Settings
             await api_keys.upsert_admin(conn, token, "TRANSPARENCY_ADMIN_KEY")
             return applied, None
-        async with conn.transaction():
-            # Serialise first-start bootstrap between processes.
-            await conn.execute("lock table api_keys in share row exclusive mode")
-            if await api_keys.any_admin(conn):
-                return applied, None
-            token = new_api_key()
-            await api_keys.upsert_admin(conn, token, "first start")
-        return applied, str(token)
+        token = new_api_key()
+        created = await api_keys.bootstrap_admin(conn, token)
+        return applied, (str(token) if created else None)
     finally:
         await conn.close()
 

@@ -12,10 +12,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from transparency import logs
 from transparency.api.metrics import Metrics
-from transparency.api.problems import problem
+from transparency.api.problems import internal_error, problem
 from transparency.domain.errors import PayloadTooLarge
 
 log = logging.getLogger("transparency.access")
+errors = logging.getLogger("transparency.errors")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -35,16 +36,23 @@ class RequestContext:
         token = logs.request_id.set(rid)
         status = 500
         started = time.perf_counter()
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 MutableHeaders(scope=message).append("X-Request-ID", rid)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            errors.exception("unhandled error")
+            if response_started:
+                raise
+            await internal_error()(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

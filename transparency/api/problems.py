@@ -121,6 +121,9 @@ async def _validation(_: Request, exc: Exception) -> Response:
 
 async def _http(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, e.TransparencyError):
+        # FastAPI wraps errors raised while reading the body (our size limit) in a 400.
+        return problem(exc.__cause__)
     if exc.status_code == 404:
         return problem(e.NotFound("no such path"))
     if exc.status_code == 405:
@@ -134,8 +137,8 @@ async def _database_down(_: Request, exc: Exception) -> Response:
     return problem(e.Unavailable("the database cannot be reached; retry shortly"))
 
 
-async def _unexpected(_: Request, exc: Exception) -> Response:
-    log.error("unhandled error", exc_info=exc)
+def internal_error() -> Response:
+    """The answer to an unexpected exception (logged by the caller, never shown)."""
     status, title, _desc = EXTRA_TYPES["internal"]
     return _response(status, "internal", title, "internal error")
 
@@ -152,4 +155,5 @@ def install(app: FastAPI) -> None:
         TimeoutError,
     ):
         app.add_exception_handler(db_down, _database_down)
-    app.add_exception_handler(Exception, _unexpected)
+    # Any other exception is caught by the RequestContext middleware, which still knows
+    # the request id: it logs the traceback and answers with internal_error().

@@ -62,11 +62,20 @@ async def revoke(conn: Conn, key_id: str) -> ApiKey | None:
     return None if row is None else _key(row)
 
 
-async def any_admin(conn: Conn) -> bool:
-    found: bool = await conn.fetchval(
-        "select exists (select 1 from api_keys where role = 'admin' and revoked_at is null)"
-    )
-    return found
+async def bootstrap_admin(conn: Conn, token: ApiKeyToken) -> bool:
+    """Install ``token`` as the admin key if no live admin key exists; True if it did.
+
+    The table lock serialises two processes starting for the first time at once.
+    """
+    async with conn.transaction():
+        await conn.execute("lock table api_keys in share row exclusive mode")
+        exists = await conn.fetchval(
+            "select exists (select 1 from api_keys where role = 'admin' and revoked_at is null)"
+        )
+        if exists:
+            return False
+        await upsert_admin(conn, token, "first start")
+        return True
 
 
 async def upsert_admin(conn: Conn, token: ApiKeyToken, label: str) -> None:

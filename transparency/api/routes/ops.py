@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from transparency.api import problems
-from transparency.api.deps import Pool
+from transparency.api.deps import AdminKey, Pool
 from transparency.domain.errors import NotFound
 from transparency.services.health import readiness
 
@@ -24,7 +24,7 @@ async def readyz(pool: Pool) -> dict[str, object]:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, _: AdminKey) -> Response:
     return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
 

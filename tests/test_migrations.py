@@ -1,0 +1,115 @@
+"""Migrations: from empty, twice, concurrently, and refusing an edited history."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from transparency.db import migrate as m
+
+TABLES = {
+    "brands", "products", "sites", "stations", "api_keys", "signing_keys", "code_batches",
+    "units", "scan_events", "audit_log", "schema_migrations",
+}  # fmt: skip
+
+
+async def _tables(conn: asyncpg.Connection) -> set[str]:
+    rows = await conn.fetch(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relispartition"
+    )
+    return {r["relname"] for r in rows}
+
+
+async def test_from_empty_then_again(empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        first = await m.migrate(conn)
+        second = await m.migrate(conn)
+        assert first == [x.version for x in m.available()]
+        assert second == []
+        assert await _tables(conn) == TABLES
+        assert await m.pending(conn) == []
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrations_apply_each_file_once(empty_dsn: str) -> None:
+    conns = [await asyncpg.connect(empty_dsn) for _ in range(5)]
+    try:
+        results = await asyncio.gather(*(m.migrate(c) for c in conns))
+        applied = [v for r in results for v in r]
+        assert sorted(applied) == sorted(x.version for x in m.available())
+        count = await conns[0].fetchval("select count(*) from schema_migrations")
+        assert count == len(m.available())
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_an_edited_migration_is_refused(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "update schema_migrations set checksum = 'x' where version = '0001_schema'"
+        )
+        with pytest.raises(m.MigrationError, match="changed after it was applied"):
+            await m.migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def test_a_database_ahead_of_the_code_is_refused(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("insert into schema_migrations values ('9999_future', 'x')")
+        with pytest.raises(m.MigrationError, match="does not know"):
+            await m.pending(conn)
+    finally:
+        await conn.close()
+
+
+async def test_a_failing_migration_leaves_nothing_half_applied(empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        broken = m.Migration("0001_schema", "create table half (id int); select 1/0;")
+        await conn.execute(m._CREATE_TABLE)
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with conn.transaction():
+                await conn.execute(broken.sql)
+        assert await conn.fetchval("select to_regclass('half')") is None
+        assert await m.migrate(conn) == [x.version for x in m.available()]
+    finally:
+        await conn.close()
+
+
+async def test_units_and_scan_events_are_hash_partitioned_on_code(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "select c.relname, pg_get_partkeydef(c.oid) as key from pg_class c"
+            " where c.relname in ('units', 'scan_events')"
+        )
+    finally:
+        await conn.close()
+    assert {r["relname"]: r["key"] for r in rows} == {
+        "units": "HASH (code)",
+        "scan_events": "HASH (code)",
+    }
+
+
+async def test_scan_events_are_append_only(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "insert into scan_events (code, id, kind, result) values ('X', gen_random_uuid(),"
+            " 'customer', 'authentic')"
+        )
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("update scan_events set result = 'x'")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("delete from scan_events")
+    finally:
+        await conn.close()

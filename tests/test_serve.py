@@ -1,0 +1,124 @@
+"""`transparency serve` as a user runs it: embedded PostgreSQL, Ctrl-C, restart, one at a time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from transparency.domain.api_keys import new_api_key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Served:
+    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
+        environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        environment.update(TRANSPARENCY_DATA_DIR=str(data_dir), TRANSPARENCY_PORT=str(port), **env)
+        self.port = port
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "transparency", "serve"],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited: {self.finish()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("serve did not become ready")
+
+    def finish(self) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, out, err
+
+    def stop(self) -> tuple[int, str, str]:
+        self.proc.send_signal(signal.SIGINT)
+        return self.finish()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def test_serve_first_start_restart_and_exclusivity(data_dir: Path) -> None:
+    first = Served(data_dir, free_port())
+    seconds = first.wait_ready()
+    assert seconds < 30
+
+    code, _, err = Served(data_dir, free_port()).finish()
+    assert code == 1
+    assert "already using" in err
+
+    code, out, err = first.stop()
+    assert code == 0, err
+    key_lines = [line for line in out.splitlines() if line.startswith("Admin key")]
+    assert len(key_lines) == 1
+    admin = key_lines[0].rsplit(" ", 1)[1]
+    assert f"http://127.0.0.1:{first.port}" in out
+    assert admin not in err  # shown once, on stdout, never logged
+    assert not (data_dir / "pg" / "postmaster.pid").exists()  # PostgreSQL stopped too
+
+    again = Served(data_dir, free_port())
+    again.wait_ready()
+    auth = {"Authorization": f"Bearer {admin}"}
+    r = httpx.post(f"{again.url}/v1/brands", json={"name": "Acme"}, headers=auth)
+    assert r.status_code == 201, r.text
+    code, out, _ = again.stop()
+    assert code == 0
+    assert "Admin key" not in out  # same data: the first key still stands
+
+    last = Served(data_dir, free_port())
+    last.wait_ready()
+    r = httpx.post(f"{last.url}/v1/brands", json={"name": "Acme"}, headers=auth)
+    assert r.status_code == 409  # the brand made before the restart is still there
+    last.stop()
+
+
+def test_admin_key_from_the_environment(data_dir: Path) -> None:
+    key = str(new_api_key())
+    served = Served(data_dir, free_port(), TRANSPARENCY_ADMIN_KEY=key)
+    served.wait_ready()
+    r = httpx.post(
+        f"{served.url}/v1/sites", json={"name": "DC1"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert r.status_code == 201, r.text
+    _, out, err = served.stop()
+    assert "Admin key" not in out
+    assert key not in out + err
+
+
+def test_a_port_in_use_is_one_clear_line(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = Served(data_dir, port).finish()
+    assert code == 1
+    assert err.strip() == f"transparency: port {port} on 127.0.0.1 is already in use"

@@ -1,0 +1,88 @@
+"""A small world of keys and objects for API tests, built through the API itself."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def gtin14(body: str) -> str:
+    """A valid GTIN-14 from 13 digits, with its check digit."""
+    digits = [int(c) for c in body]
+    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
+    return body + str((10 - total % 10) % 10)
+
+
+def new_gtin() -> str:
+    return gtin14(f"{uuid.uuid4().int % 10**13:013d}")
+
+
+@dataclass
+class World:
+    admin: str
+    brand_a: str
+    brand_a_id: str
+    brand_b: str
+    brand_b_id: str
+    station: str
+    site_id: str
+    product_a: dict[str, Any]
+    product_b: dict[str, Any]
+
+
+async def expect(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json() if response.content else {}
+    return body
+
+
+async def make_brand(client: httpx.AsyncClient, admin: str) -> tuple[str, str]:
+    r = await client.post(
+        "/v1/brands", json={"name": f"brand-{uuid.uuid4().hex[:8]}"}, headers=bearer(admin)
+    )
+    body = await expect(r, 201)
+    return body["brand"]["id"], body["api_key"]["key"]
+
+
+async def make_product(client: httpx.AsyncClient, brand_key: str, **extra: Any) -> dict[str, Any]:
+    payload = {"gtin": new_gtin(), "name": "Widget", **extra}
+    return await expect(
+        await client.post("/v1/products", json=payload, headers=bearer(brand_key)), 201
+    )
+
+
+async def build_world(client: httpx.AsyncClient, admin: str) -> World:
+    a_id, a_key = await make_brand(client, admin)
+    b_id, b_key = await make_brand(client, admin)
+    site = await expect(
+        await client.post(
+            "/v1/sites",
+            json={"name": f"site-{uuid.uuid4().hex[:8]}", "stations": ["s1"]},
+            headers=bearer(admin),
+        ),
+        201,
+    )
+    station = await expect(
+        await client.post(
+            "/v1/api-keys", json={"role": "station", "site_id": site["id"]}, headers=bearer(admin)
+        ),
+        201,
+    )
+    return World(
+        admin=admin,
+        brand_a=a_key,
+        brand_a_id=a_id,
+        brand_b=b_key,
+        brand_b_id=b_id,
+        station=station["key"],
+        site_id=site["id"],
+        product_a=await make_product(client, a_key),
+        product_b=await make_product(client, b_key),
+    )
