@@ -99,3 +99,13 @@ async def test_logs_are_json_with_the_request_id_and_no_secrets(
     everything = json_log.getvalue()
     for secret in (world.admin, new_key, new_key.split("_")[2], world.admin.split("_")[2]):
         assert secret not in everything
+
+
+async def test_openapi_and_docs(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert {"/v1/brands", "/v1/products", "/v1/products/{product_id}", "/readyz"} <= set(
+        spec["paths"]
+    )
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()

@@ -72,7 +72,7 @@ def test_serve_first_start_restart_and_exclusivity(data_dir: Path) -> None:
     seconds = first.wait_ready()
     assert seconds < 30
 
-    code, _, err = Served(data_dir, free_port()).finish()
+    code, _, err = Served(data_dir, first.port).finish()  # what a second `make serve` does
     assert code == 1
     assert "already using" in err
 

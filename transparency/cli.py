@@ -10,7 +10,7 @@ import asyncio
 import socket
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 from pydantic import SecretStr
 
@@ -26,20 +26,25 @@ class CliError(Exception):
     """A failure to report to the operator as one line."""
 
 
-@contextmanager
-def database(settings: Settings, *, lock: bool) -> Iterator[Settings]:
+def resolve_database(settings: Settings) -> Settings:
     """Settings with a usable database_url: the given one, or the embedded server's."""
     if settings.database_url is not None:
-        yield settings
+        return settings
+    uri = embedded.start(settings.data_dir)
+    return settings.model_copy(update={"database_url": SecretStr(uri)})
+
+
+@contextmanager
+def only_server(settings: Settings) -> Iterator[None]:
+    """One `serve` per embedded data directory (an external database allows many)."""
+    if settings.database_url is not None:
+        yield
         return
-    with ExitStack() as stack:
-        if lock:
-            try:
-                stack.enter_context(embedded.exclusive(settings.data_dir))
-            except embedded.AlreadyRunning as exc:
-                raise CliError(str(exc)) from None
-        uri = embedded.start(settings.data_dir)
-        yield settings.model_copy(update={"database_url": SecretStr(uri)})
+    try:
+        with embedded.exclusive(settings.data_dir):
+            yield
+    except embedded.AlreadyRunning as exc:
+        raise CliError(str(exc)) from None
 
 
 async def prepare(settings: Settings) -> tuple[list[str], str | None]:
@@ -80,9 +85,10 @@ def serve(settings: Settings) -> None:
     from transparency.api.app import create_app
 
     logs.configure(settings.log_level, settings.log_format)
-    if not _port_free(settings.host, settings.port):
-        raise CliError(f"port {settings.port} on {settings.host} is already in use")
-    with database(settings, lock=True) as resolved:
+    with only_server(settings):
+        if not _port_free(settings.host, settings.port):
+            raise CliError(f"port {settings.port} on {settings.host} is already in use")
+        resolved = resolve_database(settings)
         _, first_key = asyncio.run(prepare(resolved))
         base = f"http://{settings.host}:{settings.port}"
         print(f"Transparency API on {base}  (docs {base}/docs, ready {base}/readyz)", flush=True)
@@ -101,8 +107,8 @@ def serve(settings: Settings) -> None:
 
 
 def migrate_command(settings: Settings) -> None:
-    with database(settings, lock=False) as resolved:
-        applied, _ = asyncio.run(prepare(resolved.model_copy(update={"admin_key": None})))
+    resolved = resolve_database(settings).model_copy(update={"admin_key": None})
+    applied, _ = asyncio.run(prepare(resolved))
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
 
 

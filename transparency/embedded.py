@@ -7,7 +7,9 @@ that opened it exits, so Ctrl-C on ``transparency serve`` stops both.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +47,13 @@ def exclusive(data_dir: Path, name: str = "serve") -> Iterator[None]:
 
 def start(data_dir: Path) -> str:
     """Start (or join) the embedded server and return a connection URL for it."""
-    from pgserver.postgres_server import get_server  # reads the environment on import
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir on import, which warns without
+        # XDG_RUNTIME_DIR and falls back to /tmp: harmless here.
+        warnings.simplefilter("ignore", UserWarning)
+        from pgserver.postgres_server import get_server
+
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
