@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
-from transparency.domain.errors import Forbidden, NotFound
+from transparency.domain.errors import Forbidden
 
 
 class Role(StrEnum):
@@ -28,8 +28,3 @@ class Principal:
         if self.role not in roles:
             allowed = " or ".join(r.value for r in roles)
             raise Forbidden(f"this operation needs a {allowed} key; this is a {self.role} key")
-
-    def require_brand(self, brand_id: UUID) -> None:
-        """Brand keys see only their own brand; anything else looks like it does not exist."""
-        if self.role is Role.BRAND and self.brand_id != brand_id:
-            raise NotFound("no such object")
