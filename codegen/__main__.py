@@ -1,24 +1,21 @@
-"""``codegen`` / ``python -m codegen``.
-
-Issue signed per-unit codes in bulk, register a brand's own GS1 serials, render labels.
-"""
+"""``codegen`` / ``python -m codegen``: the only place errors become exit codes."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="codegen", description=__doc__)
-    root.add_argument("--version", action="version", version="%(prog)s 0.1.0")
-    return root
+from codegen.cli import run
+from codegen.client import CodegenError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser().parse_args(argv)
-    print("codegen: no subcommand yet; see --help", file=sys.stderr)
-    return 2
+    try:
+        return run(argv)
+    except CodegenError as exc:
+        print(f"codegen: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -27,6 +28,7 @@ from transparency import embedded
 from transparency.api.app import create_app
 from transparency.cli import prepare
 from transparency.db.migrate import migrate
+from transparency.envelope import MasterKey
 from transparency.settings import Settings
 
 
@@ -89,7 +91,13 @@ async def dsn(server_dsn: str, template_db: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(dsn: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=SecretStr(dsn), data_dir=tmp_path, max_body_bytes=4096)
+    return Settings(
+        database_url=SecretStr(dsn),
+        master_key=SecretStr(MasterKey.generate_text()),
+        data_dir=tmp_path,
+        max_body_bytes=4096,
+        job_chunk_size=1000,
+    )
 
 
 @pytest.fixture
@@ -134,3 +142,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def world(client: httpx.AsyncClient, admin_key: str) -> World:
     return await build_world(client, admin_key)
+
+
+# Speed is measured by the benchmarks, not by tests: no per-example deadline, which a busy
+# two-core machine would otherwise trip at random.
+hypothesis.settings.register_profile("project", deadline=None)
+hypothesis.settings.load_profile("project")

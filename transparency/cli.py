@@ -27,11 +27,15 @@ class CliError(Exception):
 
 
 def resolve_database(settings: Settings) -> Settings:
-    """Settings with a usable database_url: the given one, or the embedded server's."""
+    """Settings with a usable database_url (the given one, or the embedded server's) and,
+    with the embedded server and no master key given, the data directory's key file."""
     if settings.database_url is not None:
         return settings
     uri = embedded.start(settings.data_dir)
-    return settings.model_copy(update={"database_url": SecretStr(uri)})
+    update: dict[str, object] = {"database_url": SecretStr(uri)}
+    if settings.master_key is None and settings.master_key_file is None:
+        update["master_key_file"] = embedded.master_key_file(settings.data_dir)
+    return settings.model_copy(update=update)
 
 
 @contextmanager

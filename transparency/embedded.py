@@ -7,6 +7,7 @@ that opened it exits, so Ctrl-C on ``transparency serve`` stops both.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import warnings
@@ -56,6 +57,40 @@ def start(data_dir: Path) -> str:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir.resolve() / "pg", cleanup_mode="stop")
+    pgdata = data_dir.resolve() / "pg"
+    _forget_dead_holders(pgdata)
+    server = get_server(pgdata, cleanup_mode="stop")
     uri: str = server.get_uri()
     return uri
+
+
+def _forget_dead_holders(pgdata: Path) -> None:
+    """Drop processes that died without saying so (kill -9) from pgserver's holder list.
+
+    pgserver stops PostgreSQL when its last holder exits; a holder that was killed stays on
+    the list for ever, and PostgreSQL would then never be stopped again.
+    """
+    import psutil
+
+    holders = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(holders.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        holders.write_text(json.dumps(alive))
+
+
+def master_key_file(data_dir: Path) -> Path:
+    """``<data_dir>/master.key``, made (mode 0600) with a fresh key if it does not exist."""
+    from transparency.envelope import MasterKey
+
+    path = data_dir / "master.key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as handle:
+        handle.write(MasterKey.generate_text() + "\n")
+    return path

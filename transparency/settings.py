@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transparency.domain.api_keys import parse_api_key
+from transparency.envelope import MasterKey, MasterKeyError
 
 
 class Settings(BaseSettings):
@@ -31,8 +32,37 @@ class Settings(BaseSettings):
         default=None,
         description="Install this admin key at start (for automation); see `transparency new-key`.",
     )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of 32 random bytes; encrypts signing keys at rest. "
+        "See `transparency new-master-key`.",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="File holding the master key instead. Unset with the embedded database: "
+        "<data_dir>/master.key, made on first start.",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL printed in labels' QR codes and Digital Link URIs.",
+    )
+    max_jobs_per_brand: int = Field(
+        default=2, ge=1, le=100, description="Code batches a brand may have queued or running."
+    )
+    job_chunk_size: int = Field(
+        default=50_000, ge=100, le=1_000_000, description="Codes written per transaction."
+    )
+    job_lease_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=600,
+        description="A job whose process stops renewing this lease is resumed by another.",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger request bodies get 413."
+    )
+    max_import_bytes: int = Field(
+        default=268_435_456, ge=1024, description="Larger serial-import files get 413."
     )
     pool_min_size: int = Field(default=2, ge=1, le=100, description="Pool connections kept open.")
     pool_max_size: int = Field(default=20, ge=1, le=500, description="Pool connections at most.")
@@ -49,6 +79,23 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be a postgres:// or postgresql:// URL")
         return value
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                MasterKey.from_text(value.get_secret_value())
+            except MasterKeyError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
 
     @field_validator("admin_key")
     @classmethod
@@ -76,8 +123,27 @@ def get_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise SettingsError(f"{_env_name(first['loc'])}: {first['msg']}") from None
+    if settings.database_url is not None and not (settings.master_key or settings.master_key_file):
+        raise SettingsError(
+            "TRANSPARENCY_MASTER_KEY: required (or TRANSPARENCY_MASTER_KEY_FILE) when"
+            " DATABASE_URL is set"
+        )
     if settings.pool_min_size > settings.pool_max_size:
         raise SettingsError(
             "TRANSPARENCY_POOL_MIN_SIZE: must not exceed TRANSPARENCY_POOL_MAX_SIZE"
         )
     return settings
+
+
+def load_master_key(settings: Settings) -> MasterKey:
+    """The master key from the setting or its file; raises SettingsError naming the variable."""
+    try:
+        if settings.master_key is not None:
+            return MasterKey.from_text(settings.master_key.get_secret_value())
+        if settings.master_key_file is not None:
+            return MasterKey.from_text(settings.master_key_file.read_text())
+    except OSError as exc:
+        raise SettingsError(f"TRANSPARENCY_MASTER_KEY_FILE: cannot read: {exc.strerror}") from None
+    except MasterKeyError as exc:
+        raise SettingsError(f"TRANSPARENCY_MASTER_KEY: {exc}") from None
+    raise SettingsError("TRANSPARENCY_MASTER_KEY: not set")

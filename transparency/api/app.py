@@ -13,13 +13,18 @@ from transparency import __version__
 from transparency.api import problems
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
-from transparency.api.routes import admin, ops, products
+from transparency.api.routes import admin, codes, ops, products
 from transparency.db.pool import open_pool
-from transparency.settings import Settings
+from transparency.jobs import JobRunner
+from transparency.keyring import KeyRing
+from transparency.services.imports import run_import
+from transparency.settings import Settings, load_master_key
 
 
 class State(TypedDict):
     pool: asyncpg.Pool
+    keyring: KeyRing
+    runner: JobRunner
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -27,6 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.database_url is None:
         raise ValueError("create_app needs settings with a database_url")
     dsn = settings.database_url.get_secret_value()
+    master_key = load_master_key(settings)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -34,8 +40,17 @@ def create_app(settings: Settings) -> FastAPI:
         async with open_pool(
             dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         ) as pool:
+            keyring = KeyRing(master_key)
+            runner = JobRunner(
+                pool,
+                keyring,
+                chunk_size=settings.job_chunk_size,
+                lease_seconds=settings.job_lease_seconds,
+                import_handler=run_import,
+            )
             metrics.watch_pool(pool)
-            yield {"pool": pool}
+            async with keyring.following(dsn), runner.running():
+                yield {"pool": pool, "keyring": keyring, "runner": runner}
             metrics.watch_pool(None)
 
     app = FastAPI(
@@ -45,9 +60,14 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = metrics
+    app.state.settings = settings
     problems.install(app)
-    for module in (ops, admin, products):
+    for module in (ops, admin, products, codes):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        large={"/serial-imports": settings.max_import_bytes},
+    )
     app.add_middleware(RequestContext, metrics=metrics)
     return app

@@ -8,7 +8,10 @@ import asyncpg
 from fastapi import Depends, Header, Request
 
 from transparency.domain.identity import Principal, Role
+from transparency.jobs import JobRunner
+from transparency.keyring import KeyRing
 from transparency.services.auth import authenticate
+from transparency.settings import Settings
 
 
 def get_pool(request: Request) -> asyncpg.Pool:
@@ -17,6 +20,26 @@ def get_pool(request: Request) -> asyncpg.Pool:
 
 
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
+
+
+def get_keyring(request: Request) -> KeyRing:
+    keyring: KeyRing = request.state.keyring
+    return keyring
+
+
+def get_runner(request: Request) -> JobRunner:
+    runner: JobRunner = request.state.runner
+    return runner
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Keys = Annotated[KeyRing, Depends(get_keyring)]
+Runner = Annotated[JobRunner, Depends(get_runner)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def get_principal(

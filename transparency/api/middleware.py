@@ -74,19 +74,24 @@ class RequestContext:
 class BodyLimit:
     """Refuse bodies larger than ``max_bytes``, by Content-Length or as they stream in."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, large: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.large = large or {}  # path suffix -> its own limit (file uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = next(
+            (n for suffix, n in self.large.items() if scope["path"].endswith(suffix)),
+            self.default_max,
+        )
+        too_large = f"request body is over the limit of {limit} bytes"
         length = Headers(scope=scope).get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        if length is not None and length.isdigit() and int(length) > limit:
             # Out here the app's exception handlers are not reached: answer directly.
-            too_large = PayloadTooLarge(f"request body is over the limit of {self.max_bytes} bytes")
-            await problem(too_large)(scope, receive, send)
+            await problem(PayloadTooLarge(too_large))(scope, receive, send)
             return
         seen = 0
 
@@ -95,10 +100,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise PayloadTooLarge(
-                        f"request body is over the limit of {self.max_bytes} bytes"
-                    )
+                if seen > limit:
+                    raise PayloadTooLarge(too_large)
             return message
 
         await self.app(scope, limited, send)

@@ -28,6 +28,7 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.TransparencyError: 500,
     e.InvalidInput: 422,
     e.InvalidGtin: 422,
+    e.InvalidCode: 422,
     e.PayloadTooLarge: 413,
     e.Unauthenticated: 401,
     e.Forbidden: 403,
@@ -35,6 +36,8 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.Conflict: 409,
     e.AlreadyExists: 409,
     e.InvalidTransition: 409,
+    e.NotReady: 409,
+    e.LimitExceeded: 429,
     e.Unavailable: 503,
 }
 
@@ -82,8 +85,8 @@ def problem(exc: e.TransparencyError) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, e.Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, e.Unavailable):
-        headers["Retry-After"] = "1"
+    if isinstance(exc, e.Unavailable | e.LimitExceeded):
+        headers["Retry-After"] = str(exc.extra.pop("retry_after", 1))
     return _response(status_of(exc), exc.slug, exc.title, exc.detail, headers, **exc.extra)
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from transparency.domain.codes import CodeFormat
 from transparency.domain.identity import Role
 from transparency.domain.models import ApiKey, Brand, Product, Site
+from transparency.domain.signing_keys import KeyStatus, PublicKeyInfo
 from transparency.services.admin import IssuedKey
+from transparency.services.batches import Batch
 
 
 class Body(BaseModel):
@@ -125,3 +129,74 @@ class ProductOut(Out):
 class ProductPage(BaseModel):
     items: list[ProductOut]
     next_cursor: str | None
+
+
+# ----- codes
+
+
+class BatchIn(Body):
+    count: int = Field(ge=1, le=10_000_000)
+    format: CodeFormat = CodeFormat.TRANSPARENCY
+    lot: str | None = Field(default=None, min_length=1, max_length=20)
+    expiry: date | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchOut(BaseModel):
+    id: UUID
+    product_id: UUID
+    kind: str
+    format: CodeFormat
+    status: str
+    requested: int
+    progress: int
+    lot: str | None
+    expiry: date | None
+    attributes: dict[str, Any]
+    report: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    key_id: int | None
+    files: dict[str, str]
+
+    @classmethod
+    def of(cls, batch: Batch) -> BatchOut:
+        base = f"/v1/code-batches/{batch.id}"
+        names = ["codes.csv", "codes.jsonl", "labels.pdf", "labels.zip"]
+        if batch.kind == "import":
+            names.append("rejections.csv")
+        if batch.format is CodeFormat.GS1:
+            names.append("epcis.jsonld")
+        files = {name: f"{base}/{name}" for name in names} if batch.status == "done" else {}
+        fields = {k: getattr(batch, k) for k in cls.model_fields if k != "files"}
+        return cls(**fields, files=files)
+
+
+class PublicKeyOut(BaseModel):
+    id: int
+    brand_id: UUID
+    status: KeyStatus
+    algorithm: str = "Ed25519"
+    public_key: str = Field(description="Raw 32-byte Ed25519 public key, base64url.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, key: PublicKeyInfo) -> PublicKeyOut:
+        encoded = base64.urlsafe_b64encode(key.public_key).decode().rstrip("=")
+        return cls(
+            id=key.id,
+            brand_id=key.brand_id,
+            status=key.status,
+            public_key=encoded,
+            created_at=key.created_at,
+        )
+
+
+class PublicKeyList(BaseModel):
+    keys: list[PublicKeyOut]
+
+
+class RevokeIn(Body):
+    reason: str = Field(min_length=1, max_length=500)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import asyncpg
+
 from transparency.db.errors import translated
 from transparency.db.pool import Conn
 from transparency.domain.models import Brand
@@ -18,3 +20,8 @@ async def insert(conn: Conn, brand_id: UUID, name: str) -> Brand:
         )
     assert row is not None
     return Brand(**row)
+
+
+async def get(conn: Conn | asyncpg.Pool, brand_id: UUID) -> Brand | None:
+    row = await conn.fetchrow("select id, name, created_at from brands where id = $1", brand_id)
+    return None if row is None else Brand(**row)

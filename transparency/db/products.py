@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from transparency.db.errors import translated
 from transparency.db.pool import Conn
 from transparency.domain.models import Product
@@ -41,7 +43,7 @@ async def insert(
     return Product(**row)
 
 
-async def get(conn: Conn, product_id: UUID) -> Product | None:
+async def get(conn: Conn | asyncpg.Pool, product_id: UUID) -> Product | None:
     row = await conn.fetchrow(f"select {_COLUMNS} from products where id = $1", product_id)
     return None if row is None else Product(**row)
 

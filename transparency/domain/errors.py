@@ -3,13 +3,16 @@
     TransparencyError
     ├── InvalidInput                 the request is malformed or fails validation
     │   ├── InvalidGtin              a GTIN with bad length, characters or check digit
+    │   ├── InvalidCode              scanned or typed text that is not a well-formed code
     │   └── PayloadTooLarge          a body over the configured size limit
     ├── Unauthenticated              no key, an unknown key, or a revoked key
     ├── Forbidden                    the key's role may not call this operation
     ├── NotFound                     no such object, or it belongs to another brand
     ├── Conflict                     the request collides with existing state
     │   ├── AlreadyExists            a unique name, GTIN or code is taken
-    │   └── InvalidTransition        the unit lifecycle forbids this event in this state
+    │   ├── InvalidTransition        the unit lifecycle forbids this event in this state
+    │   └── NotReady                 the object exists but is not finished yet (a running job)
+    ├── LimitExceeded                a quota is used up (running jobs per brand); retry later
     └── Unavailable                  a dependency (the database) cannot answer now
 
 Each class carries a stable ``slug``; the web layer maps it to an RFC 9457 problem
@@ -56,6 +59,23 @@ class InvalidGtin(InvalidInput):
 
     slug = "invalid-gtin"
     title = "Invalid GTIN"
+
+
+class InvalidCode(InvalidInput):
+    """Scanned or typed text that is not a well-formed code of any format we read.
+
+    ``reason`` is a stable machine-readable slug (``unknown_format``, ``bad_check_character``,
+    ``bad_check_digit``, ``invalid_ai``, ``duplicate_ai``, ...), as printed by
+    ``codegen parse`` and returned by the API.
+    """
+
+    slug = "invalid-code"
+    title = "Invalid code"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, errors=[{"field": "code", "message": detail}])
+        self.reason = reason
+        self.extra["reason"] = reason
 
 
 class PayloadTooLarge(InvalidInput):
@@ -105,6 +125,20 @@ class InvalidTransition(Conflict):
 
     slug = "invalid-transition"
     title = "Invalid lifecycle transition"
+
+
+class NotReady(Conflict):
+    """The object exists but is not finished yet, such as the codes of a running batch."""
+
+    slug = "not-ready"
+    title = "Not ready"
+
+
+class LimitExceeded(TransparencyError):
+    """A quota is used up, such as the number of running jobs a brand may have."""
+
+    slug = "limit-exceeded"
+    title = "Limit exceeded"
 
 
 class Unavailable(TransparencyError):

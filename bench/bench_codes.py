@@ -1,0 +1,251 @@
+"""Codes benchmark: each figure printed beside its goal, ceilings measured in the same run.
+
+    .venv/bin/python bench/bench_codes.py            # 1M-code issuance, crypto rates, 1M import
+    .venv/bin/python bench/bench_codes.py --memory   # also RSS during a 10M-code job (minutes)
+
+It starts the real service (`transparency serve`, embedded PostgreSQL in a temporary
+directory) on a free port and talks to it over HTTP, as a brand would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+
+from transparency.domain import codes
+from transparency.domain.api_keys import new_api_key
+from transparency.domain.codes import Payload
+
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = ("code", "brand_id", "product_id", "batch_id", "lot", "expiry", "state")
+
+
+def row(name: str, value: float, unit: str, goal: str, ok: bool) -> None:
+    print(f"{name:<46} {value:>12,.0f} {unit:<10} goal {goal:<28} {'PASS' if ok else 'FAIL'}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    def __init__(self, data: Path) -> None:
+        self.port = free_port()
+        self.admin = str(new_api_key())
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(
+            TRANSPARENCY_DATA_DIR=str(data),
+            TRANSPARENCY_PORT=str(self.port),
+            TRANSPARENCY_ADMIN_KEY=self.admin,
+            TRANSPARENCY_LOG_LEVEL="WARNING",
+            TRANSPARENCY_MAX_JOBS_PER_BRAND="10",
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "transparency", "serve"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit("the service did not start")
+
+    def rss_mb(self) -> tuple[float, float]:
+        """RSS of the API process, and of its code-generation worker(s)."""
+        me = psutil.Process(self.proc.pid)
+        workers = [c for c in me.children(recursive=True) if "postgres" not in c.name()]
+        return me.memory_info().rss / 2**20, sum(c.memory_info().rss for c in workers) / 2**20
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=60)
+
+
+def setup_brand(http: httpx.Client, admin: str) -> tuple[str, str]:
+    r = http.post("/v1/brands", json={"name": f"bench-{uuid.uuid4().hex[:6]}"},
+                  headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+    brand_key = r.json()["api_key"]["key"]
+    body = f"{secrets.randbelow(10**12):012d}"
+    digits = [int(c) for c in "0" + body]
+    check = (
+        10 - sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits))) % 10
+    ) % 10
+    gtin = "0" + body + str(check)
+    r = http.post("/v1/products", json={"gtin": gtin, "name": "bench"},
+                  headers={"Authorization": f"Bearer {brand_key}"})  # fmt: skip
+    return brand_key, r.json()["id"]
+
+
+def issue(http: httpx.Client, key: str, product: str, count: int, sample_rss: Any = None) -> float:
+    auth = {"Authorization": f"Bearer {key}"}
+    started = time.perf_counter()
+    r = http.post(f"/v1/products/{product}/code-batches", json={"count": count}, headers=auth)
+    location = r.headers["location"]
+    while True:
+        batch = http.get(location, headers=auth).json()
+        if sample_rss:
+            sample_rss()
+        if batch["status"] == "done":
+            return time.perf_counter() - started
+        if batch["status"] == "failed":
+            raise SystemExit(f"batch failed: {batch}")
+        time.sleep(0.05)
+
+
+async def raw_copy_rate(dsn: str, count: int, chunk: int) -> float:
+    """The ceiling: COPY of ready-made unit rows into the same table, same chunking."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        brand, product, batch = (await conn.fetchrow(
+            "select brand_id, product_id, id from code_batches limit 1"))  # fmt: skip
+        rows = [
+            (
+                "TPX" + secrets.token_hex(13)[:27].upper(),
+                brand,
+                product,
+                batch,
+                None,
+                None,
+                "active",
+            )
+            for _ in range(count)
+        ]
+        started = time.perf_counter()
+        for i in range(0, count, chunk):
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "units", records=rows[i : i + chunk], columns=COLUMNS
+                )
+        return count / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+def crypto_rates() -> None:
+    os.sched_setaffinity(0, {0})
+    secret = os.urandom(32)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    payloads = [Payload(17, secrets.randbits(72)) for _ in range(20000)]
+
+    started = time.perf_counter()
+    offline = [codes.sign_offline(p, private) for p in payloads]
+    rate = len(payloads) / (time.perf_counter() - started)
+    row("offline codes made (one core)", rate, "codes/s", ">= 25,000", rate >= 25_000)
+
+    texts = [codes.sign_transparency(p, secret) for p in payloads] * 5
+    started = time.perf_counter()
+    good = sum(codes.verify_tag(codes.parse(t), secret) for t in texts)
+    rate = len(texts) / (time.perf_counter() - started)
+    assert good == len(texts)
+    row("tag check: parse + HMAC (one core)", rate, "codes/s", ">= 150,000", rate >= 150_000)
+
+    started = time.perf_counter()
+    good = sum(codes.verify_offline(codes.parse(t), public) for t in offline)
+    rate = len(offline) / (time.perf_counter() - started)
+    assert good == len(offline)
+    row("offline signature check (one core)", rate, "codes/s", ">= 10,000", rate >= 10_000)
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+
+
+def import_rate(http: httpx.Client, key: str, product: str, gtin: str, count: int) -> float:
+    lines = "\n".join(
+        f"]d201{gtin}21{secrets.token_hex(8).upper()}\x1d10LOT{i % 7}" for i in range(count)
+    )
+    auth = {"Authorization": f"Bearer {key}", "content-type": "text/plain"}
+    started = time.perf_counter()
+    r = http.post(f"/v1/products/{product}/serial-imports", content=lines.encode(), headers=auth)
+    location = r.headers["location"]
+    while True:
+        batch = http.get(location, headers=auth).json()
+        if batch["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    elapsed = time.perf_counter() - started
+    if batch["status"] != "done" or batch["report"]["accepted"] != count:
+        raise SystemExit(f"import failed: {batch['status']} {batch.get('report', {})}")
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--import-count", type=int, default=1_000_000)
+    parser.add_argument("--memory", action="store_true", help="also a 10M-code job")
+    args = parser.parse_args()
+    print(f"{'figure':<46} {'value':>12} {'unit':<10} {'goal':<33} result")
+    crypto_rates()
+    with tempfile.TemporaryDirectory() as tmp:
+        service = Service(Path(tmp))
+        try:
+            http = httpx.Client(base_url=service.url, timeout=600)
+            key, product = setup_brand(http, service.admin)
+            gtin = http.get(
+                f"/v1/products/{product}", headers={"Authorization": f"Bearer {key}"}
+            ).json()["gtin"]
+            issue(http, key, product, 10_000)  # warm up: worker process, caches
+            seconds = issue(http, key, product, args.count)
+            rate = args.count / seconds
+            dsn = f"postgresql://postgres:@/postgres?host={Path(tmp) / 'pg'}"
+            ceiling = asyncio.run(raw_copy_rate(dsn, args.count, 50_000))
+            row(f"issuance of {args.count:,} codes, request to downloadable", rate, "codes/s",
+                ">= 100,000", rate >= 100_000)  # fmt: skip
+            row("raw COPY into units (ceiling, same run)", ceiling, "rows/s", "-", True)
+            row("issuance / raw COPY", 100 * rate / ceiling, "%", ">= 50%", rate >= ceiling / 2)
+            rate = import_rate(http, key, product, gtin, args.import_count)
+            row(
+                f"import of {args.import_count:,} GS1 element strings",
+                rate,
+                "rows/s",
+                ">= 50,000",
+                rate >= 50_000,
+            )
+            if args.memory:
+                peaks = [0.0, 0.0]
+
+                def sample() -> None:
+                    api, worker = service.rss_mb()
+                    peaks[0], peaks[1] = max(peaks[0], api), max(peaks[1], worker)
+
+                seconds = issue(http, key, product, 10_000_000, sample_rss=sample)
+                row(
+                    "10,000,000-code job: API process peak RSS",
+                    peaks[0],
+                    "MB",
+                    "< 300",
+                    peaks[0] < 300,
+                )
+                row("10,000,000-code job: generator worker RSS", peaks[1], "MB", "(reported)", True)
+                row("10,000,000-code job rate", 10_000_000 / seconds, "codes/s", "(reported)", True)
+        finally:
+            service.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""``codegen``: parse codes; issue batches and manage signing keys through the API.
+
+Each subcommand is a plain function; ``codegen/__main__.py`` alone turns errors into exit
+codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from codegen.client import Api, CodegenError
+from transparency.domain.codes import parse
+from transparency.domain.errors import InvalidCode
+
+DEFAULT_API = "http://127.0.0.1:8000"
+FILE_KINDS = {"csv": "codes.csv", "jsonl": "codes.jsonl", "pdf": "labels.pdf", "zip": "labels.zip"}
+
+
+def parse_one(text: str) -> dict[str, Any]:
+    """The JSON object `codegen parse` prints for one input."""
+    try:
+        code = parse(text)
+    except InvalidCode as exc:
+        return {"ok": False, "error": exc.reason, "detail": exc.detail}
+    return {"ok": True, **code.as_json()}
+
+
+def parse_command(texts: Iterable[str], out: TextIO) -> bool:
+    """Print one JSON line per input; True when every input parsed."""
+    all_ok = True
+    for text in texts:
+        result = parse_one(text)
+        all_ok = all_ok and bool(result["ok"])
+        out.write(json.dumps(result) + "\n")
+    return all_ok
+
+
+def issue_command(
+    api: Api,
+    *,
+    product: str,
+    count: int,
+    format: str,
+    out: Path,
+    kind: str,
+    lot: str | None,
+    expiry: str | None,
+    log: TextIO,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"count": count, "format": format}
+    if lot:
+        body["lot"] = lot
+    if expiry:
+        body["expiry"] = expiry
+    batch = api.request("POST", f"/v1/products/{product}/code-batches", json=body)
+    location = f"/v1/code-batches/{batch['id']}"
+
+    def progress(b: dict[str, Any]) -> None:
+        log.write(f"\rbatch {b['id']}: {b['status']} {b['progress']}/{b['requested']}")
+        log.flush()
+
+    done = api.wait_for_batch(location, progress=progress)
+    log.write("\n")
+    size = api.download(f"{location}/{FILE_KINDS[kind]}", out)
+    log.write(f"wrote {out} ({size} bytes)\n")
+    return done
+
+
+def keys_command(api: Api, action: str, key_id: int | None, reason: str | None) -> Any:
+    if action == "list":
+        return api.request("GET", "/v1/signing-keys")
+    if action == "rotate":
+        return api.request("POST", "/v1/signing-keys/rotate")
+    if key_id is None or not reason:
+        raise CodegenError("keys revoke needs a KEY_ID and --reason")
+    return api.request("POST", f"/v1/signing-keys/{key_id}/revoke", json={"reason": reason})
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="codegen", description=__doc__)
+    root.add_argument("--api", default=os.environ.get("TRANSPARENCY_API", DEFAULT_API))
+    root.add_argument("--key", default=os.environ.get("TRANSPARENCY_KEY"), help="a brand key")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("parse", help="parse a code (or '-' for one per line on stdin)")
+    p.add_argument("text")
+
+    i = sub.add_parser("issue", help="issue a batch of codes and download it")
+    i.add_argument("--product", required=True)
+    i.add_argument("--count", type=int, required=True)
+    i.add_argument("--format", default="transparency", choices=["transparency", "offline", "gs1"])
+    i.add_argument("--out", type=Path, required=True)
+    i.add_argument("--file", dest="kind", default=None, choices=sorted(FILE_KINDS))
+    i.add_argument("--lot")
+    i.add_argument("--expiry", help="YYYY-MM-DD")
+
+    k = sub.add_parser("keys", help="list, rotate or revoke the brand's signing keys")
+    k.add_argument("action", choices=["list", "rotate", "revoke"])
+    k.add_argument("key_id", nargs="?", type=int)
+    k.add_argument("--reason")
+    return root
+
+
+def run(
+    argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
+) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "parse":
+        texts = (line.rstrip("\r\n") for line in stdin) if args.text == "-" else [args.text]
+        return 0 if parse_command(texts, stdout) else 2
+    api = Api(args.api, args.key)
+    try:
+        if args.command == "issue":
+            kind = args.kind or args.out.suffix.lstrip(".") or "csv"
+            if kind not in FILE_KINDS:
+                raise CodegenError(
+                    f"--out must end in one of {sorted(FILE_KINDS)} (or pass --file)"
+                )
+            issue_command(
+                api, product=args.product, count=args.count, format=args.format, out=args.out,
+                kind=kind, lot=args.lot, expiry=args.expiry, log=sys.stderr,
+            )  # fmt: skip
+        else:
+            stdout.write(
+                json.dumps(keys_command(api, args.action, args.key_id, args.reason)) + "\n"
+            )
+    finally:
+        api.close()
+    return 0

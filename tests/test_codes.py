@@ -1,0 +1,167 @@
+"""The code formats: round trips, single-character changes, signatures, total parsing."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transparency.domain import codes, crockford
+from transparency.domain.codes import CodeFormat, Payload
+from transparency.domain.errors import InvalidCode
+
+SECRET = b"k" * 32
+PRIVATE = Ed25519PrivateKey.from_private_bytes(b"p" * 32)
+PUBLIC = PRIVATE.public_key().public_bytes(
+    serialization.Encoding.Raw, serialization.PublicFormat.Raw
+)
+
+payloads = st.builds(
+    Payload,
+    key_id=st.integers(1, codes.MAX_KEY_ID),
+    serial=st.integers(0, (1 << codes.SERIAL_BITS) - 1),
+)
+secrets_ = st.binary(min_size=16, max_size=64)
+
+
+@given(payloads, secrets_)
+def test_transparency_round_trip(payload: Payload, secret: bytes) -> None:
+    text = codes.sign_transparency(payload, secret)
+    assert len(text) == 30
+    assert text.startswith("TP")
+    parsed = codes.parse(text)
+    assert parsed.format is CodeFormat.TRANSPARENCY
+    assert parsed.payload == payload
+    assert parsed.unit_key == text
+    assert codes.verify_tag(parsed, secret)
+    assert not codes.verify_tag(parsed, secret + b"x")
+
+
+@given(payloads, st.data())
+def test_every_single_character_change_is_rejected(payload: Payload, data: st.DataObject) -> None:
+    text = codes.sign_transparency(payload, SECRET)
+    position = data.draw(st.integers(0, len(text) - 1))
+    replacement = data.draw(st.sampled_from(crockford.ALPHABET + "UXZ#"))
+    if crockford.normalize(replacement) == crockford.normalize(text[position]):
+        return
+    changed = text[:position] + replacement + text[position + 1 :]
+    with pytest.raises(InvalidCode):
+        codes.parse(changed)
+
+
+def test_exhaustively_every_substitution_of_one_code() -> None:
+    text = codes.sign_transparency(Payload(7, secrets.randbits(72)), SECRET)
+    for position in range(len(text)):
+        for symbol in crockford.ALPHABET:
+            if symbol == text[position]:
+                continue
+            changed = text[:position] + symbol + text[position + 1 :]
+            with pytest.raises(InvalidCode) as info:
+                codes.parse(changed)
+            if position >= 2:  # past the prefix, the check symbol is what catches it
+                assert info.value.reason == "bad_check_character"
+
+
+def test_adjacent_swaps_are_rejected() -> None:
+    text = codes.sign_transparency(Payload(9, secrets.randbits(72)), SECRET)
+    for i in range(2, len(text) - 1):
+        if text[i] != text[i + 1]:
+            swapped = text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+            with pytest.raises(InvalidCode):
+                codes.parse(swapped)
+
+
+@pytest.mark.parametrize(
+    "dress",
+    [
+        lambda t: t.lower(),
+        lambda t: f"  {t}\n",
+        lambda t: "]Q1" + t,
+        lambda t: f"{t[:2]}-{t[2:9]}-{t[9:16]}-{t[16:23]}-{t[23:]}",
+        lambda t: f"https://verify.example.com/t/{t}",
+        lambda t: f"HTTPS://VERIFY.EXAMPLE.COM/T/{t}",
+        lambda t: f"https://brand.example/x/y/t/{t}?src=label",
+        lambda t: t.replace("1", "I").replace("0", "O"),
+    ],
+)
+def test_what_people_and_scanners_produce_parses(dress: object) -> None:
+    text = codes.sign_transparency(Payload(33, secrets.randbits(72)), SECRET)
+    assert callable(dress)
+    assert codes.parse(dress(text)).text == text
+
+
+@given(payloads)
+@settings(max_examples=50)
+def test_offline_round_trip_and_signature(payload: Payload) -> None:
+    text = codes.sign_offline(payload, PRIVATE)
+    assert len(text) == codes.OFFLINE_LENGTH
+    parsed = codes.parse(text)
+    assert parsed.format is CodeFormat.OFFLINE
+    assert parsed.payload == payload
+    assert codes.verify_offline(parsed, PUBLIC)
+    other = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    assert not codes.verify_offline(parsed, other)
+    assert codes.unit_key_of_offline(parsed, SECRET) == codes.sign_transparency(payload, SECRET)
+
+
+def test_offline_code_fits_qr_version_10_at_m() -> None:
+    import qrcode
+
+    text = codes.sign_offline(Payload(codes.MAX_KEY_ID, (1 << 72) - 1), PRIVATE)
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(text)
+    qr.make(fit=True)
+    assert qr.version <= 10
+
+
+def test_a_forged_offline_signature_fails() -> None:
+    payload = Payload(5, 12345)
+    text = codes.sign_offline(payload, Ed25519PrivateKey.generate())
+    assert not codes.verify_offline(codes.parse(text), PUBLIC)
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=500)
+def test_parsing_is_total(text: str) -> None:
+    try:
+        parsed = codes.parse(text)
+    except InvalidCode as exc:
+        reason = exc.reason
+    else:
+        reason = parsed.format.value
+    assert reason
+
+
+def test_gs1_serials_we_issue() -> None:
+    gtin = "09506000134352"
+    serial = codes.make_gs1_serial(gtin, secrets.randbits(65), SECRET)
+    assert len(serial) == 20
+    assert codes.verify_gs1_serial(gtin, serial, SECRET)
+    assert not codes.verify_gs1_serial("09506000134369", serial, SECRET)
+    assert not codes.verify_gs1_serial(gtin, serial, os.urandom(32))
+    for position in range(len(serial)):
+        for symbol in "0Z":
+            if symbol != serial[position]:
+                changed = serial[:position] + symbol + serial[position + 1 :]
+                assert not codes.verify_gs1_serial(gtin, changed, SECRET)
+
+
+@given(st.integers(0, (1 << 65) - 1))
+def test_gs1_code_round_trip(random_value: int) -> None:
+    gtin = "09506000134352"
+    serial = codes.make_gs1_serial(gtin, random_value, SECRET)
+    for text in (f"]d201{gtin}21{serial}", f"(01){gtin}(21){serial}",
+                 f"https://id.example.com/01/{gtin}/21/{serial}"):  # fmt: skip
+        parsed = codes.parse(text)
+        assert parsed.format is CodeFormat.GS1
+        assert (parsed.gtin, parsed.serial) == (gtin, serial)
+        assert parsed.unit_key == codes.gs1_unit_key(gtin, serial)

@@ -1,0 +1,371 @@
+"""Labels render to symbols that scanners read back to exactly the code given.
+
+Every format is checked by decoding: PNG directly, SVG after re-drawing its path, and the
+PDF after rasterising a page with PDFium and reading each label cell on it.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import zipfile
+from collections.abc import Iterator
+from typing import cast
+from xml.etree import ElementTree
+
+import numpy as np
+import numpy.typing as npt
+import pypdfium2
+import pytest
+import zxingcpp
+from PIL import Image
+
+from codegen.labels import (
+    QUIET_ZONE,
+    Label,
+    SheetLayout,
+    Symbology,
+    modules,
+    png,
+    svg,
+    write_pdf,
+    write_zip,
+)
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+GS = "\x1d"
+
+
+def transparency_code(rnd: random.Random) -> str:
+    return "TP" + "".join(rnd.choices(CROCKFORD, k=28))
+
+
+def qr(code: str) -> Label:
+    return Label(code, code, Symbology.QR)
+
+
+def gs1(element_string: str) -> Label:
+    return Label(element_string, element_string, Symbology.GS1_DATAMATRIX)
+
+
+TRANSPARENCY = qr(transparency_code(random.Random(1)))
+OFFLINE = qr("".join(random.Random(2).choices(CROCKFORD, k=125)))
+GS1_SERIAL = gs1("(01)09506000134352(21)ABC123xyz")
+GS1_LOT_EXPIRY = gs1("(01)09506000134352(10)LOT42(17)261231(21)XYZ9")
+
+# What a scanner transmits after ]d2: the FNC1 in first position is the identifier itself,
+# and a GS ends each variable-length field that another field follows; fixed ones need none.
+GS1_TRANSMITTED = {
+    GS1_SERIAL: "010950600013435221ABC123xyz",
+    GS1_LOT_EXPIRY: f"010950600013435210LOT42{GS}1726123121XYZ9",
+}
+SAMPLES = [TRANSPARENCY, OFFLINE, GS1_SERIAL, GS1_LOT_EXPIRY]
+SAMPLE_IDS = ["transparency", "offline", "gs1-serial", "gs1-lot-expiry"]
+
+
+def decode(pixels: npt.NDArray[np.uint8]) -> list[zxingcpp.Barcode]:
+    return zxingcpp.read_barcodes(pixels, text_mode=zxingcpp.TextMode.Plain)
+
+
+def assert_reads_back(found: list[zxingcpp.Barcode], label: Label) -> None:
+    assert len(found) == 1, f"{len(found)} symbols found for {label.symbol_text!r}"
+    [barcode] = found
+    if label.symbology is Symbology.QR:
+        assert barcode.symbology_identifier == "]Q1"
+        assert barcode.text == label.symbol_text
+        assert barcode.ec_level == "M"
+        assert version(barcode) <= 10
+    else:
+        assert barcode.symbology_identifier == "]d2"
+        assert barcode.text == GS1_TRANSMITTED[label]
+
+
+def version(barcode: zxingcpp.Barcode) -> int:
+    extra = cast(dict[str, str], barcode.extra)
+    return int(extra["Version"])
+
+
+def png_pixels(data: bytes) -> npt.NDArray[np.uint8]:
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return np.asarray(image.convert("L"))
+
+
+@pytest.mark.parametrize("label", SAMPLES, ids=SAMPLE_IDS)
+def test_png_reads_back_to_the_exact_code(label: Label) -> None:
+    assert_reads_back(decode(png_pixels(png(label))), label)
+
+
+def test_gs1_datamatrix_is_square_and_transmits_separators_exactly() -> None:
+    for label, transmitted in GS1_TRANSMITTED.items():
+        [barcode] = decode(png_pixels(png(label)))
+        assert (barcode.symbology_identifier, barcode.text) == ("]d2", transmitted)
+    long = gs1("(01)09506000134352(10)ABCDEFGHIJKLMNOPQRST(17)261231(21)ABCDEFGHIJKLMNOPQRST")
+    rows, cols = modules(long).shape
+    assert rows == cols
+
+
+def test_uppercase_codes_use_qr_alphanumeric_mode() -> None:
+    # 125 characters at level M fit version 6 as alphanumeric; as bytes they need version 8.
+    [barcode] = decode(png_pixels(png(OFFLINE)))
+    assert version(barcode) == 6
+    assert modules(OFFLINE).shape == (41, 41)
+    assert modules(qr(OFFLINE.symbol_text.lower())).shape[0] > 41
+
+
+def test_png_keeps_the_quiet_zone_clear() -> None:
+    module_px, quiet = 8, 4
+    pixels = png_pixels(png(TRANSPARENCY, module_px=module_px, quiet_zone=quiet))
+    side = (modules(TRANSPARENCY).shape[0] + 2 * quiet) * module_px
+    band = quiet * module_px
+    symbol_area = pixels[:side, :side]
+    assert (symbol_area[:band] == 255).all()
+    assert (symbol_area[-band:] == 255).all()
+    assert (symbol_area[:, :band] == 255).all()
+    assert (symbol_area[:, -band:] == 255).all()
+    assert (pixels[side:] < 128).any(), "no human-readable text under the symbol"
+
+
+def test_png_refuses_a_quiet_zone_below_the_symbology_minimum() -> None:
+    with pytest.raises(ValueError, match="quiet zone of at least 4"):
+        png(TRANSPARENCY, quiet_zone=2)
+    png(GS1_SERIAL, quiet_zone=QUIET_ZONE[Symbology.GS1_DATAMATRIX])
+
+
+def test_text_that_is_not_a_gs1_element_string_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a GS1 element string"):
+        png(gs1("TPNOTGS1"))
+
+
+def svg_modules(document: str) -> tuple[npt.NDArray[np.bool_], ElementTree.Element]:
+    """Re-draw the SVG's path, one pixel per user unit (one module)."""
+    root = ElementTree.fromstring(document)  # noqa: S314 - our own output
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    _, _, width, height = (float(v) for v in root.attrib["viewBox"].split())
+    dark = np.zeros((int(height), int(width)), dtype=np.bool_)
+    [path] = root.findall("svg:path", ns)
+    runs = re.findall(r"M(\d+) (\d+)h(\d+)v1h-\3z", path.attrib["d"])
+    assert "".join(f"M{x} {y}h{n}v1h-{n}z" for x, y, n in runs) == path.attrib["d"]
+    for x, y, n in runs:
+        dark[int(y), int(x) : int(x) + int(n)] = True
+    return dark, root
+
+
+@pytest.mark.parametrize("label", SAMPLES, ids=SAMPLE_IDS)
+def test_svg_is_well_formed_and_draws_exactly_the_symbol(label: Label) -> None:
+    document = svg(label, module_mm=0.5)
+    dark, root = svg_modules(document)
+    expected = modules(label)
+    quiet = QUIET_ZONE[label.symbology]
+    rows, cols = expected.shape
+    assert root.attrib["width"] == f"{(cols + 2 * quiet) * 0.5:g}mm"
+    assert (dark[quiet : quiet + rows, quiet : quiet + cols] == expected).all()
+    assert dark.sum() == expected.sum(), "modules drawn outside the symbol"
+    assert "".join(root.itertext()).replace(" ", "") == label.human_text.replace(" ", "")
+
+    # Generous quiet zone and 4 px per module, as a camera would see the print.
+    pixels = np.where(np.pad(dark[: rows + 2 * quiet], 4), 0, 255).astype(np.uint8)
+    assert_reads_back(decode(pixels.repeat(4, 0).repeat(4, 1)), label)
+
+
+def mixed_labels(n: int, seed: int = 5) -> list[Label]:
+    """Two Transparency codes, then a GS1 one with its expected transmission noted."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        if i % 3 == 2:
+            serial = "".join(rnd.choices(CROCKFORD, k=10))
+            label = gs1(f"(01)09506000134352(10)L{i}(17)261231(21){serial}")
+            GS1_TRANSMITTED[label] = f"010950600013435210L{i}{GS}1726123121{serial}"
+            out.append(label)
+        else:
+            out.append(qr(transparency_code(rnd)))
+    return out
+
+
+def check_xref(pdf: bytes) -> None:
+    """Every cross-reference entry points at the object it names."""
+    start = int(pdf.rsplit(b"startxref\n", 1)[1].split()[0])
+    assert pdf[start:].startswith(b"xref\n0 ")
+    count = int(pdf[start + 7 :].split(maxsplit=1)[0])
+    table = pdf[start:].split(b"\n", 2)[2]
+    for number in range(1, count):
+        entry = table[number * 20 : number * 20 + 20]
+        offset = int(entry[:10])
+        assert entry[10:] == b" 00000 n \n"
+        assert pdf[offset:].startswith(b"%d 0 obj\n" % number), f"object {number}"
+    assert pdf.endswith(b"%%EOF\n")
+
+
+DPI = 300
+
+
+def render_page(pdf: bytes, index: int) -> npt.NDArray[np.uint8]:
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        bitmap = document[index].render(scale=DPI / 72, grayscale=True)
+        pixels: npt.NDArray[np.uint8] = bitmap.to_numpy()
+        return pixels
+    finally:
+        document.close()
+
+
+def cell(page: npt.NDArray[np.uint8], layout: SheetLayout, index: int) -> npt.NDArray[np.uint8]:
+    left, top = layout.label_box_mm(index)
+    px = DPI / 25.4
+    return page[
+        round(top * px) : round((top + layout.label_h_mm) * px),
+        round(left * px) : round((left + layout.label_w_mm) * px),
+    ]
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [SheetLayout(), SheetLayout(page="Letter", cut_marks=True)],
+    ids=["a4", "letter-cut-marks"],
+)
+def test_pdf_sheet_prints_every_code_readably(layout: SheetLayout) -> None:
+    labels = mixed_labels(50)
+    out = io.BytesIO()
+    pages = write_pdf(labels, out, layout)
+    pdf = out.getvalue()
+
+    assert pages == -(-50 // layout.per_page)
+    check_xref(pdf)
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        assert len(document) == pages
+        width_pt, height_pt = document[0].get_size()
+    finally:
+        document.close()
+    page_w, page_h = layout.page_mm
+    assert (round(width_pt / 72 * 25.4, 1), round(height_pt / 72 * 25.4, 1)) == (page_w, page_h)
+
+    page = render_page(pdf, 0)
+    for index, label in enumerate(labels[: layout.per_page]):
+        assert_reads_back(decode(cell(page, layout, index)), label)
+    last = render_page(pdf, pages - 1)
+    remaining = labels[(pages - 1) * layout.per_page :]
+    for index, label in enumerate(remaining):
+        assert_reads_back(decode(cell(last, layout, index)), label)
+    assert decode(cell(last, layout, len(remaining))) == []
+
+
+def test_pdf_fits_long_offline_codes_by_wrapping_their_text() -> None:
+    out = io.BytesIO()
+    assert write_pdf([OFFLINE, TRANSPARENCY], out) == 1
+    page = render_page(out.getvalue(), 0)
+    assert_reads_back(decode(cell(page, SheetLayout(), 0)), OFFLINE)
+
+
+def test_defaults_are_24_labels_on_a4_and_the_grid_is_derived_from_the_page() -> None:
+    a4 = SheetLayout()
+    assert (a4.columns, a4.rows, a4.label_w_mm, a4.label_h_mm) == (3, 8, 63.5, 33.9)
+    assert a4 == SheetLayout(columns=3, rows=8)
+    letter = SheetLayout(page="Letter")
+    assert (letter.columns, letter.rows) == (3, 7)
+    assert SheetLayout(label_w_mm=100, label_h_mm=50, gap_x_mm=0).columns == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"columns": 4},
+            r"4 columns of 63.5 mm with 2.5 mm gaps need 261.5 mm, but A4 leaves 200 mm",
+        ),
+        ({"rows": 9}, r"9 rows of 33.9 mm .* need 305.1 mm"),
+        ({"label_w_mm": 250}, r"a label 250 mm across does not fit"),
+        ({"page": "A3"}, r"page must be one of A4, Letter"),
+        ({"label_h_mm": 0}, r"label_h_mm must be a positive"),
+        ({"gap_x_mm": -1}, r"gap_x_mm must be zero or more"),
+        ({"margin_mm": float("nan")}, r"margin_mm must be zero or more"),
+        ({"rows": -1}, r"rows must be 0 \(as many as fit\) or more"),
+        ({"label_w_mm": 69, "gap_x_mm": 0, "margin_mm": 1, "cut_marks": True}, r"cut marks need"),
+    ],
+)
+def test_bad_layouts_are_refused_with_a_clear_message(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        SheetLayout(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_label_too_small_for_its_symbol_is_refused() -> None:
+    tiny = SheetLayout(label_w_mm=12, label_h_mm=12)
+    with pytest.raises(ValueError, match="no room for"):
+        write_pdf([OFFLINE], io.BytesIO(), tiny)
+
+
+def test_an_empty_run_is_refused() -> None:
+    with pytest.raises(ValueError, match="no labels"):
+        write_pdf(iter([]), io.BytesIO())
+
+
+class RecordingSink:
+    """Unseekable, like a socket; notes how many labels were taken at each write."""
+
+    def __init__(self) -> None:
+        self.consumed = 0
+        self.writes: list[tuple[int, int]] = []
+
+    def write(self, data: bytes) -> int:
+        self.writes.append((self.consumed, len(data)))
+        return len(data)
+
+
+def test_write_pdf_streams_pages_while_consuming_labels_lazily() -> None:
+    sink = RecordingSink()
+    labels = mixed_labels(50)
+    layout = SheetLayout()
+
+    def source() -> Iterator[Label]:
+        for label in labels:
+            sink.consumed += 1
+            yield label
+
+    assert write_pdf(source(), sink, layout) == 3  # type: ignore[arg-type]
+    assert sink.writes[0][0] <= layout.per_page
+    written_before_last_page = sum(n for consumed, n in sink.writes if consumed <= 2 * 24)
+    assert written_before_last_page > 2_000, "pages were held back until the end"
+    assert sink.consumed == 50
+
+
+@pytest.mark.parametrize("kind", ["png", "svg"])
+def test_zip_holds_one_readable_file_per_code(kind: str) -> None:
+    labels = [TRANSPARENCY, GS1_SERIAL, GS1_LOT_EXPIRY]
+    out = io.BytesIO()
+    assert write_zip(labels, out, kind=kind) == 3  # type: ignore[arg-type]
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        assert names == [
+            f"{TRANSPARENCY.symbol_text}.{kind}",
+            f"01_09506000134352_21_ABC123xyz.{kind}",
+            f"01_09506000134352_10_LOT42_17_261231_21_XYZ9.{kind}",
+        ]
+        for name, label in zip(names, labels, strict=True):
+            data = archive.read(name)
+            if kind == "png":
+                assert_reads_back(decode(png_pixels(data)), label)
+            else:
+                dark, _ = svg_modules(data.decode())
+                assert dark.sum() == modules(label).sum()
+
+
+def test_zip_names_are_safe_and_unique_even_on_case_insensitive_disks() -> None:
+    labels = [
+        gs1("(01)09506000134352(21)ab/c"),
+        gs1("(01)09506000134352(21)AB/C"),
+        gs1("(01)09506000134352(21)ab.c"),
+        qr("../../etc/passwd"),
+    ]
+    out = io.BytesIO()
+    write_zip(labels, out, kind="svg")
+    with zipfile.ZipFile(out) as archive:
+        assert archive.namelist() == [
+            "01_09506000134352_21_ab_c.svg",
+            "01_09506000134352_21_AB_C-2.svg",
+            "01_09506000134352_21_ab.c.svg",
+            "etc_passwd.svg",
+        ]

@@ -1,0 +1,177 @@
+"""Brand endpoints on code batches, and signing keys (brand and public)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from codegen.labels import SheetLayout
+from transparency.api.deps import BrandKey, Keys, Pool, Runner, SettingsDep
+from transparency.api.schemas import (
+    BatchIn,
+    BatchOut,
+    PublicKeyList,
+    PublicKeyOut,
+    RevokeIn,
+)
+from transparency.domain.errors import InvalidInput, NotFound
+from transparency.domain.imports import ImportKind, ImportMode
+from transparency.services import batches, exports, imports, keys
+
+router = APIRouter(prefix="/v1", tags=["codes"])
+
+_MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
+@router.post("/products/{product_id}/code-batches", status_code=202, response_model=BatchOut)
+async def create_batch(
+    product_id: UUID,
+    body: BatchIn,
+    response: Response,
+    pool: Pool,
+    keyring: Keys,
+    runner: Runner,
+    settings: SettingsDep,
+    actor: BrandKey,
+) -> BatchOut:
+    batch = await batches.create_issue_batch(
+        pool, keyring, runner, actor, product_id, **body.model_dump(),
+        max_jobs=settings.max_jobs_per_brand,
+    )  # fmt: skip
+    response.headers["Location"] = f"/v1/code-batches/{batch.id}"
+    return BatchOut.of(batch)
+
+
+@router.get("/code-batches/{batch_id}", response_model=BatchOut)
+async def get_batch(batch_id: UUID, pool: Pool, actor: BrandKey) -> BatchOut:
+    return BatchOut.of(await batches.get_batch(pool, actor, batch_id))
+
+
+@router.get("/code-batches/{batch_id}/codes.{kind}", response_class=StreamingResponse)
+async def download_codes(
+    batch_id: UUID,
+    kind: Annotated[str, "csv or jsonl"],
+    pool: Pool,
+    keyring: Keys,
+    settings: SettingsDep,
+    actor: BrandKey,
+) -> StreamingResponse:
+    if kind not in _MEDIA:
+        raise NotFound(f"no file codes.{kind}")
+    stream = await exports.batch_file(pool, keyring, actor, batch_id, settings.public_url, kind)
+    disposition = f'attachment; filename="{batch_id}.{kind}"'
+    return StreamingResponse(
+        stream, media_type=_MEDIA[kind], headers={"Content-Disposition": disposition}
+    )
+
+
+@router.get("/code-batches/{batch_id}/labels.{kind}", response_class=StreamingResponse)
+async def download_labels(
+    batch_id: UUID,
+    kind: str,
+    pool: Pool,
+    keyring: Keys,
+    settings: SettingsDep,
+    actor: BrandKey,
+    page: Literal["A4", "Letter"] = "A4",
+    label_width_mm: Annotated[float, Query(ge=15, le=300)] = 63.5,
+    label_height_mm: Annotated[float, Query(ge=15, le=300)] = 33.9,
+    columns: Annotated[int, Query(ge=0, le=20)] = 0,
+    rows: Annotated[int, Query(ge=0, le=40)] = 0,
+    cut_marks: bool = False,
+    images: Literal["png", "svg"] = "png",
+) -> StreamingResponse:
+    if kind not in ("pdf", "zip"):
+        raise NotFound(f"no file labels.{kind}")
+    try:
+        layout = SheetLayout(
+            page=page, label_w_mm=label_width_mm, label_h_mm=label_height_mm,
+            columns=columns, rows=rows, cut_marks=cut_marks,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="layout") from None
+    file_kind = "pdf" if kind == "pdf" else f"{images}.zip"
+    stream = await exports.labels_file(
+        pool, keyring, actor, batch_id, settings.public_url, file_kind, layout
+    )
+    media = "application/pdf" if kind == "pdf" else "application/zip"
+    disposition = f'attachment; filename="{batch_id}-labels.{kind}"'
+    return StreamingResponse(stream, media_type=media, headers={"Content-Disposition": disposition})
+
+
+@router.get("/code-batches/{batch_id}/epcis.jsonld", response_class=StreamingResponse)
+async def download_epcis(
+    batch_id: UUID,
+    pool: Pool,
+    actor: BrandKey,
+    company_prefix_length: Annotated[int | None, Query(ge=6, le=12)] = None,
+) -> StreamingResponse:
+    stream = await exports.epcis_file(
+        pool, actor, batch_id, company_prefix_length=company_prefix_length, now=datetime.now(UTC)
+    )
+    return StreamingResponse(stream, media_type="application/ld+json")
+
+
+@router.post(
+    "/products/{product_id}/serial-imports",
+    status_code=202,
+    response_model=BatchOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {m: {"schema": {"type": "string"}} for m in imports.MEDIA_TYPES},
+        }
+    },
+)
+async def create_import(
+    product_id: UUID,
+    request: Request,
+    response: Response,
+    pool: Pool,
+    runner: Runner,
+    settings: SettingsDep,
+    actor: BrandKey,
+    mode: ImportMode = ImportMode.ALL_OR_NOTHING,
+    kind: ImportKind | None = None,
+) -> BatchOut:
+    batch, new = await imports.create_import(
+        pool, runner, actor, product_id,
+        content=await request.body(),
+        kind=imports.kind_of(request.headers.get("content-type"), kind),
+        mode=mode, max_jobs=settings.max_jobs_per_brand,
+    )  # fmt: skip
+    response.status_code = 202 if new else 200
+    response.headers["Location"] = f"/v1/code-batches/{batch.id}"
+    return BatchOut.of(batch)
+
+
+@router.get("/code-batches/{batch_id}/rejections.csv", response_class=StreamingResponse)
+async def import_rejections(batch_id: UUID, pool: Pool, actor: BrandKey) -> StreamingResponse:
+    stream = await imports.rejection_report(pool, actor, batch_id)
+    return StreamingResponse(stream, media_type="text/csv; charset=utf-8")
+
+
+@router.get("/keys", response_model=PublicKeyList, tags=["public"])
+async def public_keys(keyring: Keys) -> PublicKeyList:
+    return PublicKeyList(keys=[PublicKeyOut.of(k) for k in keys.public_keys(keyring)])
+
+
+@router.get("/signing-keys", response_model=PublicKeyList)
+async def list_signing_keys(keyring: Keys, actor: BrandKey) -> PublicKeyList:
+    return PublicKeyList(keys=[PublicKeyOut.of(k) for k in await keys.list_keys(keyring, actor)])
+
+
+@router.post("/signing-keys/rotate", status_code=201, response_model=PublicKeyOut)
+async def rotate_signing_key(pool: Pool, keyring: Keys, actor: BrandKey) -> PublicKeyOut:
+    return PublicKeyOut.of(await keys.rotate(pool, keyring, actor))
+
+
+@router.post("/signing-keys/{key_id}/revoke", response_model=PublicKeyOut)
+async def revoke_signing_key(
+    key_id: int, body: RevokeIn, pool: Pool, keyring: Keys, actor: BrandKey
+) -> PublicKeyOut:
+    return PublicKeyOut.of(await keys.revoke(pool, keyring, actor, key_id, body.reason))

@@ -1,0 +1,134 @@
+"""Queries on code batches: issuance and import jobs, their leases and progress."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from transparency.db.errors import translated
+from transparency.db.pool import Conn
+
+_COLUMNS = (
+    "id, brand_id, product_id, kind, format, requested, lot, expiry, attributes, status,"
+    " progress, report, options, created_at, started_at, finished_at, error"
+)
+
+
+async def insert(
+    conn: Conn,
+    *,
+    batch_id: UUID,
+    brand_id: UUID,
+    product_id: UUID,
+    kind: str,
+    format: str,
+    requested: int,
+    lot: str | None,
+    expiry: date | None,
+    attributes: dict[str, Any],
+    options: dict[str, Any],
+    content_sha256: bytes | None = None,
+) -> asyncpg.Record:
+    with translated("this import"):
+        row = await conn.fetchrow(
+            "insert into code_batches (id, brand_id, product_id, kind, format, requested, lot,"
+            " expiry, attributes, options, content_sha256)"
+            f" values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning {_COLUMNS}",
+            batch_id,
+            brand_id,
+            product_id,
+            kind,
+            format,
+            requested,
+            lot,
+            expiry,
+            attributes,
+            options,
+            content_sha256,
+        )
+    assert row is not None
+    return row
+
+
+async def lock_brand_jobs(conn: Conn, brand_id: UUID) -> int:
+    """Lock the brand's row and count its queued or running batches (for the per-brand cap)."""
+    await conn.execute("select 1 from brands where id = $1 for update", brand_id)
+    count: int = await conn.fetchval(
+        "select count(*) from code_batches"
+        " where brand_id = $1 and status in ('pending', 'running')",
+        brand_id,
+    )
+    return count
+
+
+async def get(conn: Conn | asyncpg.Pool, batch_id: UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"select {_COLUMNS} from code_batches where id = $1", batch_id
+    )
+    return row
+
+
+async def find_import(conn: Conn, product_id: UUID, content_sha256: bytes) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"select {_COLUMNS} from code_batches where product_id = $1 and content_sha256 = $2",
+        product_id,
+        content_sha256,
+    )
+    return row
+
+
+async def claim(conn: Conn | asyncpg.Pool, lease_seconds: float) -> asyncpg.Record | None:
+    """Take the oldest runnable job: a pending one, or a running one whose holder died."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "update code_batches set status = 'running',"
+        " started_at = coalesce(started_at, now()),"
+        " lease_until = now() + make_interval(secs => $1)"
+        " where id = (select id from code_batches"
+        "   where status = 'pending' or (status = 'running' and lease_until < now())"
+        "   order by created_at for update skip locked limit 1)"
+        f" returning {_COLUMNS}",
+        lease_seconds,
+    )
+    return row
+
+
+async def advance(conn: Conn, batch_id: UUID, done: int, lease_seconds: float) -> None:
+    """Record ``done`` more codes written (in the transaction that wrote them)."""
+    await conn.execute(
+        "update code_batches set progress = progress + $2,"
+        " lease_until = now() + make_interval(secs => $3) where id = $1",
+        batch_id,
+        done,
+        lease_seconds,
+    )
+
+
+async def finish(conn: Conn, batch_id: UUID, report: dict[str, Any] | None = None) -> None:
+    await conn.execute(
+        "update code_batches set status = 'done', finished_at = now(), lease_until = null,"
+        " report = $2 where id = $1",
+        batch_id,
+        report,
+    )
+
+
+async def fail(
+    conn: Conn | asyncpg.Pool, batch_id: UUID, error: str, report: dict[str, Any] | None = None
+) -> None:
+    await conn.execute(
+        "update code_batches set status = 'failed', finished_at = now(), lease_until = null,"
+        " error = $2, report = $3 where id = $1",
+        batch_id,
+        error,
+        report,
+    )
+
+
+async def set_requested(conn: Conn, batch_id: UUID, rows: int) -> None:
+    """An import learns its size once its file is read."""
+    await conn.execute(
+        "update code_batches set requested = $2, progress = $2 where id = $1", batch_id, rows
+    )

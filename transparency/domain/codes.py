@@ -1,0 +1,336 @@
+"""The code formats, in both directions: encode, parse, sign and verify.
+
+Three formats carry a unit's identity:
+
+``transparency``  ``TP`` + 28 Crockford base32 symbols (30 characters, QR alphanumeric).
+                  27 symbols hold 135 bits: version (2) | key id (13) | serial (72, from
+                  the CSPRNG) | tag (48, HMAC-SHA256 under the brand key's secret); the
+                  last symbol is a GF(32) check symbol, so any single wrong character is
+                  caught before any key is looked at.
+``offline``       ``TPS`` + 121 symbols: the same version | key id | serial, signed with
+                  the brand key's Ed25519 private key (512-bit signature), and a check
+                  symbol. Anyone with the public key (GET /v1/keys) can verify it offline.
+                  QR version 6 at error correction M holds it.
+``gs1``           GS1 (01) GTIN + (21) serial, as element string, bracketed text or GS1
+                  Digital Link (parsed by ``gs1.py``). Serials we issue are 20 symbols:
+                  13 random (65 bits) | 6 tag (30 bits, HMAC over GTIN and the random part)
+                  | a check symbol.
+
+A unit is stored under one *unit key*: the Transparency code for the first two formats
+(an offline code and the Transparency code of the same payload name the same unit), and
+the bracketed ``(01)…(21)…`` text for GS1 codes.
+
+``parse()`` is total: it returns a ``ParsedCode`` or raises ``InvalidCode``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from transparency.domain import crockford, gs1
+from transparency.domain.errors import InvalidCode
+
+
+class CodeFormat(StrEnum):
+    TRANSPARENCY = "transparency"
+    OFFLINE = "offline"
+    GS1 = "gs1"
+
+
+VERSION = 1
+MAX_KEY_ID = (1 << 13) - 1
+SERIAL_BITS = 72
+TAG_BITS = 48
+
+PREFIX = "TP"
+OFFLINE_PREFIX = "TPS"
+_PAYLOAD_BITS = 2 + 13 + SERIAL_BITS  # 87
+_TP_SYMBOLS = 27  # (87 + 48) / 5
+_SIG_BITS = 512
+_OFFLINE_SYMBOLS = 120  # ceil((87 + 512) / 5)
+TRANSPARENCY_LENGTH = len(PREFIX) + _TP_SYMBOLS + 1  # 30
+OFFLINE_LENGTH = len(OFFLINE_PREFIX) + _OFFLINE_SYMBOLS + 1  # 124
+
+GS1_RANDOM_SYMBOLS = 13
+GS1_TAG_SYMBOLS = 6
+GS1_SERIAL_LENGTH = GS1_RANDOM_SYMBOLS + GS1_TAG_SYMBOLS + 1  # 20
+
+_TP_DOMAIN = b"transparency/v1/tag"
+_OFFLINE_DOMAIN = b"transparency/v1/offline"
+_GS1_DOMAIN = b"transparency/v1/gs1"
+
+# A Transparency or offline code at the end of a URL path: .../t/TP...
+_URL_CODE = re.compile(r"^https?://[^/?#\s]+(?:/[^?#\s]*)?/t/([0-9A-Za-z-]+)/?(?:[?#].*)?$", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """What a Transparency or offline code says: which key issued it, and its serial."""
+
+    key_id: int
+    serial: int
+    version: int = VERSION
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.key_id <= MAX_KEY_ID:
+            raise ValueError(f"key id must be 1..{MAX_KEY_ID}")
+        if not 0 <= self.serial < 1 << SERIAL_BITS:
+            raise ValueError("serial must fit 72 bits")
+
+    def packed(self) -> int:
+        return (self.version << 85) | (self.key_id << SERIAL_BITS) | self.serial
+
+    def to_bytes(self) -> bytes:
+        return self.packed().to_bytes(11, "big")
+
+    @property
+    def serial_text(self) -> str:
+        return crockford.encode_int(self.serial, 15)
+
+    @classmethod
+    def unpack(cls, value: int) -> Payload:
+        version = value >> 85
+        key_id = (value >> SERIAL_BITS) & MAX_KEY_ID
+        if version != VERSION:
+            raise InvalidCode("unsupported_version", f"code version {version} is not supported")
+        if key_id == 0:
+            raise InvalidCode("malformed", "code names no key")
+        return cls(key_id=key_id, serial=value & ((1 << SERIAL_BITS) - 1), version=version)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCode:
+    """A well-formed code of one of our formats (not yet verified against a key)."""
+
+    format: CodeFormat
+    text: str  # canonical text
+    payload: Payload | None = None
+    tag: int | None = None
+    signature: bytes | None = None
+    ais: tuple[tuple[str, str], ...] = ()
+    symbology_identifier: str | None = None
+    form: str | None = None  # GS1: element_string, bracketed or digital_link
+
+    @property
+    def key_id(self) -> int | None:
+        return None if self.payload is None else self.payload.key_id
+
+    @property
+    def gtin(self) -> str | None:
+        return dict(self.ais).get("01")
+
+    @property
+    def serial(self) -> str | None:
+        if self.payload is not None:
+            return self.payload.serial_text
+        return dict(self.ais).get("21")
+
+    @property
+    def unit_key(self) -> str | None:
+        """The key the unit is stored under, when it follows from the text alone.
+
+        An offline code's unit key needs the brand's HMAC secret: see ``unit_key_of_offline``.
+        """
+        if self.format is CodeFormat.TRANSPARENCY:
+            return self.text
+        if self.format is CodeFormat.GS1 and self.gtin and self.serial:
+            return gs1_unit_key(self.gtin, self.serial)
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format.value,
+            "code": self.text,
+            "gtin": self.gtin,
+            "serial": self.serial,
+            "key_id": self.key_id,
+            "ais": [list(pair) for pair in self.ais],
+            "symbology_identifier": self.symbology_identifier,
+        }
+
+
+# ---------------------------------------------------------------- Transparency codes
+
+
+def tag_of(payload: Payload, secret: bytes) -> int:
+    digest = hmac.digest(secret, _TP_DOMAIN + payload.to_bytes(), "sha256")
+    return int.from_bytes(digest[: TAG_BITS // 8], "big")
+
+
+def encode_transparency(payload: Payload, tag: int) -> str:
+    value = (payload.packed() << TAG_BITS) | tag
+    return (
+        PREFIX
+        + crockford.encode_int(value, _TP_SYMBOLS)
+        + crockford.check_symbol(value, _TP_SYMBOLS)
+    )
+
+
+def sign_transparency(payload: Payload, secret: bytes) -> str:
+    return encode_transparency(payload, tag_of(payload, secret))
+
+
+def verify_tag(code: ParsedCode, secret: bytes) -> bool:
+    """Whether a Transparency code's tag is the one ``secret`` makes (constant time)."""
+    if code.format is not CodeFormat.TRANSPARENCY or code.payload is None or code.tag is None:
+        return False
+    expected = tag_of(code.payload, secret).to_bytes(TAG_BITS // 8, "big")
+    return hmac.compare_digest(expected, code.tag.to_bytes(TAG_BITS // 8, "big"))
+
+
+def _parse_transparency(symbols: str) -> ParsedCode:
+    body, check = symbols[:-1], symbols[-1]
+    value = crockford.decode_int(body)
+    if crockford.check_symbol(value, _TP_SYMBOLS) != check:
+        raise InvalidCode("bad_check_character", "the code has a wrong character (check failed)")
+    payload = Payload.unpack(value >> TAG_BITS)
+    tag = value & ((1 << TAG_BITS) - 1)
+    return ParsedCode(CodeFormat.TRANSPARENCY, PREFIX + symbols, payload=payload, tag=tag)
+
+
+# ---------------------------------------------------------------- offline codes
+
+
+def _offline_message(payload: Payload) -> bytes:
+    return _OFFLINE_DOMAIN + payload.to_bytes()
+
+
+def encode_offline(payload: Payload, signature: bytes) -> str:
+    value = (payload.packed() << _SIG_BITS) | int.from_bytes(signature, "big")
+    value <<= _OFFLINE_SYMBOLS * 5 - _PAYLOAD_BITS - _SIG_BITS  # one spare bit, zero
+    return (
+        OFFLINE_PREFIX
+        + crockford.encode_int(value, _OFFLINE_SYMBOLS)
+        + crockford.check_symbol(value, _OFFLINE_SYMBOLS)
+    )
+
+
+def sign_offline(payload: Payload, private_key: Ed25519PrivateKey) -> str:
+    return encode_offline(payload, private_key.sign(_offline_message(payload)))
+
+
+def verify_offline(code: ParsedCode, public_key: bytes) -> bool:
+    if code.format is not CodeFormat.OFFLINE or code.payload is None or code.signature is None:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(
+            code.signature, _offline_message(code.payload)
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def unit_key_of_offline(code: ParsedCode, secret: bytes) -> str:
+    """The Transparency code naming the same unit as an offline code."""
+    assert code.payload is not None
+    return sign_transparency(code.payload, secret)
+
+
+def _parse_offline(symbols: str) -> ParsedCode:
+    body, check = symbols[:-1], symbols[-1]
+    value = crockford.decode_int(body)
+    if crockford.check_symbol(value, _OFFLINE_SYMBOLS) != check:
+        raise InvalidCode("bad_check_character", "the code has a wrong character (check failed)")
+    if value & 1:
+        raise InvalidCode("malformed", "the offline code's padding bit is set")
+    value >>= 1
+    signature = (value & ((1 << _SIG_BITS) - 1)).to_bytes(64, "big")
+    payload = Payload.unpack(value >> _SIG_BITS)
+    return ParsedCode(
+        CodeFormat.OFFLINE, OFFLINE_PREFIX + symbols, payload=payload, signature=signature
+    )
+
+
+# ---------------------------------------------------------------- GS1 serials we issue
+
+
+def gs1_unit_key(gtin: str, serial: str) -> str:
+    return f"(01){gtin}(21){serial}"
+
+
+def _gs1_tag(gtin: str, random_part: str, secret: bytes) -> str:
+    digest = hmac.digest(secret, _GS1_DOMAIN + gtin.encode() + random_part.encode(), "sha256")
+    value = int.from_bytes(digest[:4], "big") >> (32 - GS1_TAG_SYMBOLS * 5)
+    return crockford.encode_int(value, GS1_TAG_SYMBOLS)
+
+
+def make_gs1_serial(gtin: str, random_value: int, secret: bytes) -> str:
+    """A 20-character serial: 13 random symbols, a 6-symbol tag and a check symbol."""
+    random_part = crockford.encode_int(random_value, GS1_RANDOM_SYMBOLS)
+    body = random_part + _gs1_tag(gtin, random_part, secret)
+    return body + crockford.check_symbol(crockford.decode_int(body), len(body))
+
+
+def verify_gs1_serial(gtin: str, serial: str, secret: bytes) -> bool:
+    """Whether ``serial`` is one we issued for ``gtin`` under ``secret``."""
+    if len(serial) != GS1_SERIAL_LENGTH or not crockford.is_symbols(serial):
+        return False
+    body, check = serial[:-1], serial[-1]
+    if crockford.check_symbol(crockford.decode_int(body), len(body)) != check:
+        return False
+    random_part, tag = body[:GS1_RANDOM_SYMBOLS], body[GS1_RANDOM_SYMBOLS:]
+    return hmac.compare_digest(_gs1_tag(gtin, random_part, secret), tag)
+
+
+def is_issued_gs1_serial_shape(serial: str) -> bool:
+    """Whether a serial has the shape and check symbol of one we issue (no key needed)."""
+    if len(serial) != GS1_SERIAL_LENGTH or not crockford.is_symbols(serial):
+        return False
+    body = serial[:-1]
+    return crockford.check_symbol(crockford.decode_int(body), len(body)) == serial[-1]
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse(text: str) -> ParsedCode:
+    """Any text a scanner or a person produces -> a ParsedCode, or InvalidCode."""
+    if not isinstance(text, str):
+        raise InvalidCode("malformed", "a code is text")
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidCode("empty", "no code")
+    if len(stripped) > 4096:
+        raise InvalidCode("malformed", "too long to be a code")
+    symbology, rest = gs1.split_symbology_identifier(stripped)
+    match = _URL_CODE.match(rest)
+    if match:
+        rest = match.group(1)
+    if crockford.normalize(rest).startswith(PREFIX):
+        return replace(_parse_ours(rest), symbology_identifier=symbology)
+    g = gs1.parse_gs1(stripped)
+    return ParsedCode(
+        CodeFormat.GS1,
+        gs1.bracketed(g.ais),
+        ais=g.ais,
+        symbology_identifier=g.symbology_identifier,
+        form=g.form,
+    )
+
+
+def _parse_ours(raw: str) -> ParsedCode:
+    normal = crockford.normalize(raw)
+    # The prefix is read before aliasing would turn an S or P into anything else.
+    if normal.startswith(OFFLINE_PREFIX) and len(normal) == OFFLINE_LENGTH:
+        symbols = normal[len(OFFLINE_PREFIX) :]
+        parse_symbols = _parse_offline
+    elif normal.startswith(PREFIX) and len(normal) == TRANSPARENCY_LENGTH:
+        symbols = normal[len(PREFIX) :]
+        parse_symbols = _parse_transparency
+    else:
+        raise InvalidCode(
+            "bad_length",
+            f"a Transparency code has {TRANSPARENCY_LENGTH} characters and an offline code "
+            f"{OFFLINE_LENGTH}; this has {len(normal)}",
+        )
+    if not crockford.is_symbols(symbols):
+        raise InvalidCode("bad_character", "the code has a character outside its alphabet")
+    return parse_symbols(symbols)

@@ -1,0 +1,39 @@
+"""A brand's signing key, as held in memory once decrypted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+class KeyStatus(StrEnum):
+    ACTIVE = "active"  # signs new codes and verifies
+    RETIRED = "retired"  # verifies the codes it signed; signs nothing new
+    REVOKED = "revoked"  # compromised: its codes verify as key_revoked
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    id: int
+    brand_id: UUID
+    status: KeyStatus
+    hmac_secret: bytes
+    private_key: Ed25519PrivateKey
+    public_key: bytes
+    created_at: datetime
+
+    def __repr__(self) -> str:  # secrets never reach a log through repr()
+        return f"SigningKey(id={self.id}, brand_id={self.brand_id}, status={self.status})"
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKeyInfo:
+    id: int
+    brand_id: UUID
+    status: KeyStatus
+    public_key: bytes
+    created_at: datetime

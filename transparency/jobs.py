@@ -1,0 +1,188 @@
+"""The background job runner: issuance and import jobs, run inside the service.
+
+Each process runs one loop that claims a runnable job with a lease (pending, or running
+with an expired lease: its holder died) and works through it in chunks. An issuance job
+writes each chunk of codes with COPY and records its progress in the same transaction,
+so after a crash the job resumes where its last committed chunk ended: no code lost, none
+written twice. Units of a batch are not visible to verification until the batch is done.
+Code generation runs in a worker process, overlapped with the COPY of the previous chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import multiprocessing
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from transparency import issuance
+from transparency.db import batches, products, units
+from transparency.keyring import KeyRing
+
+log = logging.getLogger("transparency.jobs")
+
+POLL_SECONDS = 0.5
+
+ImportHandler = Callable[[asyncpg.Pool, asyncpg.Record], Awaitable[None]]
+
+
+class JobRunner:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        keyring: KeyRing,
+        *,
+        chunk_size: int,
+        lease_seconds: float = 15.0,
+        import_handler: ImportHandler | None = None,
+    ) -> None:
+        self.pool = pool
+        self.keyring = keyring
+        self.chunk_size = chunk_size
+        self.lease_seconds = lease_seconds
+        self.import_handler = import_handler
+        self._wake = asyncio.Event()
+        self._executor: Executor | None = None
+
+    def wake(self) -> None:
+        """A job was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._loop(), name="job-runner")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _pool_executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with_parent,
+            )
+        return self._executor
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                ran = await self.run_one()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job runner failed; retrying")
+                ran = False
+            if not ran:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                self._wake.clear()
+
+    async def run_one(self) -> bool:
+        """Claim and run one job; False when there was none."""
+        job = await batches.claim(self.pool, self.lease_seconds)
+        if job is None:
+            return False
+        log.info("job claimed", extra={"batch_id": str(job["id"]), "kind": job["kind"]})
+        try:
+            if job["kind"] == "issue":
+                await self._issue(job)
+            elif self.import_handler is not None:
+                await self.import_handler(self.pool, job)
+        except asyncio.CancelledError:
+            raise  # shutting down: the lease expires and the job resumes later
+        except Exception as exc:
+            log.exception("job failed", extra={"batch_id": str(job["id"])})
+            await batches.fail(self.pool, job["id"], f"{type(exc).__name__}")
+        return True
+
+    async def _issue(self, job: asyncpg.Record) -> None:
+        key = self.keyring.get(job["options"]["key_id"])
+        if key is None:
+            await self.keyring.load(self.pool)
+            key = self.keyring.get(job["options"]["key_id"])
+        if key is None:
+            raise LookupError("the batch's signing key is gone")
+        product = await products.get(self.pool, job["product_id"])
+        assert product is not None
+        batch_id: UUID = job["id"]
+        remaining = job["requested"] - job["progress"]
+        state = "active"
+        loop = asyncio.get_running_loop()
+
+        def generate(n: int) -> asyncio.Future[list[str]]:
+            return loop.run_in_executor(
+                self._pool_executor(),
+                issuance.generate,
+                job["format"],
+                key.id,
+                key.hmac_secret,
+                product.gtin,
+                n,
+            )
+
+        next_chunk = generate(min(self.chunk_size, remaining)) if remaining else None
+        while next_chunk is not None:
+            chunk = await next_chunk
+            remaining -= len(chunk)
+            next_chunk = generate(min(self.chunk_size, remaining)) if remaining > 0 else None
+            rows = [
+                (
+                    code,
+                    job["brand_id"],
+                    job["product_id"],
+                    batch_id,
+                    job["lot"],
+                    job["expiry"],
+                    state,
+                )
+                for code in chunk
+            ]
+            await self._write_chunk(batch_id, rows, regenerate=lambda n: generate(n))
+        async with self.pool.acquire() as conn:
+            await batches.finish(conn, batch_id)
+        log.info("job done", extra={"batch_id": str(batch_id)})
+
+    async def _write_chunk(
+        self,
+        batch_id: UUID,
+        rows: list[units.UnitRow],
+        *,
+        regenerate: Callable[[int], asyncio.Future[list[str]]],
+    ) -> None:
+        for _attempt in range(5):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await units.copy(conn, rows)
+                    await batches.advance(conn, batch_id, len(rows), self.lease_seconds)
+                return
+            except asyncpg.UniqueViolationError:
+                # A random serial met an existing one (about 2**-72 per pair): draw anew.
+                fresh = await regenerate(len(rows))
+                rows = [(code, *row[1:]) for code, row in zip(fresh, rows, strict=True)]
+        raise RuntimeError("could not write a chunk of unique codes")
+
+
+def _die_with_parent() -> None:
+    """In the worker: end when the service process ends, even by kill -9 (Linux)."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def options_for_issue(key_id: int) -> dict[str, Any]:
+    return {"key_id": key_id}

@@ -1,0 +1,119 @@
+"""The keyring: every brand's signing keys, decrypted in memory for signing and checks.
+
+It is loaded at start-up and reloaded whenever any process changes a key (PostgreSQL
+NOTIFY on the ``signing_keys`` channel), so a revocation made through one process holds
+at once in all of them. Checking a tag needs no database query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+import asyncpg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from transparency.db import signing_keys as db
+from transparency.db.pool import Conn
+from transparency.domain.signing_keys import KeyStatus, SigningKey
+from transparency.envelope import MasterKey, Sealed
+
+log = logging.getLogger("transparency.keyring")
+
+
+def _context(brand_id: UUID, key_id: int) -> bytes:
+    return f"{brand_id}|{key_id}".encode()
+
+
+def _raw_public(private: Ed25519PrivateKey) -> bytes:
+    return private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+
+
+def _raw_private(private: Ed25519PrivateKey) -> bytes:
+    return private.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+
+
+class KeyRing:
+    def __init__(self, master: MasterKey) -> None:
+        self._master = master
+        self._keys: dict[int, SigningKey] = {}
+        self._lock = asyncio.Lock()
+
+    def get(self, key_id: int) -> SigningKey | None:
+        return self._keys.get(key_id)
+
+    def active_for(self, brand_id: UUID) -> SigningKey | None:
+        for key in self._keys.values():
+            if key.brand_id == brand_id and key.status is KeyStatus.ACTIVE:
+                return key
+        return None
+
+    def of_brand(self, brand_id: UUID) -> list[SigningKey]:
+        return sorted(
+            (k for k in self._keys.values() if k.brand_id == brand_id), key=lambda k: k.id
+        )
+
+    def all(self) -> list[SigningKey]:
+        return sorted(self._keys.values(), key=lambda k: k.id)
+
+    def _open(self, row: asyncpg.Record) -> SigningKey:
+        sealed = Sealed(
+            wrapped_dek=row["wrapped_dek"],
+            kek_fingerprint=row["kek_fingerprint"],
+            ciphertexts=(row["hmac_secret_enc"], row["ed25519_private_enc"]),
+        )
+        hmac_secret, private = self._master.open(_context(row["brand_id"], row["id"]), sealed)
+        return SigningKey(
+            id=row["id"],
+            brand_id=row["brand_id"],
+            status=KeyStatus(row["status"]),
+            hmac_secret=hmac_secret,
+            private_key=Ed25519PrivateKey.from_private_bytes(private),
+            public_key=row["ed25519_public"],
+            created_at=row["created_at"],
+        )
+
+    async def load(self, conn: Conn | asyncpg.Pool) -> None:
+        async with self._lock:  # one load at a time: they may share a connection
+            rows = await db.all_keys(conn)
+            self._keys = {row["id"]: self._open(row) for row in rows}
+
+    async def create(self, conn: Conn, brand_id: UUID) -> SigningKey:
+        """Make and store a new active key for ``brand_id`` (the caller retires the old)."""
+        key_id = await db.next_id(conn)
+        secret = os.urandom(32)
+        private = Ed25519PrivateKey.generate()
+        sealed = self._master.seal(_context(brand_id, key_id), secret, _raw_private(private))
+        row = await db.insert(conn, key_id, brand_id, sealed, _raw_public(private))
+        return self._open(row)
+
+    @asynccontextmanager
+    async def following(self, dsn: str) -> AsyncIterator[None]:
+        """Reload on every NOTIFY while the block runs (one listening connection)."""
+        conn = await asyncpg.connect(dsn)
+        reloads: set[asyncio.Task[None]] = set()
+
+        def changed(*_: object) -> None:
+            task = asyncio.get_running_loop().create_task(self.load(conn))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        try:
+            await conn.add_listener(db.CHANNEL, changed)
+            await self.load(conn)
+            yield
+        finally:
+            for task in reloads:
+                task.cancel()
+            await conn.close()
