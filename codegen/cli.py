@@ -72,6 +72,41 @@ def issue_command(
     return done
 
 
+_MEDIA_BY_SUFFIX = {
+    ".csv": "text/csv",
+    ".txt": "text/plain",
+    ".json": "application/ld+json",
+    ".jsonld": "application/ld+json",
+}
+
+
+def import_command(api: Api, *, product: str, path: Path, mode: str, log: TextIO) -> dict[str, Any]:
+    """Import a brand's own serials from a CSV, GS1 lines (.txt) or EPCIS (.jsonld) file."""
+    media = _MEDIA_BY_SUFFIX.get(path.suffix.lower())
+    if media is None:
+        raise CodegenError(f"{path}: name the file .csv, .txt (GS1 lines) or .jsonld (EPCIS)")
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise CodegenError(f"{path}: {exc.strerror}") from None
+    batch = api.request(
+        "POST",
+        f"/v1/products/{product}/serial-imports",
+        params={"mode": mode},
+        content=content,
+        headers={"content-type": media},
+    )
+
+    def progress(b: dict[str, Any]) -> None:
+        log.write(f"\rimport {b['id']}: {b['status']}")
+        log.flush()
+
+    done = api.wait_for_batch(f"/v1/code-batches/{batch['id']}", progress=progress)
+    log.write("\n")
+    report: dict[str, Any] = done["report"]
+    return report
+
+
 def keys_command(api: Api, action: str, key_id: int | None, reason: str | None) -> Any:
     if action == "list":
         return api.request("GET", "/v1/signing-keys")
@@ -83,7 +118,10 @@ def keys_command(api: Api, action: str, key_id: int | None, reason: str | None) 
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="codegen", description=__doc__)
+    root = argparse.ArgumentParser(
+        prog="codegen",
+        description="Parse codes; issue codes, import serials and manage signing keys via the API.",
+    )
     root.add_argument("--api", default=os.environ.get("TRANSPARENCY_API", DEFAULT_API))
     root.add_argument("--key", default=os.environ.get("TRANSPARENCY_KEY"), help="a brand key")
     sub = root.add_subparsers(dest="command", required=True)
@@ -99,6 +137,11 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--file", dest="kind", default=None, choices=sorted(FILE_KINDS))
     i.add_argument("--lot")
     i.add_argument("--expiry", help="YYYY-MM-DD")
+
+    m = sub.add_parser("import", help="register the brand's own serials from a file")
+    m.add_argument("--product", required=True)
+    m.add_argument("file", type=Path)
+    m.add_argument("--mode", default="all_or_nothing", choices=["all_or_nothing", "accept_valid"])
 
     k = sub.add_parser("keys", help="list, rotate or revoke the brand's signing keys")
     k.add_argument("action", choices=["list", "rotate", "revoke"])
@@ -126,6 +169,12 @@ def run(
                 api, product=args.product, count=args.count, format=args.format, out=args.out,
                 kind=kind, lot=args.lot, expiry=args.expiry, log=sys.stderr,
             )  # fmt: skip
+        elif args.command == "import":
+            report = import_command(
+                api, product=args.product, path=args.file, mode=args.mode, log=sys.stderr
+            )
+            stdout.write(json.dumps(report) + "\n")
+            return 0 if report["registered"] else 1
         else:
             stdout.write(
                 json.dumps(keys_command(api, args.action, args.key_id, args.reason)) + "\n"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
-from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
+
+from transparency.domain.codes import ParsedCode, parse
+from transparency.domain.errors import InvalidCode
 
 
 class Symbology(StrEnum):
@@ -17,12 +17,6 @@ class Symbology(StrEnum):
     EAN_13 = "EAN13"
     EAN_8 = "EAN8"
     UPC_A = "UPCA"
-
-
-class ParsedCode(Protocol):
-    """What the scanner needs of ``transparency.domain.codes.ParsedCode``."""
-
-    def as_json(self) -> dict[str, Any]: ...
 
 
 Point = tuple[int, int]
@@ -58,27 +52,9 @@ class Result:
 def _parse(text: str, symbology_identifier: str | None) -> ParsedCode | None:
     """The project's parsed form of ``text``, or None when it is not one of the codes we read.
 
-    The import is lazy and by name so that the scanner depends on the service's domain
-    module alone, and still decodes when that module is missing.
+    The symbology identifier goes in front: it is what tells a GS1 element string from text.
     """
-    modules = _domain_modules()
-    if modules is None:
-        return None
-    codes, errors = modules
     try:
-        parsed: ParsedCode = codes.parse((symbology_identifier or "") + text)
-    except errors.InvalidCode:
+        return parse((symbology_identifier or "") + text)
+    except InvalidCode:
         return None
-    return parsed
-
-
-@cache
-def _domain_modules() -> tuple[ModuleType, ModuleType] | None:
-    # Cached, failure included: a failed import searches the whole path again each time,
-    # which costs more than decoding a small image.
-    try:
-        codes = importlib.import_module("transparency.domain.codes")
-        errors = importlib.import_module("transparency.domain.errors")
-    except ImportError:
-        return None
-    return codes, errors

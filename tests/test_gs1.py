@@ -6,6 +6,7 @@ import string
 from datetime import date
 
 import pytest
+from biip import BiipException
 from biip.checksums import gs1_standard_check_digit
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -296,3 +297,46 @@ def test_parsing_mutated_valid_codes_is_total(
 def test_non_text_is_refused() -> None:
     with pytest.raises(InvalidCode):
         parse_gs1(b"0109506000134352")  # type: ignore[arg-type]
+
+
+# The fast path for common AIs must say exactly what biip says.
+_FAST_CASE_AIS = st.sampled_from(["01", "10", "21", "17", "11", "15", "240", "30", "00"])
+_VALUES = st.one_of(
+    st.text(alphabet="0123456789", min_size=0, max_size=16),
+    st.text(alphabet='0123456789ABCxyz-/!%"', min_size=0, max_size=22),
+    st.builds(
+        lambda y, m, d: f"{y:02d}{m:02d}{d:02d}",
+        st.integers(0, 99),
+        st.integers(0, 13),
+        st.integers(0, 32),
+    ),
+)
+
+
+def _outcome(body: str, fast: bool) -> object:
+    try:
+        return gs1._parse_element_string(body, fast=fast)
+    except InvalidCode as exc:
+        return exc.reason
+    except (BiipException, ValueError):
+        return "invalid_ai"  # as parse_gs1 reports them
+
+
+@given(st.lists(st.tuples(_FAST_CASE_AIS, _VALUES), min_size=1, max_size=4), st.booleans())
+@settings(max_examples=2000)
+def test_the_fast_path_agrees_with_biip(elements: list[tuple[str, str]], separate: bool) -> None:
+    body = ("\x1d" if separate else "").join(ai + value for ai, value in elements)
+    assert _outcome(body, fast=True) == _outcome(body, fast=False)
+
+
+def test_the_fast_path_agrees_on_real_codes() -> None:
+    for body in [
+        "0109506000134352" + "21ABC",
+        "0109506000134352" + "17261231" + "10LOT1\x1d21XYZ",
+        "0109506000134353" + "21ABC",
+        "0109506000134352" + "17260230" + "21A",
+        "0109506000134352" + "17240229" + "21A",
+        "0109506000134352" + "17261300" + "21A",
+        "0109506000134352" + "21" + "A" * 21,
+    ]:
+        assert _outcome(body, fast=True) == _outcome(body, fast=False), body

@@ -1,75 +1,45 @@
-"""The one call from the scanner into the service's domain: ``results._parse``."""
+"""The one call from the scanner into the domain: a decoded text becomes a parsed code."""
 
 from __future__ import annotations
 
-import sys
-import types
-from collections.abc import Iterator
-from typing import Any
+import json
 
-import pytest
+from scanner.results import Result, Symbology, _parse
+from transparency.domain import codes
 
-from scanner import results
-from scanner.results import Result, Symbology
+SECRET = b"s" * 32
 
 
-class InvalidCode(Exception):
-    pass
-
-
-class FakeParsed:
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def as_json(self) -> dict[str, Any]:
-        return {"code": self.text}
-
-
-def fake_parse(text: str) -> FakeParsed:
-    if "TP" not in text:
-        raise InvalidCode("unknown_format")
-    return FakeParsed(text)
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache() -> Iterator[None]:
-    results._domain_modules.cache_clear()
-    yield
-    results._domain_modules.cache_clear()
-
-
-@pytest.fixture
-def fake_domain(monkeypatch: pytest.MonkeyPatch) -> None:
-    codes = types.ModuleType("transparency.domain.codes")
-    errors = types.ModuleType("transparency.domain.errors")
-    codes.parse = fake_parse  # type: ignore[attr-defined]
-    errors.InvalidCode = InvalidCode  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "transparency.domain.codes", codes)
-    monkeypatch.setitem(sys.modules, "transparency.domain.errors", errors)
-
-
-@pytest.mark.usefixtures("fake_domain")
-def test_the_symbology_identifier_is_prefixed() -> None:
-    parsed = results._parse("TP0Q3K9M2X7RZC4T8V1N6WB5HJ2AFD", "]Q1")
+def test_a_transparency_code_is_parsed() -> None:
+    text = codes.sign_transparency(codes.Payload(3, 99), SECRET)
+    parsed = _parse(f"https://verify.example/t/{text}", "]Q1")
     assert parsed is not None
-    assert parsed.as_json() == {"code": "]Q1TP0Q3K9M2X7RZC4T8V1N6WB5HJ2AFD"}
-    no_identifier = results._parse("TP0Q3K9M2X7RZC4T8V1N6WB5HJ2AFD", None)
-    assert no_identifier is not None
-    assert no_identifier.as_json() == {"code": "TP0Q3K9M2X7RZC4T8V1N6WB5HJ2AFD"}
+    assert parsed.text == text
+    assert parsed.symbology_identifier == "]Q1"
 
 
-@pytest.mark.usefixtures("fake_domain")
+def test_the_symbology_identifier_makes_an_element_string_gs1() -> None:
+    text = "010950600013435210LOT42\x1d1726123121XYZ9"
+    parsed = _parse(text, "]d2")
+    assert parsed is not None
+    assert (parsed.gtin, parsed.serial) == ("09506000134352", "XYZ9")
+    assert [ai for ai, _ in parsed.ais] == ["01", "10", "17", "21"]
+
+
 def test_text_that_is_not_a_code_parses_to_none() -> None:
-    assert results._parse("http://example.com", "]Q1") is None
+    assert _parse("Hello, world", "]Q1") is None
+    assert _parse("https://example.com/menu", None) is None
 
 
-@pytest.mark.usefixtures("fake_domain")
 def test_a_result_prints_its_parsed_code() -> None:
-    parsed = results._parse("TP1", None)
-    result = Result("TP1", Symbology.QR_CODE, None, ((0, 0),), parsed)
-    assert result.as_json()["parsed"] == {"code": "TP1"}
-
-
-def test_without_the_domain_module_nothing_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "transparency.domain.codes", None)  # import fails
-    assert results._parse("TP0Q3K9M2X7RZC4T8V1N6WB5HJ2AFD", "]Q1") is None
+    text = codes.sign_transparency(codes.Payload(4, 5), SECRET)
+    result = Result(
+        text=text,
+        symbology=Symbology.QR_CODE,
+        symbology_identifier="]Q1",
+        corners=((0, 0), (10, 0), (10, 10), (0, 10)),
+        parsed=_parse(text, "]Q1"),
+    )
+    line = json.loads(json.dumps(result.as_json()))
+    assert line["parsed"]["code"] == text
+    assert line["parsed"]["format"] == "transparency"

@@ -19,6 +19,7 @@ from transparency.db import api_keys
 from transparency.db.migrate import migrate
 from transparency.db.pool import connect
 from transparency.domain.api_keys import new_api_key, parse_api_key
+from transparency.envelope import MasterKey
 from transparency.settings import Settings, get_settings
 
 
@@ -120,12 +121,19 @@ def new_key() -> None:
     print(new_api_key())
 
 
+def new_master_key() -> None:
+    print(MasterKey.generate_text())
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="transparency", description=__doc__)
+    root = argparse.ArgumentParser(
+        prog="transparency", description="Run the Transparency API and manage its database."
+    )
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="migrate and serve the API (embedded PostgreSQL by default)")
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("new-key", help="print a fresh admin key for TRANSPARENCY_ADMIN_KEY")
+    sub.add_parser("new-master-key", help="print a fresh key for TRANSPARENCY_MASTER_KEY")
     return root
 
 
@@ -133,6 +141,9 @@ def run(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.command == "new-key":
         new_key()
+        return
+    if args.command == "new-master-key":
+        new_master_key()
         return
     settings = get_settings()
     if args.command == "serve":

@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -32,7 +32,8 @@ log = logging.getLogger("transparency.jobs")
 
 POLL_SECONDS = 0.5
 
-ImportHandler = Callable[[asyncpg.Pool, asyncpg.Record], Awaitable[None]]
+ImportHandler = Callable[[asyncpg.Pool, asyncpg.Record, "JobRunner"], Awaitable[None]]
+T = TypeVar("T")
 
 
 class JobRunner:
@@ -72,11 +73,15 @@ class JobRunner:
     def _pool_executor(self) -> Executor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                max_workers=1,
+                max_workers=2,  # one per core: PostgreSQL and the event loop share them
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_die_with_parent,
             )
         return self._executor
+
+    def cpu(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run pure CPU work (code generation, file parsing) in a worker process."""
+        return asyncio.get_running_loop().run_in_executor(self._pool_executor(), fn, *args)
 
     async def _loop(self) -> None:
         while True:
@@ -102,7 +107,7 @@ class JobRunner:
             if job["kind"] == "issue":
                 await self._issue(job)
             elif self.import_handler is not None:
-                await self.import_handler(self.pool, job)
+                await self.import_handler(self.pool, job, self)
         except asyncio.CancelledError:
             raise  # shutting down: the lease expires and the job resumes later
         except Exception as exc:
@@ -122,17 +127,10 @@ class JobRunner:
         batch_id: UUID = job["id"]
         remaining = job["requested"] - job["progress"]
         state = "active"
-        loop = asyncio.get_running_loop()
 
         def generate(n: int) -> asyncio.Future[list[str]]:
-            return loop.run_in_executor(
-                self._pool_executor(),
-                issuance.generate,
-                job["format"],
-                key.id,
-                key.hmac_secret,
-                product.gtin,
-                n,
+            return self.cpu(
+                issuance.generate, job["format"], key.id, key.hmac_secret, product.gtin, n
             )
 
         next_chunk = generate(min(self.chunk_size, remaining)) if remaining else None

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -181,18 +181,24 @@ def verify_tag(code: ParsedCode, secret: bytes) -> bool:
     """Whether a Transparency code's tag is the one ``secret`` makes (constant time)."""
     if code.format is not CodeFormat.TRANSPARENCY or code.payload is None or code.tag is None:
         return False
-    expected = tag_of(code.payload, secret).to_bytes(TAG_BITS // 8, "big")
-    return hmac.compare_digest(expected, code.tag.to_bytes(TAG_BITS // 8, "big"))
+    digest = hmac.digest(secret, _TP_DOMAIN + code.payload.to_bytes(), "sha256")
+    return hmac.compare_digest(digest[: TAG_BITS // 8], code.tag.to_bytes(TAG_BITS // 8, "big"))
 
 
-def _parse_transparency(symbols: str) -> ParsedCode:
+def _parse_transparency(symbols: str, symbology: str | None = None) -> ParsedCode:
     body, check = symbols[:-1], symbols[-1]
     value = crockford.decode_int(body)
     if crockford.check_symbol(value, _TP_SYMBOLS) != check:
         raise InvalidCode("bad_check_character", "the code has a wrong character (check failed)")
     payload = Payload.unpack(value >> TAG_BITS)
     tag = value & ((1 << TAG_BITS) - 1)
-    return ParsedCode(CodeFormat.TRANSPARENCY, PREFIX + symbols, payload=payload, tag=tag)
+    return ParsedCode(
+        CodeFormat.TRANSPARENCY,
+        PREFIX + symbols,
+        payload=payload,
+        tag=tag,
+        symbology_identifier=symbology,
+    )
 
 
 # ---------------------------------------------------------------- offline codes
@@ -234,7 +240,7 @@ def unit_key_of_offline(code: ParsedCode, secret: bytes) -> str:
     return sign_transparency(code.payload, secret)
 
 
-def _parse_offline(symbols: str) -> ParsedCode:
+def _parse_offline(symbols: str, symbology: str | None = None) -> ParsedCode:
     body, check = symbols[:-1], symbols[-1]
     value = crockford.decode_int(body)
     if crockford.check_symbol(value, _OFFLINE_SYMBOLS) != check:
@@ -245,7 +251,11 @@ def _parse_offline(symbols: str) -> ParsedCode:
     signature = (value & ((1 << _SIG_BITS) - 1)).to_bytes(64, "big")
     payload = Payload.unpack(value >> _SIG_BITS)
     return ParsedCode(
-        CodeFormat.OFFLINE, OFFLINE_PREFIX + symbols, payload=payload, signature=signature
+        CodeFormat.OFFLINE,
+        OFFLINE_PREFIX + symbols,
+        payload=payload,
+        signature=signature,
+        symbology_identifier=symbology,
     )
 
 
@@ -295,6 +305,11 @@ def parse(text: str) -> ParsedCode:
     """Any text a scanner or a person produces -> a ParsedCode, or InvalidCode."""
     if not isinstance(text, str):
         raise InvalidCode("malformed", "a code is text")
+    if len(text) == TRANSPARENCY_LENGTH and text[:2].upper() == PREFIX:
+        # The hot path of every check: a bare Transparency code, as scanned.
+        symbols = crockford.normalize(text[2:])
+        if len(symbols) == _TP_SYMBOLS + 1 and crockford.is_symbols(symbols):
+            return _parse_transparency(symbols)
     stripped = text.strip()
     if not stripped:
         raise InvalidCode("empty", "no code")
@@ -304,8 +319,8 @@ def parse(text: str) -> ParsedCode:
     match = _URL_CODE.match(rest)
     if match:
         rest = match.group(1)
-    if crockford.normalize(rest).startswith(PREFIX):
-        return replace(_parse_ours(rest), symbology_identifier=symbology)
+    if crockford.normalize(rest[:3]).startswith(PREFIX):
+        return _parse_ours(rest, symbology)
     g = gs1.parse_gs1(stripped)
     return ParsedCode(
         CodeFormat.GS1,
@@ -316,7 +331,7 @@ def parse(text: str) -> ParsedCode:
     )
 
 
-def _parse_ours(raw: str) -> ParsedCode:
+def _parse_ours(raw: str, symbology: str | None) -> ParsedCode:
     normal = crockford.normalize(raw)
     # The prefix is read before aliasing would turn an S or P into anything else.
     if normal.startswith(OFFLINE_PREFIX) and len(normal) == OFFLINE_LENGTH:
@@ -333,4 +348,4 @@ def _parse_ours(raw: str) -> ParsedCode:
         )
     if not crockford.is_symbols(symbols):
         raise InvalidCode("bad_character", "the code has a character outside its alphabet")
-    return parse_symbols(symbols)
+    return parse_symbols(symbols, symbology)

@@ -13,13 +13,16 @@ linear over GF(2), so it is computed on the packed integer with five parity mask
 from __future__ import annotations
 
 import base64
+import re
 from functools import cache
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RFC = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _TO_CROCKFORD = str.maketrans(_RFC, ALPHABET)
-_FROM_CROCKFORD = str.maketrans(ALPHABET, _RFC)
 _ALIASES = str.maketrans({"I": "1", "L": "1", "O": "0", "-": None, " ": None})
+# int(text, 32) reads the digits 0-9 A-V: the same values, another spelling.
+_TO_BASE32_DIGITS = str.maketrans(ALPHABET, "0123456789ABCDEFGHIJKLMNOPQRSTUV")
+_SYMBOLS = re.compile(f"[{ALPHABET}]*")
 VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
 
 
@@ -29,7 +32,7 @@ def normalize(text: str) -> str:
 
 
 def is_symbols(text: str) -> bool:
-    return all(ch in VALUE for ch in text)
+    return _SYMBOLS.fullmatch(text) is not None
 
 
 def encode_int(value: int, symbols: int) -> str:
@@ -43,10 +46,7 @@ def encode_int(value: int, symbols: int) -> str:
 
 def decode_int(text: str) -> int:
     """The integer encoded by ``text`` (already normalised symbols)."""
-    groups = -(-len(text) // 8)
-    padded = text.translate(_FROM_CROCKFORD) + "A" * (groups * 8 - len(text))
-    raw = int.from_bytes(base64.b32decode(padded), "big")
-    return raw >> (groups * 40 - len(text) * 5)
+    return int(text.translate(_TO_BASE32_DIGITS), 32)
 
 
 def _gf_mul(a: int, b: int) -> int:

@@ -22,6 +22,7 @@ from functools import cache
 from typing import Literal
 
 from biip import BiipException
+from biip.checksums import gs1_standard_check_digit
 from biip.gs1_application_identifiers import GS1ApplicationIdentifier
 from biip.gs1_element_strings import GS1ElementString
 
@@ -198,8 +199,42 @@ def _is_ai(ai: str) -> bool:
     return True
 
 
-def _element(ai: str, value: str) -> tuple[str, str]:
+# The AIs nearly every unit code carries are checked here, against biip's own patterns:
+# going through biip costs about 60 µs per element, which would cap an import near 15,000
+# rows/s. Anything else, and any case these rules cannot settle, goes through biip.
+_GS1_DATA = re.compile("[!-~\x1d]*")
+_FAST_FIXED = {"01": 14, "11": 6, "13": 6, "15": 6, "16": 6, "17": 6}
+_FAST_VARIABLE = frozenset({"10", "21"})
+_DATE_AIS = frozenset({"11", "13", "15", "16", "17"})
+_DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+@cache
+def _fast_pattern(ai: str) -> re.Pattern[str]:
+    return re.compile(_ai(ai).pattern, re.ASCII)  # ASCII: \d must not match other digits
+
+
+def _fast_element(ai: str, value: str) -> tuple[str, str] | None:
+    """The element checked without biip, or None when only biip can tell."""
+    if _fast_pattern(ai).fullmatch(ai + value) is None:
+        raise InvalidCode("invalid_ai", f"({ai}) {value!r} is not valid")
+    if ai == "01" and gs1_standard_check_digit(value[:-1]) != int(value[-1]):
+        raise InvalidCode("bad_check_digit", f"({ai}) {value}: invalid GTIN check digit")
+    if ai in _DATE_AIS:
+        month, day = int(value[2:4]), int(value[4:6])
+        if (month, day) == (2, 29):
+            return None  # whether that day exists depends on the century biip picks
+        if not 1 <= month <= 12 or day > _DAYS_IN_MONTH[month]:
+            raise InvalidCode("invalid_ai", f"({ai}) {value} is not a valid date")
+    return ai, value
+
+
+def _element(ai: str, value: str, *, fast: bool = True) -> tuple[str, str]:
     """One (AI, value) checked against the AI's syntax, check digit and date rules."""
+    if fast and (ai in _FAST_FIXED or ai in _FAST_VARIABLE):
+        checked = _fast_element(ai, value)
+        if checked is not None:
+            return checked
     if not _is_ai(ai):
         raise InvalidCode("invalid_ai", f"({ai}) is not a GS1 Application Identifier")
     # biip's patterns use \d, which also matches non-ASCII digits; GS1 data is ASCII.
@@ -230,9 +265,26 @@ def _refuse_duplicates(ais: list[tuple[str, str]]) -> None:
         seen[ai] = value
 
 
-def _parse_element_string(body: str) -> Ais:
+def _fast_split(chunk: str) -> list[tuple[str, str]] | None:
+    """Split a GS-free chunk made only of the common AIs; None when biip must do it."""
+    found: list[tuple[str, str]] = []
+    rest = chunk
+    while rest:
+        ai = rest[:2]
+        if ai in _FAST_VARIABLE:
+            found.append((ai, rest[2:]))  # a variable-length value ends its chunk
+            return found
+        length = _FAST_FIXED.get(ai)
+        if length is None or len(rest) < 2 + length:
+            return None
+        found.append((ai, rest[2 : 2 + length]))
+        rest = rest[2 + length :]
+    return found
+
+
+def _parse_element_string(body: str, *, fast: bool = True) -> Ais:
     data = _SEPARATOR_SPELLINGS.sub(GS, body)
-    if not all(char == GS or "!" <= char <= "~" for char in data):
+    if _GS1_DATA.fullmatch(data) is None:
         raise InvalidCode("invalid_ai", "the data has characters outside the GS1 character set")
     chunks = data.split(GS)
     # A leading FNC1 (written as GS) marks GS1 data; some encoders also end with one.
@@ -244,6 +296,10 @@ def _parse_element_string(body: str) -> Ais:
         raise InvalidCode("invalid_ai", "empty element string between separators")
     ais: list[tuple[str, str]] = []
     for chunk in chunks:
+        split = _fast_split(chunk) if fast else None
+        if split is not None:
+            ais.extend(_element(ai, value) for ai, value in split)
+            continue
         rest = chunk
         while rest:
             found = GS1ElementString.extract(rest)
@@ -255,7 +311,7 @@ def _parse_element_string(body: str) -> Ais:
                     "invalid_ai",
                     f"({found.ai.ai}) must be followed by a separator (GS) or end the data",
                 )
-            ais.append(_element(found.ai.ai, found.value))
+            ais.append(_element(found.ai.ai, found.value, fast=fast))
     _refuse_duplicates(ais)
     return tuple(ais)
 

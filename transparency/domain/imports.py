@@ -78,12 +78,58 @@ def _csv_rows(text: str) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def read(content: bytes, kind: ImportKind, gtin: str) -> tuple[list[ImportRow], list[Rejection]]:
-    """The valid rows of an import file for the product ``gtin``, and the refused ones."""
+def decode(content: bytes) -> str:
     try:
-        text = content.decode("utf-8-sig")
+        return content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the file is not UTF-8 text", field="file") from None
+
+
+def pieces(text: str, kind: ImportKind, lines: int = 100_000) -> list[tuple[int, str]]:
+    """The file cut into (first line number, text) pieces that can be read independently.
+
+    Only line-per-code files are cut; a CSV field or a JSON document may span lines.
+    """
+    if kind is not ImportKind.GS1:
+        return [(1, text)]
+    all_lines = text.split("\n")  # not splitlines(): GS (0x1D) is a separator, not a break
+    return [
+        (start + 1, "\n".join(all_lines[start : start + lines]))
+        for start in range(0, len(all_lines), lines)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Accepted rows as columns: what a worker process sends back, cheap to pickle and
+    cheap to combine with set and zip operations."""
+
+    keys: list[str]
+    positions: list[str]
+    lots: list[str | None]
+    expiries: list[date | None]
+
+
+def read_for_job(
+    content: str, kind: ImportKind, gtin: str, first_line: int
+) -> tuple[Columns, list[Rejection]]:
+    """``read`` for a worker process: accepted rows as columns."""
+    rows, rejected = read(content, kind, gtin, first_line)
+    columns = Columns(
+        keys=[r.unit_key(gtin) for r in rows],
+        positions=[r.position for r in rows],
+        lots=[r.lot for r in rows],
+        expiries=[r.expiry for r in rows],
+    )
+    return columns, rejected
+
+
+def read(
+    content: bytes | str, kind: ImportKind, gtin: str, first_line: int = 1
+) -> tuple[list[ImportRow], list[Rejection]]:
+    """The valid rows of an import file (or piece) for the product ``gtin``, and the refused
+    ones. Duplicates are found within what is given; across pieces, by the caller."""
+    text = decode(content) if isinstance(content, bytes) else content
     accepted: list[ImportRow] = []
     rejected: list[Rejection] = []
     seen: dict[str, str] = {}
@@ -128,7 +174,7 @@ def read(content: bytes, kind: ImportKind, gtin: str) -> tuple[list[ImportRow], 
                 keep(ImportRow(item.position, item.serial, item.lot, item.expiry))
     elif kind is ImportKind.GS1:
         # Not splitlines(): it also splits at GS (0x1D), the element-string separator.
-        for number, line in enumerate(text.split("\n"), start=1):
+        for number, line in enumerate(text.split("\n"), start=first_line):
             line = line.rstrip("\r")
             if not line.strip():
                 continue

@@ -11,13 +11,15 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import asdict
+from itertools import repeat
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from transparency.db import audit, batches, imports, products, units
+from transparency.db.pool import Conn
 from transparency.domain import imports as rules
 from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import InvalidInput, LimitExceeded
@@ -98,61 +100,108 @@ async def create_import(
     return Batch.of(row), True
 
 
-async def run_import(pool: asyncpg.Pool, job: asyncpg.Record) -> None:
-    """The job: read the file, check every row, register the accepted units at once."""
+async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner) -> None:
+    """The job: read the file, check every row, register the accepted units at once.
+
+    Pieces of the file are read in worker processes while the rows of earlier pieces are
+    checked against the registered codes and written, all in one transaction: an
+    all-or-nothing import that meets a bad row rolls the whole file back.
+    """
     upload = await imports.upload(pool, job["id"])
     product = await products.get(pool, job["product_id"])
     assert upload is not None
     assert product is not None
     mode = ImportMode(upload["mode"])
+    kind = ImportKind(upload["content_type"])
+    gtin = product.gtin
     try:
-        accepted, rejected = rules.read(
-            upload["content"], ImportKind(upload["content_type"]), product.gtin
-        )
+        parts = rules.pieces(rules.decode(upload["content"]), kind)
     except InvalidInput as exc:
         await batches.fail(pool, job["id"], exc.detail, {"accepted": 0, "rejected": 0})
         return
-    async with pool.acquire() as conn, conn.transaction():
-        for start in range(0, len(accepted), _CHUNK):
-            chunk = accepted[start : start + _CHUNK]
-            taken = await units.existing(conn, [r.unit_key(product.gtin) for r in chunk])
-            for row in chunk:
-                if row.unit_key(product.gtin) in taken:
+    reads = [runner.cpu(rules.read_for_job, text, kind, gtin, first) for first, text in parts]
+    accepted = 0
+    rejected: list[rules.Rejection] = []
+    seen: dict[str, str] = {}
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            for pending in reads:
+                columns, refused = await pending
+                rejected.extend(refused)
+                keys = columns.keys
+                keep = [True] * len(keys)
+                for i in _indexes(keys, seen.keys() & keys):
+                    earlier = f"serial already at {seen[keys[i]]}"
                     rejected.append(
-                        rules.Rejection(
-                            row.position, "already_registered", "this serial is registered"
-                        )
+                        rules.Rejection(columns.positions[i], "duplicate_in_file", earlier)
                     )
-        if rejected:
-            refused = {r.position for r in rejected}
-            accepted = [r for r in accepted if r.position not in refused]
-        register = not (rejected and mode is ImportMode.ALL_OR_NOTHING)
-        if register:
-            for start in range(0, len(accepted), _CHUNK):
-                await units.copy(
-                    conn,
-                    [
-                        (row.unit_key(product.gtin), product.brand_id, product.id, job["id"],
-                         row.lot, row.expiry, "active")
-                        for row in accepted[start : start + _CHUNK]
-                    ],
+                    keep[i] = False
+                seen.update(zip(keys, columns.positions, strict=True))
+                taken = await units.existing(conn, keys)
+                for i in _indexes(keys, taken):
+                    detail = "this serial is registered"
+                    rejected.append(
+                        rules.Rejection(columns.positions[i], "already_registered", detail)
+                    )
+                    keep[i] = False
+                if rejected and mode is ImportMode.ALL_OR_NOTHING:
+                    continue  # keep reading: the report names every refused row
+                rows = zip(  # the repeats are endless: the columns set the length
+                    keys, repeat(product.brand_id), repeat(product.id), repeat(job["id"]),
+                    columns.lots, columns.expiries, repeat("active"), strict=False,
                 )  # fmt: skip
-        rejected.sort(key=_file_order)
-        await imports.record_rejections(
-            conn, job["id"], [(r.position, r.reason, r.detail) for r in rejected]
-        )
-        rows = len(accepted) + len(rejected)
-        report = {
-            "mode": mode.value,
-            "rows": rows,
-            "accepted": len(accepted) if register else 0,
-            "rejected": len(rejected),
-            "registered": register,
-            "first_rejections": [asdict(r) for r in rejected[:100]],
-        }
-        await batches.set_requested(conn, job["id"], rows)
-        await batches.finish(conn, job["id"], report)
-        await imports.drop_upload(conn, job["id"])
+                fresh = (
+                    list(rows) if all(keep) else [r for r, k in zip(rows, keep, strict=True) if k]
+                )
+                await units.copy(conn, fresh)
+                accepted += len(fresh)
+            register = not (rejected and mode is ImportMode.ALL_OR_NOTHING)
+            if not register:
+                raise _RollBack
+            await _close(conn, job["id"], mode, accepted, rejected, register=True)
+    except _RollBack:
+        async with pool.acquire() as conn, conn.transaction():
+            await _close(conn, job["id"], mode, 0, rejected, register=False)
+    except InvalidInput as exc:
+        await batches.fail(pool, job["id"], exc.detail, {"accepted": 0, "rejected": 0})
+
+
+def _indexes(keys: list[str], wanted: Collection[str]) -> list[int]:
+    """Where the (usually none) ``wanted`` keys stand in ``keys``."""
+    if not wanted:
+        return []
+    return [i for i, key in enumerate(keys) if key in wanted]
+
+
+class _RollBack(Exception):
+    """An all-or-nothing import refused: undo every unit it wrote."""
+
+
+async def _close(
+    conn: Conn,
+    batch_id: UUID,
+    mode: ImportMode,
+    accepted: int,
+    rejected: list[rules.Rejection],
+    *,
+    register: bool,
+) -> None:
+    rejected.sort(key=_file_order)
+    await imports.record_rejections(
+        conn, batch_id, [(r.position, r.reason, r.detail) for r in rejected]
+    )
+    rows = accepted + len(rejected)
+    report = {
+        "mode": mode.value,
+        "rows": rows,
+        "accepted": accepted,
+        "rejected": len(rejected),
+        "registered": register,
+        "first_rejections": [asdict(r) for r in rejected[:100]],
+    }
+    await batches.set_requested(conn, batch_id, rows)
+    await batches.finish(conn, batch_id, report)
+    await imports.drop_upload(conn, batch_id)
 
 
 _LINE = re.compile(r"line (\d+)")
