@@ -67,8 +67,7 @@ def issue_command(
 
     done = api.wait_for_batch(location, progress=progress)
     log.write("\n")
-    size = api.download(f"{location}/{FILE_KINDS[kind]}", out)
-    log.write(f"wrote {out} ({size} bytes)\n")
+    api.download(f"{location}/{FILE_KINDS[kind]}", out)
     return done
 
 
@@ -143,6 +142,11 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("file", type=Path)
     m.add_argument("--mode", default="all_or_nothing", choices=["all_or_nothing", "accept_valid"])
 
+    d = sub.add_parser("download", help="download a finished batch's file")
+    d.add_argument("--batch", required=True)
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--file", dest="kind", default=None, choices=sorted(FILE_KINDS))
+
     k = sub.add_parser("keys", help="list, rotate or revoke the brand's signing keys")
     k.add_argument("action", choices=["list", "rotate", "revoke"])
     k.add_argument("key_id", nargs="?", type=int)
@@ -159,16 +163,23 @@ def run(
         return 0 if parse_command(texts, stdout) else 2
     api = Api(args.api, args.key)
     try:
-        if args.command == "issue":
+        if args.command in ("issue", "download"):
             kind = args.kind or args.out.suffix.lstrip(".") or "csv"
             if kind not in FILE_KINDS:
                 raise CodegenError(
                     f"--out must end in one of {sorted(FILE_KINDS)} (or pass --file)"
                 )
-            issue_command(
+        if args.command == "issue":
+            batch = issue_command(
                 api, product=args.product, count=args.count, format=args.format, out=args.out,
                 kind=kind, lot=args.lot, expiry=args.expiry, log=sys.stderr,
             )  # fmt: skip
+            stdout.write(json.dumps({"batch": batch["id"], "file": str(args.out)}) + "\n")
+        elif args.command == "download":
+            size = api.download(f"/v1/code-batches/{args.batch}/{FILE_KINDS[kind]}", args.out)
+            stdout.write(
+                json.dumps({"batch": args.batch, "file": str(args.out), "bytes": size}) + "\n"
+            )
         elif args.command == "import":
             report = import_command(
                 api, product=args.product, path=args.file, mode=args.mode, log=sys.stderr
