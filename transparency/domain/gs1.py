@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal
 
 from biip import BiipException
@@ -92,7 +92,10 @@ class Gs1Code:
         return self.value("21")
 
     def value(self, ai: str) -> str | None:
-        return next((value for key, value in self.ais if key == ai), None)
+        for key, value in self.ais:
+            if key == ai:
+                return value
+        return None
 
 
 def split_symbology_identifier(text: str) -> tuple[str | None, str]:
@@ -214,11 +217,17 @@ def _fast_pattern(ai: str) -> re.Pattern[str]:
     return re.compile(_ai(ai).pattern, re.ASCII)  # ASCII: \d must not match other digits
 
 
+@lru_cache(maxsize=4096)
+def _gtin_check_digit_ok(gtin: str) -> bool:
+    # Cached: the rows of an import nearly all carry their product's one GTIN.
+    return bool(gs1_standard_check_digit(gtin[:-1]) == int(gtin[-1]))
+
+
 def _fast_element(ai: str, value: str) -> tuple[str, str] | None:
     """The element checked without biip, or None when only biip can tell."""
     if _fast_pattern(ai).fullmatch(ai + value) is None:
         raise InvalidCode("invalid_ai", f"({ai}) {value!r} is not valid")
-    if ai == "01" and gs1_standard_check_digit(value[:-1]) != int(value[-1]):
+    if ai == "01" and not _gtin_check_digit_ok(value):
         raise InvalidCode("bad_check_digit", f"({ai}) {value}: invalid GTIN check digit")
     if ai in _DATE_AIS:
         month, day = int(value[2:4]), int(value[4:6])
