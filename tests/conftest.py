@@ -95,7 +95,7 @@ def settings(dsn: str, tmp_path: Path) -> Settings:
         database_url=SecretStr(dsn),
         master_key=SecretStr(MasterKey.generate_text()),
         data_dir=tmp_path,
-        max_body_bytes=4096,
+        max_body_bytes=262_144,
         job_chunk_size=1000,
     )
 

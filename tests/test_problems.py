@@ -71,7 +71,7 @@ async def test_bad_gtin_check_digit(client: httpx.AsyncClient, world: World) -> 
 
 
 async def test_oversized_body_by_content_length(client: httpx.AsyncClient, world: World) -> None:
-    big = {"gtin": gtin14("0000000000003"), "name": "x", "attributes": {"a": "y" * 10_000}}
+    big = {"gtin": gtin14("0000000000003"), "name": "x", "attributes": {"a": "y" * 300_000}}
     r = await client.post("/v1/products", json=big, headers=bearer(world.brand_a))
     assert_problem(r, 413, "/problems/payload-too-large")
 
@@ -79,7 +79,7 @@ async def test_oversized_body_by_content_length(client: httpx.AsyncClient, world
 async def test_oversized_streamed_body(client: httpx.AsyncClient, world: World) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"gtin": "00000000000030", "name": "x", "attributes": {"a": "'
-        for _ in range(10):
+        for _ in range(300):
             yield b"y" * 1000
         yield b'"}}'
 

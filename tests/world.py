@@ -86,3 +86,26 @@ async def build_world(client: httpx.AsyncClient, admin: str) -> World:
         product_a=await make_product(client, a_key),
         product_b=await make_product(client, b_key),
     )
+
+
+async def issue_codes(
+    client: httpx.AsyncClient, world: World, count: int, fmt: str = "transparency", **extra: Any
+) -> list[dict[str, str]]:
+    """Issue ``count`` codes for product A and return their CSV rows (code, symbol, ...)."""
+    import asyncio
+    import csv
+    import io
+
+    r = await client.post(
+        f"/v1/products/{world.product_a['id']}/code-batches",
+        json={"count": count, "format": fmt, **extra},
+        headers=bearer(world.brand_a),
+    )
+    location = r.headers["location"]
+    for _ in range(400):
+        batch = (await client.get(location, headers=bearer(world.brand_a))).json()
+        if batch["status"] == "done":
+            break
+        await asyncio.sleep(0.05)
+    text = (await client.get(f"{location}/codes.csv", headers=bearer(world.brand_a))).text
+    return list(csv.DictReader(io.StringIO(text)))

@@ -58,6 +58,19 @@ class Settings(BaseSettings):
         le=600,
         description="A job whose process stops renewing this lease is resumed by another.",
     )
+    reversal_window_days: int = Field(
+        default=10, ge=0, le=365, description="How long after a pass a station may undo it."
+    )
+    customer_rate_per_minute: int = Field(
+        default=60, ge=1, description="Customer checks per client address per minute."
+    )
+    customer_burst: int = Field(default=20, ge=1, description="Customer checks allowed at once.")
+    clone_max_scans: int = Field(
+        default=20, ge=1, description="Customer scans of one code before it turns suspicious."
+    )
+    clone_max_regions: int = Field(
+        default=3, ge=1, description="Distinct regions scanning one code before it is suspicious."
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger request bodies get 413."
     )

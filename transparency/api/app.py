@@ -13,8 +13,10 @@ from transparency import __version__
 from transparency.api import problems
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
-from transparency.api.routes import admin, codes, ops, products
+from transparency.api.ratelimit import RateLimiter
+from transparency.api.routes import admin, codes, ops, products, verification
 from transparency.db.pool import open_pool
+from transparency.events import EventBuffer
 from transparency.jobs import JobRunner
 from transparency.keyring import KeyRing
 from transparency.services.imports import run_import
@@ -25,6 +27,7 @@ class State(TypedDict):
     pool: asyncpg.Pool
     keyring: KeyRing
     runner: JobRunner
+    events: EventBuffer
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -49,8 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
                 import_handler=run_import,
             )
             metrics.watch_pool(pool)
-            async with keyring.following(dsn), runner.running():
-                yield {"pool": pool, "keyring": keyring, "runner": runner}
+            events = EventBuffer(pool)
+            async with keyring.following(dsn), runner.running(), events.running():
+                yield {"pool": pool, "keyring": keyring, "runner": runner, "events": events}
             metrics.watch_pool(None)
 
     app = FastAPI(
@@ -61,8 +65,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.customer_limiter = RateLimiter(
+        settings.customer_rate_per_minute, settings.customer_burst
+    )
     problems.install(app)
-    for module in (ops, admin, products, codes):
+    for module in (ops, admin, products, codes, verification):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimit,

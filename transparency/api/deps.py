@@ -11,6 +11,7 @@ from transparency.domain.identity import Principal, Role
 from transparency.jobs import JobRunner
 from transparency.keyring import KeyRing
 from transparency.services.auth import authenticate
+from transparency.services.fulfilment import Context
 from transparency.settings import Settings
 
 
@@ -37,7 +38,13 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_context(request: Request) -> Context:
+    state = request.state
+    return Context(state.pool, state.keyring, state.events)
+
+
 Keys = Annotated[KeyRing, Depends(get_keyring)]
+Ctx = Annotated[Context, Depends(get_context)]
 Runner = Annotated[JobRunner, Depends(get_runner)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 

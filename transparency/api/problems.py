@@ -38,6 +38,7 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.InvalidTransition: 409,
     e.NotReady: 409,
     e.LimitExceeded: 429,
+    e.RateLimited: 429,
     e.Unavailable: 503,
 }
 
@@ -85,7 +86,7 @@ def problem(exc: e.TransparencyError) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, e.Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, e.Unavailable | e.LimitExceeded):
+    if isinstance(exc, e.Unavailable | e.LimitExceeded | e.RateLimited):
         headers["Retry-After"] = str(exc.extra.pop("retry_after", 1))
     return _response(status_of(exc), exc.slug, exc.title, exc.detail, headers, **exc.extra)
 

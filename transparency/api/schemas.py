@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -200,3 +200,67 @@ class PublicKeyList(BaseModel):
 
 class RevokeIn(Body):
     reason: str = Field(min_length=1, max_length=500)
+
+
+# ----- verification
+
+
+class FulfilmentIn(Body):
+    scan: str = Field(max_length=4096, description="The raw text the scanner read.")
+    gtin: str = Field(max_length=14, description="The product being shipped.")
+    shipment_id: str = Field(min_length=1, max_length=100)
+
+
+class FulfilmentItem(Body):
+    scan: str = Field(max_length=4096)
+    gtin: str = Field(max_length=14)
+
+
+class FulfilmentBatchIn(Body):
+    shipment_id: str = Field(min_length=1, max_length=100)
+    items: list[FulfilmentItem] = Field(min_length=1, max_length=1000)
+
+
+class FirstShipped(BaseModel):
+    at: datetime | None
+    site_id: UUID | None
+
+
+class FulfilmentReply(BaseModel):
+    result: Literal["pass", "fail"]
+    reason: str | None
+    unit: dict[str, Any] | None
+    first_shipped: FirstShipped | None
+
+
+class FulfilmentBatchOut(BaseModel):
+    results: list[FulfilmentReply]
+
+
+class ReversalIn(Body):
+    scan: str = Field(max_length=4096)
+    shipment_id: str = Field(min_length=1, max_length=100)
+
+
+class ReturnIn(Body):
+    scan: str = Field(max_length=4096)
+    action: Literal["return", "restock"]
+
+
+class UnitStateOut(BaseModel):
+    code: str
+    state: str
+
+
+class VerifyIn(Body):
+    scan: str = Field(min_length=1, max_length=4096)
+    region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166 code")
+
+
+class CustomerAnswer(BaseModel):
+    verdict: Literal["authentic", "suspicious", "not_authentic", "revoked"]
+    code: str | None
+    reason: str | None
+    product: dict[str, Any] | None
+    unit: dict[str, Any]
+    warnings: list[str]

@@ -68,3 +68,8 @@ async def list_for_brand(
             limit,
         )
     return [Product(**r) for r in rows]
+
+
+async def by_gtin(conn: Conn | asyncpg.Pool, gtin: str) -> Product | None:
+    row = await conn.fetchrow(f"select {_COLUMNS} from products where gtin = $1", gtin)
+    return None if row is None else Product(**row)

@@ -11,8 +11,10 @@
     ├── Conflict                     the request collides with existing state
     │   ├── AlreadyExists            a unique name, GTIN or code is taken
     │   ├── InvalidTransition        the unit lifecycle forbids this event in this state
+    │   ├── ReversalRefused          a fulfilment pass that cannot be undone (late, elsewhere)
     │   └── NotReady                 the object exists but is not finished yet (a running job)
     ├── LimitExceeded                a quota is used up (running jobs per brand); retry later
+    ├── RateLimited                  too many requests from one client (customer checks)
     └── Unavailable                  a dependency (the database) cannot answer now
 
 Each class carries a stable ``slug``; the web layer maps it to an RFC 9457 problem
@@ -125,6 +127,20 @@ class InvalidTransition(Conflict):
 
     slug = "invalid-transition"
     title = "Invalid lifecycle transition"
+
+
+class ReversalRefused(Conflict):
+    """A fulfilment pass cannot be undone: too late, from another site, or not shipped."""
+
+    slug = "reversal-refused"
+    title = "Reversal refused"
+
+
+class RateLimited(TransparencyError):
+    """Too many requests from this client; retry after the time given."""
+
+    slug = "rate-limited"
+    title = "Too many requests"
 
 
 class NotReady(Conflict):

@@ -1,0 +1,257 @@
+"""Fulfilment: every reason, exactly-once claims, idempotent retries, batches, reversals."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+
+from tests.world import World, bearer, issue_codes
+from transparency.domain import codes
+
+
+async def claim(
+    client: httpx.AsyncClient, world: World, scan: str, *, gtin: str | None = None,
+    shipment: str = "S-1", key: str | None = None, idem: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    headers = bearer(key or world.station)
+    if idem:
+        headers["Idempotency-Key"] = idem
+    r = await client.post(
+        "/v1/fulfilment/verifications",
+        json={"scan": scan, "gtin": gtin or world.product_a["gtin"], "shipment_id": shipment},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def events(dsn: str, code: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(
+            "select kind, result, reason from scan_events where code = $1 order by scanned_at",
+            code,
+        )
+    finally:
+        await conn.close()
+
+
+async def state(dsn: str, code: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        value: str = await conn.fetchval("select state::text from units where code = $1", code)
+        return value
+    finally:
+        await conn.close()
+
+
+async def test_pass_then_already_shipped(client: httpx.AsyncClient, world: World, dsn: str) -> None:
+    (row,) = await issue_codes(client, world, 1, lot="L1")
+    first = await claim(client, world, row["symbol"])  # the label's URL, as scanned
+    assert (first["result"], first["reason"]) == ("pass", None)
+    assert first["unit"]["lot"] == "L1"
+    assert await state(dsn, row["code"]) == "shipped"
+    again = await claim(client, world, row["code"], shipment="S-2")
+    assert (again["result"], again["reason"]) == ("fail", "already_shipped")
+    assert again["first_shipped"]["site_id"] == world.site_id
+    assert again["first_shipped"]["at"] is not None
+    assert [(e["result"], e["reason"]) for e in await events(dsn, row["code"])] == [
+        ("pass", None),
+        ("fail", "already_shipped"),
+    ]
+
+
+async def test_the_same_shipment_retried_gets_its_pass_back(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    assert (await claim(client, world, row["code"]))["result"] == "pass"
+    retry = await claim(client, world, row["code"])  # same shipment, same site: a retry
+    assert retry["result"] == "pass"
+
+
+async def test_an_idempotency_key_returns_the_first_answer(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    rows = await issue_codes(client, world, 1)
+    key = str(uuid.uuid4())
+    first = await claim(client, world, rows[0]["code"], idem=key)
+    second = await claim(client, world, rows[0]["code"], idem=key, shipment="S-other")
+    assert first == second
+    assert first["result"] == "pass"
+    assert len(await events(dsn, rows[0]["code"])) == 1  # the retry touched nothing
+
+
+async def test_every_failure_reason(
+    client: httpx.AsyncClient, world: World, dsn: str, app: Any
+) -> None:
+    rows = await issue_codes(client, world, 4)
+    real = rows[0]["code"]
+    payload = codes.parse(real).payload
+    assert payload is not None
+    forged = codes.sign_transparency(payload, b"not the brand's secret key......")
+    unknown_key = codes.sign_transparency(codes.Payload(8000, 1), b"x" * 32)
+    keyring = app.state.lifespan_state["keyring"]
+    key = keyring.get(payload.key_id)
+    unknown = codes.sign_transparency(codes.Payload(payload.key_id, 12345), key.hmac_secret)
+    cases = {
+        "malformed": "hello world",
+        "forged": forged,
+        "unknown": unknown,
+    }
+    for reason, scan in cases.items():
+        reply = await claim(client, world, scan)
+        assert (reply["result"], reply["reason"]) == ("fail", reason), reason
+    assert (await claim(client, world, unknown_key))["reason"] == "forged"
+    wrong = await claim(client, world, rows[1]["code"], gtin=world.product_b["gtin"])
+    assert wrong["reason"] == "wrong_product"
+    assert await state(dsn, rows[1]["code"]) == "active"  # a fail changes no unit
+    missing = await claim(client, world, "   ")
+    assert missing["reason"] == "missing_code"
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("update units set state = 'revoked' where code = $1", rows[2]["code"])
+        await conn.execute("update units set state = 'recalled' where code = $1", rows[3]["code"])
+    finally:
+        await conn.close()
+    assert (await claim(client, world, rows[2]["code"]))["reason"] == "revoked"
+    assert (await claim(client, world, rows[3]["code"]))["reason"] == "recalled"
+
+    r = await client.post(
+        f"/v1/signing-keys/{payload.key_id}/revoke",
+        json={"reason": "leak"},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 200
+    assert (await claim(client, world, rows[1]["code"]))["reason"] == "key_revoked"
+
+
+async def test_a_hundred_concurrent_claims_one_pass(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    replies = await asyncio.gather(
+        *(claim(client, world, row["code"], shipment=f"S-{i}") for i in range(100))
+    )
+    results = sorted((r["result"], r["reason"]) for r in replies)
+    assert results.count(("pass", None)) == 1
+    assert results.count(("fail", "already_shipped")) == 99
+    assert len(await events(dsn, row["code"])) == 100
+
+
+async def test_batch_one_result_each_in_order(client: httpx.AsyncClient, world: World) -> None:
+    rows = await issue_codes(client, world, 5)
+    scans = [r["code"] for r in rows] + ["junk", rows[0]["code"]]
+    r = await client.post(
+        "/v1/fulfilment/verifications/batch",
+        json={
+            "shipment_id": "TOTE-1",
+            "items": [{"scan": s, "gtin": world.product_a["gtin"]} for s in scans],
+        },
+        headers=bearer(world.station),
+    )
+    assert r.status_code == 200, r.text
+    results = [(x["result"], x["reason"]) for x in r.json()["results"]]
+    assert results == [("pass", None)] * 5 + [("fail", "malformed"), ("fail", "already_shipped")]
+
+
+async def test_batch_is_limited_to_1000(client: httpx.AsyncClient, world: World) -> None:
+    items = [{"scan": "x", "gtin": world.product_a["gtin"]}] * 1001
+    r = await client.post(
+        "/v1/fulfilment/verifications/batch",
+        json={"shipment_id": "T", "items": items},
+        headers=bearer(world.station),
+    )
+    assert r.status_code == 422
+
+
+async def test_reversal_same_site_within_window(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    rows = await issue_codes(client, world, 2)
+    await claim(client, world, rows[0]["code"], shipment="ORD-1")
+    r = await client.post(
+        "/v1/fulfilment/reversals",
+        json={"scan": rows[0]["code"], "shipment_id": "ORD-1"},
+        headers=bearer(world.station),
+    )
+    assert r.json() == {"code": rows[0]["code"], "state": "active"}
+    assert (await claim(client, world, rows[0]["code"], shipment="ORD-2"))["result"] == "pass"
+
+    other_site = await client.post(
+        "/v1/sites", json={"name": f"other-{uuid.uuid4().hex[:6]}"}, headers=bearer(world.admin)
+    )
+    other_key = (
+        await client.post(
+            "/v1/api-keys",
+            json={"role": "station", "site_id": other_site.json()["id"]},
+            headers=bearer(world.admin),
+        )
+    ).json()["key"]
+    r = await client.post(
+        "/v1/fulfilment/reversals",
+        json={"scan": rows[0]["code"], "shipment_id": "ORD-2"},
+        headers=bearer(other_key),
+    )
+    assert r.status_code == 409
+    assert r.json()["type"] == "/problems/reversal-refused"
+
+    await claim(client, world, rows[1]["code"], shipment="ORD-3")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "update units set shipped_at = now() - interval '11 days' where code = $1",
+            rows[1]["code"],
+        )
+    finally:
+        await conn.close()
+    r = await client.post(
+        "/v1/fulfilment/reversals",
+        json={"scan": rows[1]["code"], "shipment_id": "ORD-3"},
+        headers=bearer(world.station),
+    )
+    assert r.status_code == 409
+    assert "window" in r.json()["detail"]
+
+
+async def test_returns_and_restock(client: httpx.AsyncClient, world: World) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    await claim(client, world, row["code"])
+    r = await client.post(
+        "/v1/fulfilment/returns",
+        json={"scan": row["code"], "action": "return"},
+        headers=bearer(world.station),
+    )
+    assert r.json()["state"] == "returned"
+    assert (await claim(client, world, row["code"], shipment="S-9"))["reason"] == "not_active"
+    r = await client.post(
+        "/v1/fulfilment/returns",
+        json={"scan": row["code"], "action": "restock"},
+        headers=bearer(world.station),
+    )
+    assert r.json()["state"] == "active"
+    assert (await claim(client, world, row["code"], shipment="S-9"))["result"] == "pass"
+    r = await client.post(
+        "/v1/fulfilment/returns",
+        json={"scan": row["code"], "action": "restock"},
+        headers=bearer(world.station),
+    )
+    assert r.status_code == 409
+    assert r.json()["type"] == "/problems/invalid-transition"
+
+
+async def test_only_station_keys_claim(client: httpx.AsyncClient, world: World) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    for key in (world.brand_a, world.admin):
+        r = await client.post(
+            "/v1/fulfilment/verifications",
+            json={"scan": row["code"], "gtin": world.product_a["gtin"], "shipment_id": "S"},
+            headers=bearer(key),
+        )
+        assert r.status_code == 403

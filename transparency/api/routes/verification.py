@@ -1,0 +1,88 @@
+"""Fulfilment (station keys) and customer verification (no key, rate-limited)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+
+from transparency.api.deps import Ctx, SettingsDep, StationKey
+from transparency.api.schemas import (
+    CustomerAnswer,
+    FulfilmentBatchIn,
+    FulfilmentBatchOut,
+    FulfilmentIn,
+    FulfilmentReply,
+    ReturnIn,
+    ReversalIn,
+    UnitStateOut,
+    VerifyIn,
+)
+from transparency.domain.lifecycle import UnitEvent
+from transparency.domain.verification import CloneThresholds
+from transparency.services import customer, fulfilment
+from transparency.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["verification"])
+
+
+@router.post("/fulfilment/verifications", response_model=FulfilmentReply)
+async def verify_unit(
+    body: FulfilmentIn,
+    ctx: Ctx,
+    actor: StationKey,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    claim = fulfilment.Claim(body.scan, body.gtin)
+    return await fulfilment.verify_one(ctx, actor, claim, body.shipment_id, idempotency_key)
+
+
+@router.post("/fulfilment/verifications/batch", response_model=FulfilmentBatchOut)
+async def verify_units(body: FulfilmentBatchIn, ctx: Ctx, actor: StationKey) -> dict[str, Any]:
+    claims = [fulfilment.Claim(item.scan, item.gtin) for item in body.items]
+    return {"results": await fulfilment.verify_many(ctx, actor, claims, body.shipment_id)}
+
+
+@router.post("/fulfilment/reversals", response_model=UnitStateOut)
+async def reverse(
+    body: ReversalIn, ctx: Ctx, actor: StationKey, settings: SettingsDep
+) -> dict[str, Any]:
+    window = timedelta(days=settings.reversal_window_days)
+    return await fulfilment.reverse(ctx, actor, body.scan, body.shipment_id, window)
+
+
+@router.post("/fulfilment/returns", response_model=UnitStateOut)
+async def take_back(body: ReturnIn, ctx: Ctx, actor: StationKey) -> dict[str, Any]:
+    event = UnitEvent.RETURN if body.action == "return" else UnitEvent.RESTOCK
+    return await fulfilment.take_back(ctx, actor, body.scan, event)
+
+
+def _limited(request: Request) -> None:
+    client = request.client.host if request.client else "unknown"
+    request.app.state.customer_limiter.hit(client)
+
+
+CustomerLimit = Annotated[None, Depends(_limited)]
+
+
+def _thresholds(settings: Settings) -> CloneThresholds:
+    return CloneThresholds(settings.clone_max_scans, settings.clone_max_regions)
+
+
+@router.get("/verify", response_model=CustomerAnswer, tags=["public"])
+async def verify_code(
+    _: CustomerLimit,
+    ctx: Ctx,
+    settings: SettingsDep,
+    code: Annotated[str, Query(min_length=1, max_length=4096)],
+    region: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+) -> dict[str, Any]:
+    return (await customer.verify(ctx, code, region, _thresholds(settings))).as_json()
+
+
+@router.post("/verify", response_model=CustomerAnswer, tags=["public"])
+async def verify_scan(
+    body: VerifyIn, _: CustomerLimit, ctx: Ctx, settings: SettingsDep
+) -> dict[str, Any]:
+    return (await customer.verify(ctx, body.scan, body.region, _thresholds(settings))).as_json()

@@ -1,0 +1,55 @@
+"""The check every scan gets before any query: well-formed, signed by a key we issued.
+
+Transparency codes carry an HMAC tag and offline codes an Ed25519 signature, both checked
+against the in-memory keyring; a forged or mistyped code is refused here, so it costs no
+database query. GS1 codes carry no tag the brand's own serials would share, so they are
+decided by the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transparency.domain import codes
+from transparency.domain.codes import CodeFormat, ParsedCode
+from transparency.domain.errors import InvalidCode
+from transparency.domain.signing_keys import KeyStatus
+from transparency.domain.verification import Reason
+from transparency.keyring import KeyRing
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A scan after the offline checks: the unit key to look up, or why it is refused."""
+
+    unit_key: str | None
+    reason: Reason | None
+    parsed: ParsedCode | None = None
+
+    @property
+    def key_revoked(self) -> bool:
+        return self.reason is Reason.KEY_REVOKED
+
+
+def check(scan: str, keyring: KeyRing) -> Checked:
+    try:
+        parsed = codes.parse(scan)
+    except InvalidCode:
+        return Checked(None, Reason.MALFORMED)
+    if parsed.format is CodeFormat.GS1:
+        return Checked(parsed.unit_key, None, parsed)
+    assert parsed.key_id is not None
+    key = keyring.get(parsed.key_id)
+    if key is None:
+        return Checked(None, Reason.FORGED, parsed)
+    if parsed.format is CodeFormat.TRANSPARENCY:
+        genuine = codes.verify_tag(parsed, key.hmac_secret)
+        unit_key = parsed.text
+    else:
+        genuine = codes.verify_offline(parsed, key.public_key)
+        unit_key = codes.unit_key_of_offline(parsed, key.hmac_secret)
+    if not genuine:
+        return Checked(None, Reason.FORGED, parsed)
+    if key.status is KeyStatus.REVOKED:
+        return Checked(unit_key, Reason.KEY_REVOKED, parsed)
+    return Checked(unit_key, None, parsed)

@@ -1,0 +1,227 @@
+"""Queries of verification: claims at fulfilment, customer scans, reversals, returns.
+
+A claim is one statement: it locks the unit row (waiting for a concurrent claim of the
+same code to finish, then seeing its result), decides, updates the unit when it passes and
+appends the scan event, atomically and in one round trip for any number of codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from transparency.db.pool import Conn
+from transparency.domain.verification import BLOCKING_STATES
+
+EVENT_COLUMNS = (
+    "code", "id", "scanned_at", "kind", "result", "reason", "brand_id", "product_id",
+    "site_id", "api_key_id", "shipment_id", "region",
+)  # fmt: skip
+
+_BLOCKING_STATES = [s.value for s in BLOCKING_STATES]
+_BLOCKING_REASONS = [r.value for r in BLOCKING_STATES.values()]
+
+_CLAIM = """
+with item as (
+    select * from unnest($1::text[], $2::text[]) with ordinality as i(code, gtin, n)
+),
+u as (
+    select u.code, u.state, u.shipped_at, u.shipped_site_id, u.shipment_id, u.brand_id,
+           u.product_id, u.lot, u.expiry, p.gtin, p.name, b.status as batch_status
+    from units u
+    join products p on p.id = u.product_id
+    join code_batches b on b.id = u.batch_id
+    where u.code = any($1::text[])
+    for update of u
+),
+decision as (
+    select item.n, item.code as item_code, u.*,
+        case
+            when u.code is null or u.batch_status <> 'done' then 'unknown'
+            when u.gtin <> item.gtin then 'wrong_product'
+            when u.state = 'active' then null
+            when u.state = 'shipped' and u.shipment_id = $4 and u.shipped_site_id = $3 then null
+            else (select r.reason from unnest($6::text[], $7::text[]) as r(state, reason)
+                  where r.state = u.state::text)
+        end as reason
+    from item left join u on u.code = item.code
+),
+upd as (
+    update units set state = 'shipped', shipped_at = now(), shipped_site_id = $3,
+                     shipment_id = $4, updated_at = now()
+    from decision d
+    where units.code = d.code and d.reason is null and d.state = 'active'
+    returning units.code, units.shipped_at
+),
+ev as (
+    insert into scan_events (code, id, kind, result, reason, brand_id, product_id, site_id,
+                             api_key_id, shipment_id)
+    select d.item_code, gen_random_uuid(), 'fulfilment',
+           case when d.reason is null then 'pass' else 'fail' end,
+           d.reason, d.brand_id, d.product_id, $3, $5, $4
+    from decision d
+)
+select d.n, d.reason, d.state::text as state, d.gtin, d.name, d.lot, d.expiry, d.product_id,
+       d.brand_id, coalesce(upd.shipped_at, d.shipped_at) as shipped_at,
+       case when upd.code is not null then $3 else d.shipped_site_id end as shipped_site_id
+from decision d left join upd on upd.code = d.code
+order by d.n
+"""
+
+
+async def claim(
+    conn: Conn | asyncpg.Pool,
+    items: Sequence[tuple[str, str]],
+    *,
+    site_id: UUID,
+    api_key_id: str,
+    shipment_id: str,
+) -> list[asyncpg.Record]:
+    """Claim (unit key, GTIN) pairs for a shipment: one row per item, in order."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        _CLAIM,
+        [code for code, _ in items],
+        [gtin for _, gtin in items],
+        site_id,
+        shipment_id,
+        api_key_id,
+        _BLOCKING_STATES,
+        _BLOCKING_REASONS,
+    )
+    return rows
+
+
+async def prior_reply(conn: Conn | asyncpg.Pool, api_key_id: str, key: str) -> Any:
+    return await conn.fetchval(
+        "select reply from fulfilment_replies where api_key_id = $1 and idempotency_key = $2",
+        api_key_id,
+        key,
+    )
+
+
+async def store_reply(
+    conn: Conn | asyncpg.Pool, api_key_id: str, key: str, reply: dict[str, Any]
+) -> Any:
+    """Keep the first reply to a key; return the reply that stands (ours or an earlier one)."""
+    return await conn.fetchval(
+        "with ins as (insert into fulfilment_replies (api_key_id, idempotency_key, reply)"
+        " values ($1, $2, $3) on conflict do nothing returning reply)"
+        " select reply from ins union all"
+        " select reply from fulfilment_replies where api_key_id = $1 and idempotency_key = $2"
+        " limit 1",
+        api_key_id,
+        key,
+        reply,
+    )
+
+
+async def copy_events(conn: Conn | asyncpg.Pool, rows: Sequence[tuple[Any, ...]]) -> None:
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as c:
+            await c.copy_records_to_table("scan_events", records=rows, columns=EVENT_COLUMNS)
+    else:
+        await conn.copy_records_to_table("scan_events", records=rows, columns=EVENT_COLUMNS)
+
+
+_CUSTOMER = """
+with u as (
+    select u.code, u.state, u.lot, u.expiry, u.shipped_at, u.brand_id, u.product_id,
+           u.suspicious_at, p.gtin, p.name, p.attributes, p.image_url, br.name as brand_name
+    from units u
+    join products p on p.id = u.product_id
+    join brands br on br.id = u.brand_id
+    join code_batches b on b.id = u.batch_id
+    where u.code = $1 and b.status = 'done'
+),
+ev as (
+    insert into scan_events (code, id, kind, result, brand_id, product_id, region)
+    select $1, gen_random_uuid(), 'customer', 'scanned', u.brand_id, u.product_id, $2 from u
+    returning region
+)
+select u.*,
+    (select count(*) from scan_events s where s.code = $1 and s.kind = 'customer') + 1
+        as customer_scans,
+    (select count(distinct r) from (
+        select region as r from scan_events s
+        where s.code = $1 and s.kind = 'customer' and region is not null
+        union select region from ev where region is not null) regions) as regions
+from u
+"""
+
+
+async def customer_scan(
+    conn: Conn | asyncpg.Pool, code: str, region: str | None
+) -> asyncpg.Record | None:
+    """Record a customer scan of a registered unit and return its facts and scan counts."""
+    row: asyncpg.Record | None = await conn.fetchrow(_CUSTOMER, code, region)
+    return row
+
+
+async def mark_suspicious(conn: Conn | asyncpg.Pool, code: str) -> None:
+    await conn.execute(
+        "update units set suspicious_at = now() where code = $1 and suspicious_at is null", code
+    )
+
+
+async def unit_for_update(conn: Conn, code: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "select u.code, u.state, u.shipped_at, u.shipped_site_id, u.shipment_id, u.brand_id,"
+        " u.product_id from units u join code_batches b on b.id = u.batch_id"
+        " where u.code = $1 and b.status = 'done' for update of u",
+        code,
+    )
+    return row
+
+
+async def move(
+    conn: Conn,
+    code: str,
+    state: str,
+    *,
+    kind: str,
+    site_id: UUID | None,
+    api_key_id: str,
+    shipment_id: str | None,
+    brand_id: UUID,
+    product_id: UUID,
+    clear_shipment: bool = False,
+) -> None:
+    """Set a unit's state and append the scan event that moved it (caller's transaction)."""
+    await conn.execute(
+        "update units set state = $2::unit_state, updated_at = now(),"
+        " shipped_at = case when $3 then null else shipped_at end,"
+        " shipped_site_id = case when $3 then null else shipped_site_id end,"
+        " shipment_id = case when $3 then null else shipment_id end"
+        " where code = $1",
+        code,
+        state,
+        clear_shipment,
+    )
+    await conn.execute(
+        "insert into scan_events (code, id, kind, result, brand_id, product_id, site_id,"
+        " api_key_id, shipment_id) values ($1, gen_random_uuid(), $2, 'pass', $3, $4, $5, $6, $7)",
+        code,
+        kind,
+        brand_id,
+        product_id,
+        site_id,
+        api_key_id,
+        shipment_id,
+    )
+
+
+async def history(conn: Conn | asyncpg.Pool, code: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "select scanned_at, kind, result, reason, site_id, shipment_id, region"
+        " from scan_events where code = $1 order by scanned_at, id",
+        code,
+    )
+    return rows
+
+
+async def unit_brand(conn: Conn | asyncpg.Pool, code: str) -> UUID | None:
+    value: UUID | None = await conn.fetchval("select brand_id from units where code = $1", code)
+    return value

@@ -1,0 +1,99 @@
+"""What a check answers: fulfilment reasons, customer verdicts and warnings, clone rules.
+
+A fulfilment check passes or fails with one stable reason. A customer check gives a verdict
+and warnings; a code whose customer scans cross the clone thresholds turns suspicious.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from transparency.domain.lifecycle import UnitState
+
+
+class Reason(StrEnum):
+    MALFORMED = "malformed"  # not a code of any format we read
+    FORGED = "forged"  # tag or signature wrong, or a key we never issued
+    UNKNOWN = "unknown"  # well-formed, not registered (or its batch is not finished)
+    WRONG_PRODUCT = "wrong_product"  # a real unit of another product
+    ALREADY_SHIPPED = "already_shipped"  # claimed before: the counterfeit signal
+    REVOKED = "revoked"  # revoked, destroyed or reported stolen by the brand
+    RECALLED = "recalled"
+    KEY_REVOKED = "key_revoked"  # signed by a key the brand revoked as compromised
+    NOT_ACTIVE = "not_active"  # issued but not released, or returned and not restocked
+    MISSING_CODE = "missing_code"  # nothing scanned for a product that must be checked
+
+
+# The unit states that block a claim, with the reason each gives.
+BLOCKING_STATES: dict[UnitState, Reason] = {
+    UnitState.SHIPPED: Reason.ALREADY_SHIPPED,
+    UnitState.REVOKED: Reason.REVOKED,
+    UnitState.DESTROYED: Reason.REVOKED,
+    UnitState.STOLEN: Reason.REVOKED,
+    UnitState.RECALLED: Reason.RECALLED,
+    UnitState.ISSUED: Reason.NOT_ACTIVE,
+    UnitState.RETURNED: Reason.NOT_ACTIVE,
+}
+
+
+class Verdict(StrEnum):
+    AUTHENTIC = "authentic"
+    SUSPICIOUS = "suspicious"  # real code, but its scans look like copies in circulation
+    NOT_AUTHENTIC = "not_authentic"  # not a code we issued or registered
+    REVOKED = "revoked"  # the brand withdrew it (revoked, stolen, destroyed, key revoked)
+
+
+class Warning(StrEnum):
+    SCANNED_MANY_TIMES = "scanned_many_times"
+    MANY_REGIONS = "many_regions"
+    ALREADY_USED = "already_used"  # scanned by customers before it ever left a warehouse
+    EXPIRED = "expired"
+    RECALLED = "recalled"
+
+
+CLONE_SIGNALS = frozenset({Warning.SCANNED_MANY_TIMES, Warning.MANY_REGIONS, Warning.ALREADY_USED})
+
+
+@dataclass(frozen=True, slots=True)
+class CloneThresholds:
+    max_scans: int = 20
+    max_regions: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ScanHistory:
+    """What the customer-scan record says about one unit, this scan included."""
+
+    customer_scans: int
+    regions: int
+
+
+def customer_warnings(
+    state: UnitState,
+    expiry: date | None,
+    history: ScanHistory,
+    thresholds: CloneThresholds,
+    today: date,
+) -> list[Warning]:
+    warnings = []
+    if history.customer_scans > thresholds.max_scans:
+        warnings.append(Warning.SCANNED_MANY_TIMES)
+    if history.regions > thresholds.max_regions:
+        warnings.append(Warning.MANY_REGIONS)
+    if state in (UnitState.ACTIVE, UnitState.ISSUED):
+        warnings.append(Warning.ALREADY_USED)
+    if expiry is not None and expiry < today:
+        warnings.append(Warning.EXPIRED)
+    if state is UnitState.RECALLED:
+        warnings.append(Warning.RECALLED)
+    return warnings
+
+
+def customer_verdict(state: UnitState, warnings: list[Warning], key_revoked: bool) -> Verdict:
+    if key_revoked or state in (UnitState.REVOKED, UnitState.STOLEN, UnitState.DESTROYED):
+        return Verdict.REVOKED
+    if CLONE_SIGNALS.intersection(warnings):
+        return Verdict.SUSPICIOUS
+    return Verdict.AUTHENTIC

@@ -1,0 +1,57 @@
+"""Scan events that concern no unit (malformed, forged), written in bulk in the background.
+
+Refusing a forged code must cost no query, yet every scan is recorded: such events are
+buffered and written with one COPY every ``interval`` seconds, and on shutdown. A crash
+loses at most that interval of refusals; events about a unit are written in the same
+statement as the unit's change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import asyncpg
+
+from transparency.db import scans
+
+log = logging.getLogger("transparency.events")
+
+
+class EventBuffer:
+    def __init__(self, pool: asyncpg.Pool, *, interval: float = 0.2, limit: int = 100_000) -> None:
+        self.pool = pool
+        self.interval = interval
+        self.limit = limit
+        self._rows: list[tuple[Any, ...]] = []
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        if len(self._rows) < self.limit:  # a flood of forgeries must not exhaust memory
+            self._rows.append(row)
+
+    async def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if rows:
+            try:
+                await scans.copy_events(self.pool, rows)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("could not write %d scan events: %s", len(rows), exc)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(self.interval)
+                await self.flush()
+
+        task = asyncio.create_task(loop(), name="event-buffer")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            await self.flush()

@@ -1,0 +1,94 @@
+"""Customer use case: is this unit authentic, what is it, is anything wrong?
+
+A customer scan never changes a unit's state; it is recorded (with a coarse region when
+the client gives one, and nothing personal) and feeds the clone thresholds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from transparency import authenticity
+from transparency.db import scans
+from transparency.domain.lifecycle import UnitState
+from transparency.domain.verification import (
+    CloneThresholds,
+    Reason,
+    ScanHistory,
+    Verdict,
+    Warning,
+    customer_verdict,
+    customer_warnings,
+)
+from transparency.services.fulfilment import Context
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a customer sees."""
+
+    verdict: Verdict
+    code: str | None
+    reason: str | None = None
+    product: dict[str, Any] | None = None
+    unit: dict[str, Any] = field(default_factory=dict)
+    warnings: list[Warning] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "code": self.code,
+            "reason": self.reason,
+            "product": self.product,
+            "unit": self.unit,
+            "warnings": [w.value for w in self.warnings],
+        }
+
+
+async def verify(
+    ctx: Context,
+    scan: str,
+    region: str | None,
+    thresholds: CloneThresholds,
+    today: date | None = None,
+) -> Answer:
+    checked = authenticity.check(scan, ctx.keyring)
+    if checked.unit_key is None:
+        reason = checked.reason or Reason.MALFORMED
+        ctx.events.add((
+            scan.strip()[:200] or "-", uuid.uuid4(), datetime.now(UTC), "customer", "rejected",
+            reason.value, None, None, None, None, None, region,
+        ))  # fmt: skip
+        return Answer(Verdict.NOT_AUTHENTIC, None, reason.value)
+    row = await scans.customer_scan(ctx.pool, checked.unit_key, region)
+    if row is None:
+        return Answer(Verdict.NOT_AUTHENTIC, checked.unit_key, Reason.UNKNOWN.value)
+    state = UnitState(row["state"])
+    history = ScanHistory(customer_scans=row["customer_scans"], regions=row["regions"])
+    warnings = customer_warnings(state, row["expiry"], history, thresholds, today or date.today())
+    verdict = customer_verdict(state, warnings, checked.key_revoked)
+    if verdict is Verdict.SUSPICIOUS and row["suspicious_at"] is None:
+        await scans.mark_suspicious(ctx.pool, checked.unit_key)
+    facts: dict[str, Any] = {
+        k: v for k, v in (row["attributes"] or {}).items() if isinstance(v, str | int | float)
+    }
+    if row["lot"]:
+        facts["lot"] = row["lot"]
+    if row["expiry"]:
+        facts["expiry"] = row["expiry"].isoformat()
+    return Answer(
+        verdict,
+        checked.unit_key,
+        Reason.KEY_REVOKED.value if checked.key_revoked else None,
+        product={
+            "brand": row["brand_name"],
+            "name": row["name"],
+            "gtin": row["gtin"],
+            "image_url": row["image_url"],
+        },
+        unit=facts,
+        warnings=warnings,
+    )

@@ -1,0 +1,197 @@
+"""Station use cases: claim units at fulfilment, undo a claim, take returns back.
+
+Every check runs the offline test first (malformed, forged, key revoked: no query), then
+one claim statement for everything that remains. A retry with the same Idempotency-Key,
+or of the same code for the same shipment from the same site, gets the first answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from transparency import authenticity
+from transparency.db import products as db_products
+from transparency.db import scans
+from transparency.domain.errors import NotFound, ReversalRefused
+from transparency.domain.gtin import normalize_gtin
+from transparency.domain.identity import Principal, Role
+from transparency.domain.lifecycle import UnitEvent, UnitState, next_state
+from transparency.domain.verification import Reason
+from transparency.events import EventBuffer
+from transparency.keyring import KeyRing
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    scan: str
+    gtin: str
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    pool: asyncpg.Pool
+    keyring: KeyRing
+    events: EventBuffer
+
+
+def _reply(row: asyncpg.Record | None, reason: Reason | str | None) -> dict[str, Any]:
+    result = "pass" if reason is None else "fail"
+    unit = None
+    first = None
+    if row is not None and row["product_id"] is not None:
+        unit = {
+            "gtin": row["gtin"],
+            "product": row["name"],
+            "lot": row["lot"],
+            "expiry": row["expiry"].isoformat() if row["expiry"] else None,
+        }
+        if reason == Reason.ALREADY_SHIPPED.value or (reason is None and row["shipped_at"]):
+            first = {
+                "at": row["shipped_at"].isoformat() if row["shipped_at"] else None,
+                "site_id": str(row["shipped_site_id"]) if row["shipped_site_id"] else None,
+            }
+    return {
+        "result": result,
+        "reason": None if reason is None else str(reason),
+        "unit": unit,
+        "first_shipped": first if reason is not None else None,
+    }
+
+
+def _offline_fail(
+    ctx: Context, actor: Principal, scan_code: str, reason: Reason, shipment_id: str
+) -> dict[str, Any]:
+    ctx.events.add((
+        scan_code[:200] or "-", uuid.uuid4(), datetime.now(UTC), "fulfilment", "fail",
+        reason.value, None, None, actor.site_id, actor.key_id, shipment_id, None,
+    ))  # fmt: skip
+    return {"result": "fail", "reason": reason.value, "unit": None, "first_shipped": None}
+
+
+async def _missing(ctx: Context, gtin: str) -> Reason | None:
+    product = await db_products.by_gtin(ctx.pool, gtin)
+    return Reason.MISSING_CODE if product is None or product.requires_check else None
+
+
+async def verify_many(
+    ctx: Context, actor: Principal, claims: list[Claim], shipment_id: str
+) -> list[dict[str, Any]]:
+    """One reply per claim, in order; the database is asked once for all of them."""
+    actor.require(Role.STATION)
+    assert actor.site_id is not None
+    replies: list[dict[str, Any] | None] = [None] * len(claims)
+    to_claim: list[tuple[int, str, str]] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(claims):
+        gtin = normalize_gtin(item.gtin, field=f"items[{i}].gtin")
+        if not item.scan.strip():
+            missing = await _missing(ctx, gtin)
+            replies[i] = _offline_fail(ctx, actor, "", missing, shipment_id) if missing else {
+                "result": "pass", "reason": None, "unit": None, "first_shipped": None}  # fmt: skip
+            continue
+        checked = authenticity.check(item.scan, ctx.keyring)
+        if checked.reason is not None or checked.unit_key is None:
+            reason = checked.reason or Reason.MALFORMED
+            replies[i] = _offline_fail(ctx, actor, item.scan.strip(), reason, shipment_id)
+            continue
+        if checked.unit_key in seen:  # the same unit twice in one tote: the second is a copy
+            replies[i] = {"duplicate_of": seen[checked.unit_key]}
+            continue
+        seen[checked.unit_key] = i
+        to_claim.append((i, checked.unit_key, gtin))
+    if to_claim:
+        rows = await scans.claim(
+            ctx.pool,
+            [(code, gtin) for _, code, gtin in to_claim],
+            site_id=actor.site_id,
+            api_key_id=actor.key_id,
+            shipment_id=shipment_id,
+        )
+        for (i, _, _), row in zip(to_claim, rows, strict=True):
+            replies[i] = _reply(row, row["reason"])
+    final: list[dict[str, Any]] = []
+    for reply in replies:
+        assert reply is not None
+        if "duplicate_of" in reply:
+            first = replies[reply["duplicate_of"]]
+            assert first is not None
+            reply = {**first, "result": "fail", "reason": Reason.ALREADY_SHIPPED.value}
+            if first["result"] == "pass":
+                reply["first_shipped"] = {"at": None, "site_id": str(actor.site_id)}
+        final.append(reply)
+    return final
+
+
+async def verify_one(
+    ctx: Context,
+    actor: Principal,
+    claim: Claim,
+    shipment_id: str,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    actor.require(Role.STATION)
+    if idempotency_key:
+        prior = await scans.prior_reply(ctx.pool, actor.key_id, idempotency_key)
+        if prior is not None:
+            return dict(prior)
+    (reply,) = await verify_many(ctx, actor, [claim], shipment_id)
+    if idempotency_key:
+        reply = dict(await scans.store_reply(ctx.pool, actor.key_id, idempotency_key, reply))
+    return reply
+
+
+async def reverse(
+    ctx: Context, actor: Principal, scan: str, shipment_id: str, window: timedelta
+) -> dict[str, Any]:
+    """Undo a pass: the unit goes back on the shelf (same site, within the window)."""
+    actor.require(Role.STATION)
+    unit_key = _unit_key(ctx, scan)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        unit = await scans.unit_for_update(conn, unit_key)
+        if unit is None:
+            raise NotFound("no such unit")
+        if unit["state"] != UnitState.SHIPPED.value:
+            raise ReversalRefused(f"the unit is {unit['state']}, not shipped")
+        if unit["shipped_site_id"] != actor.site_id:
+            raise ReversalRefused("only the site that shipped the unit can undo it")
+        if unit["shipment_id"] != shipment_id:
+            raise ReversalRefused("the unit left in another shipment")
+        if unit["shipped_at"] + window < datetime.now(UTC):
+            raise ReversalRefused(f"the reversal window of {window.days} days has passed")
+        state = next_state(UnitState(unit["state"]), UnitEvent.REVERSE)
+        await scans.move(
+            conn, unit_key, state.value, kind="reversal", site_id=actor.site_id,
+            api_key_id=actor.key_id, shipment_id=shipment_id, brand_id=unit["brand_id"],
+            product_id=unit["product_id"], clear_shipment=True,
+        )  # fmt: skip
+    return {"code": unit_key, "state": state.value}
+
+
+async def take_back(ctx: Context, actor: Principal, scan: str, event: UnitEvent) -> dict[str, Any]:
+    """A customer return (shipped -> returned) or a restock after inspection (-> active)."""
+    actor.require(Role.STATION)
+    unit_key = _unit_key(ctx, scan)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        unit = await scans.unit_for_update(conn, unit_key)
+        if unit is None:
+            raise NotFound("no such unit")
+        state = next_state(UnitState(unit["state"]), event)
+        await scans.move(
+            conn, unit_key, state.value, kind="return" if event is UnitEvent.RETURN else "restock",
+            site_id=actor.site_id, api_key_id=actor.key_id, shipment_id=None,
+            brand_id=unit["brand_id"], product_id=unit["product_id"],
+            clear_shipment=event is UnitEvent.RESTOCK,
+        )  # fmt: skip
+    return {"code": unit_key, "state": state.value}
+
+
+def _unit_key(ctx: Context, scan: str) -> str:
+    checked = authenticity.check(scan, ctx.keyring)
+    if checked.unit_key is None:
+        raise NotFound(f"not a unit of ours ({(checked.reason or Reason.MALFORMED).value})")
+    return checked.unit_key
