@@ -14,7 +14,7 @@ from transparency.api import problems
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
 from transparency.api.ratelimit import RateLimiter
-from transparency.api.routes import admin, codes, ops, products, verification
+from transparency.api.routes import admin, brand_ops, codes, ops, products, verification
 from transparency.db.pool import open_pool
 from transparency.events import EventBuffer
 from transparency.jobs import JobRunner
@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.customer_rate_per_minute, settings.customer_burst
     )
     problems.install(app)
-    for module in (ops, admin, products, codes, verification):
+    for module in (ops, admin, products, codes, verification, brand_ops):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimit,

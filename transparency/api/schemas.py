@@ -264,3 +264,20 @@ class CustomerAnswer(BaseModel):
     product: dict[str, Any] | None
     unit: dict[str, Any]
     warnings: list[str]
+
+
+# ----- brand operations
+
+
+class WithdrawIn(Body):
+    action: Literal["revoke", "recall", "destroy", "report_stolen"]
+    reason: str = Field(min_length=1, max_length=500)
+    code: str | None = Field(default=None, max_length=4096)
+    batch_id: UUID | None = None
+    product_id: UUID | None = None
+    lot: str | None = Field(default=None, max_length=20)
+
+
+class WithdrawOut(BaseModel):
+    action: str
+    units: int = Field(description="How many units changed state.")
