@@ -58,7 +58,8 @@ with days as (
            sum(requested) as issued, 0 as passed, null::text as reason, 0 as blocked,
            0 as customer_scans, 0 as suspicious
     from code_batches
-    where brand_id = $1 and status = 'done' and finished_at >= $2::date and finished_at < $3::date + 1
+    where brand_id = $1 and status = 'done'
+      and finished_at >= $2::date and finished_at < $3::date + 1
     group by 1, 2
     union all
     select product_id, (scanned_at at time zone 'UTC')::date, 0,
