@@ -11,13 +11,8 @@ Code generation runs in a worker process, overlapped with the COPY of the previo
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import multiprocessing
-import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 from uuid import UUID
@@ -27,6 +22,7 @@ import asyncpg
 from transparency import issuance
 from transparency.db import batches, products, units
 from transparency.keyring import KeyRing
+from transparency.workers import LazyPool
 
 log = logging.getLogger("transparency.jobs")
 
@@ -52,7 +48,7 @@ class JobRunner:
         self.lease_seconds = lease_seconds
         self.import_handler = import_handler
         self._wake = asyncio.Event()
-        self._executor: Executor | None = None
+        self._workers = LazyPool(2)  # one per core: PostgreSQL and the event loop share them
 
     def wake(self) -> None:
         """A job was queued: look now rather than at the next poll."""
@@ -67,21 +63,11 @@ class JobRunner:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
-            if self._executor is not None:
-                self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def _pool_executor(self) -> Executor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                max_workers=2,  # one per core: PostgreSQL and the event loop share them
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent,
-            )
-        return self._executor
+            self._workers.shutdown()
 
     def cpu(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run pure CPU work (code generation, file parsing) in a worker process."""
-        return asyncio.get_running_loop().run_in_executor(self._pool_executor(), fn, *args)
+        return asyncio.get_running_loop().run_in_executor(self._workers.get(), fn, *args)
 
     async def _loop(self) -> None:
         while True:
@@ -173,13 +159,6 @@ class JobRunner:
                 fresh = await regenerate(len(rows))
                 rows = [(code, *row[1:]) for code, row in zip(fresh, rows, strict=True)]
         raise RuntimeError("could not write a chunk of unique codes")
-
-
-def _die_with_parent() -> None:
-    """In the worker: end when the service process ends, even by kill -9 (Linux)."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def options_for_issue(key_id: int) -> dict[str, Any]:

@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     clone_max_regions: int = Field(
         default=3, ge=1, description="Distinct regions scanning one code before it is suspicious."
     )
+    scan_max_bytes: int = Field(
+        default=15_000_000, ge=1024, description="Larger photos sent to /v1/scans get 413."
+    )
+    scan_max_pixels: int = Field(
+        default=40_000_000, ge=10_000, description="Photos with more pixels get 413."
+    )
+    scan_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="A photo that takes longer to decode gets 422."
+    )
+    scan_workers: int = Field(default=2, ge=1, le=64, description="Photo decoding processes.")
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger request bodies get 413."
     )

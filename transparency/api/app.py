@@ -21,6 +21,7 @@ from transparency.jobs import JobRunner
 from transparency.keyring import KeyRing
 from transparency.services.imports import run_import
 from transparency.settings import Settings, load_master_key
+from transparency.workers import LazyPool
 
 
 class State(TypedDict):
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             async with keyring.following(dsn), runner.running(), events.running():
                 yield {"pool": pool, "keyring": keyring, "runner": runner, "events": events}
             metrics.watch_pool(None)
+            app.state.scan_workers.shutdown()
 
     app = FastAPI(
         title="Transparency",
@@ -65,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.scan_workers = LazyPool(settings.scan_workers)
     app.state.customer_limiter = RateLimiter(
         settings.customer_rate_per_minute, settings.customer_burst
     )
@@ -74,7 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
-        large={"/serial-imports": settings.max_import_bytes},
+        large={"/serial-imports": settings.max_import_bytes, "/v1/scans": settings.scan_max_bytes},
     )
     app.add_middleware(RequestContext, metrics=metrics)
     return app

@@ -63,7 +63,15 @@ def _role(*roles: Role) -> object:
     return Depends(check)
 
 
+async def get_optional_principal(
+    pool: Pool, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> Principal | None:
+    """No key is a customer; a key must be valid."""
+    return None if authorization is None else await authenticate(pool, authorization)
+
+
 AnyKey = Annotated[Principal, Depends(get_principal)]
+OptionalKey = Annotated[Principal | None, Depends(get_optional_principal)]
 AdminKey = Annotated[Principal, _role(Role.ADMIN)]
 BrandKey = Annotated[Principal, _role(Role.BRAND)]
 StationKey = Annotated[Principal, _role(Role.STATION)]

@@ -4,6 +4,9 @@
     ├── InvalidInput                 the request is malformed or fails validation
     │   ├── InvalidGtin              a GTIN with bad length, characters or check digit
     │   ├── InvalidCode              scanned or typed text that is not a well-formed code
+    │   ├── UnreadableImage          an uploaded image that is not a usable image
+    │   ├── ImageTooLarge            an uploaded image with more pixels than we decode
+    │   ├── ScanTimeout              an uploaded image that took too long to decode
     │   └── PayloadTooLarge          a body over the configured size limit
     ├── Unauthenticated              no key, an unknown key, or a revoked key
     ├── Forbidden                    the key's role may not call this operation
@@ -78,6 +81,27 @@ class InvalidCode(InvalidInput):
         super().__init__(detail, errors=[{"field": "code", "message": detail}])
         self.reason = reason
         self.extra["reason"] = reason
+
+
+class UnreadableImage(InvalidInput):
+    """An uploaded image that is not a usable image (not an image, truncated, empty)."""
+
+    slug = "unreadable-image"
+    title = "Unreadable image"
+
+
+class ImageTooLarge(InvalidInput):
+    """An uploaded image with more pixels than the service decodes."""
+
+    slug = "image-too-large"
+    title = "Image too large"
+
+
+class ScanTimeout(InvalidInput):
+    """An uploaded image that took longer than the limit to decode."""
+
+    slug = "scan-timeout"
+    title = "Decoding took too long"
 
 
 class PayloadTooLarge(InvalidInput):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Form, Header, Query, Request, UploadFile
 
-from transparency.api.deps import Ctx, SettingsDep, StationKey
+from transparency.api.deps import Ctx, OptionalKey, SettingsDep, StationKey
 from transparency.api.schemas import (
     CustomerAnswer,
     FulfilmentBatchIn,
@@ -21,7 +21,7 @@ from transparency.api.schemas import (
 )
 from transparency.domain.lifecycle import UnitEvent
 from transparency.domain.verification import CloneThresholds
-from transparency.services import customer, fulfilment
+from transparency.services import customer, fulfilment, photos
 from transparency.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["verification"])
@@ -56,6 +56,28 @@ async def reverse(
 async def take_back(body: ReturnIn, ctx: Ctx, actor: StationKey) -> dict[str, Any]:
     event = UnitEvent.RETURN if body.action == "return" else UnitEvent.RESTOCK
     return await fulfilment.take_back(ctx, actor, body.scan, event)
+
+
+@router.post("/scans", tags=["public"])
+async def scan_photo(
+    image: UploadFile,
+    request: Request,
+    ctx: Ctx,
+    settings: SettingsDep,
+    actor: OptionalKey,
+    gtin: Annotated[str | None, Form(max_length=14)] = None,
+    shipment_id: Annotated[str | None, Form(max_length=100)] = None,
+    region: Annotated[str | None, Form(pattern=r"^[A-Z]{2}$")] = None,
+) -> dict[str, Any]:
+    """A photo: every code in it, each checked as a customer (no key) or claimed (station)."""
+    if actor is None:
+        _limited(request)
+    found = await photos.scan_photo(
+        ctx, request.app.state.scan_workers.get(), actor, await image.read(),
+        gtin=gtin, shipment_id=shipment_id, region=region, thresholds=_thresholds(settings),
+        max_pixels=settings.scan_max_pixels, time_limit=settings.scan_timeout_seconds,
+    )  # fmt: skip
+    return {"codes": found}
 
 
 def _limited(request: Request) -> None:
