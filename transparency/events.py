@@ -30,7 +30,10 @@ class EventBuffer:
 
     def add(self, row: tuple[Any, ...]) -> None:
         if len(self._rows) < self.limit:  # a flood of forgeries must not exhaust memory
-            self._rows.append(row)
+            # Scanned text is anything a camera read; PostgreSQL text holds no NUL.
+            self._rows.append(
+                tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in row)
+            )
 
     async def flush(self) -> None:
         rows, self._rows = self._rows, []

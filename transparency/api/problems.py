@@ -139,6 +139,13 @@ async def _http(_: Request, exc: Exception) -> Response:
     return _response(exc.status_code, "http", "HTTP error", str(exc.detail))
 
 
+async def _unstorable(_: Request, exc: Exception) -> Response:
+    # The safety net behind validation: a value PostgreSQL cannot store (a NUL character,
+    # a number out of range) is the caller's input, not our failure.
+    log.warning("unstorable value reached the database: %s", type(exc).__name__)
+    return problem(e.InvalidInput("a value cannot be stored (out of range or invalid text)"))
+
+
 async def _database_down(_: Request, exc: Exception) -> Response:
     log.warning("database unavailable", exc_info=exc)
     return problem(e.Unavailable("the database cannot be reached; retry shortly"))
@@ -154,6 +161,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(e.TransparencyError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(asyncpg.DataError, _unstorable)
     for db_down in (
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,

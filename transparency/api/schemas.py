@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transparency.domain.codes import CodeFormat
 from transparency.domain.identity import Role
@@ -17,8 +17,29 @@ from transparency.services.admin import IssuedKey
 from transparency.services.batches import Batch
 
 
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
 class Body(BaseModel):
+    """A request body: unknown fields refused, and no NUL in any text (PostgreSQL stores
+    none)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_is_storable(cls, data: Any) -> Any:
+        return _no_nul(data)
 
 
 class Out(BaseModel):
@@ -74,7 +95,9 @@ class BrandCreated(BaseModel):
 class SiteIn(Body):
     name: str = Field(min_length=1, max_length=200)
     region: str | None = Field(default=None, max_length=100)
-    stations: list[str] = Field(default_factory=list, max_length=1000)
+    stations: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=1000
+    )
 
 
 class SiteOut(Out):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from codegen.labels import SheetLayout
@@ -18,6 +18,7 @@ from transparency.api.schemas import (
     PublicKeyOut,
     RevokeIn,
 )
+from transparency.domain.codes import MAX_KEY_ID
 from transparency.domain.errors import InvalidInput, NotFound
 from transparency.domain.imports import ImportKind, ImportMode
 from transparency.services import batches, exports, imports, keys
@@ -172,6 +173,10 @@ async def rotate_signing_key(pool: Pool, keyring: Keys, actor: BrandKey) -> Publ
 
 @router.post("/signing-keys/{key_id}/revoke", response_model=PublicKeyOut)
 async def revoke_signing_key(
-    key_id: int, body: RevokeIn, pool: Pool, keyring: Keys, actor: BrandKey
+    key_id: Annotated[int, Path(ge=1, le=MAX_KEY_ID)],
+    body: RevokeIn,
+    pool: Pool,
+    keyring: Keys,
+    actor: BrandKey,
 ) -> PublicKeyOut:
     return PublicKeyOut.of(await keys.revoke(pool, keyring, actor, key_id, body.reason))
