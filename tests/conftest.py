@@ -9,6 +9,8 @@ tests are isolated from each other and pass in any order.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -37,13 +39,33 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def pg_home() -> Path:
+    """A fresh directory for an embedded PostgreSQL's data.
+
+    Not under pytest's temporary root: pgserver runs PostgreSQL as its own user, and pytest
+    keeps its root private (0700), re-tightening it whenever a worker process starts.
+    """
+    path = Path(tempfile.mkdtemp(prefix="transparency-test-"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def data_home() -> Iterator[Path]:
+    """A data directory for a `transparency serve` a test starts."""
+    path = pg_home()
+    yield path / "data"
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_dsn() -> Iterator[str]:
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
         yield given
         return
-    yield embedded.start(tmp_path_factory.mktemp("pg"))
+    home = pg_home()
+    yield embedded.start(home / "pg")
 
 
 @pytest.fixture(scope="session")

@@ -190,3 +190,28 @@ async def test_new_keys_work_and_secrets_are_stored_hashed(
     finally:
         await conn.close()
     assert key.split("_")[2] not in dump
+
+
+async def test_a_revocation_reaches_every_process(
+    client: httpx.AsyncClient, world: World, settings: Any
+) -> None:
+    import asyncio
+
+    from tests.conftest import make_client
+    from transparency.api.app import create_app
+
+    other = create_app(settings)  # a second API process on the same database
+    async with other.router.lifespan_context(other) as state:
+        other.state.lifespan_state = state
+        async with make_client(other) as elsewhere:
+            assert (
+                await elsewhere.get("/v1/products", headers=bearer(world.brand_a))
+            ).status_code == 200
+            key_id = world.brand_a.split("_")[1]
+            await client.delete(f"/v1/api-keys/{key_id}", headers=bearer(world.admin))
+            for _ in range(50):  # NOTIFY arrives within milliseconds
+                r = await elsewhere.get("/v1/products", headers=bearer(world.brand_a))
+                if r.status_code == 401:
+                    break
+                await asyncio.sleep(0.02)
+            assert r.status_code == 401

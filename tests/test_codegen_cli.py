@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from codegen.cli import run
+from tests.conftest import pg_home
 from tests.test_serve import Served, free_port
 from tests.world import gtin14
 from transparency.domain import codes
@@ -64,9 +66,10 @@ def test_the_command_exits_2_for_a_bad_code() -> None:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> object:
+def service() -> object:
     admin = str(new_api_key())
-    served = Served(tmp_path_factory.mktemp("svc"), free_port(), TRANSPARENCY_ADMIN_KEY=admin)
+    home = pg_home()
+    served = Served(home / "data", free_port(), TRANSPARENCY_ADMIN_KEY=admin)
     served.wait_ready()
     with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {admin}"}) as http:
         brand = http.post("/v1/brands", json={"name": "Acme"}).json()["api_key"]["key"]
@@ -77,6 +80,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> object:
         ).json()
     yield served, brand, product
     served.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def test_issue_import_and_keys_through_the_api(

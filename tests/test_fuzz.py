@@ -6,6 +6,7 @@ generated inputs reach past authentication into validation and the services.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import httpx
@@ -13,16 +14,18 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from tests.conftest import pg_home
 from tests.test_serve import Served, free_port
 from tests.world import gtin14
 from transparency.domain.api_keys import new_api_key
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, dict[str, str]]]:
+def served() -> Iterator[tuple[Served, dict[str, str]]]:
     admin = str(new_api_key())
+    home = pg_home()
     service = Served(
-        tmp_path_factory.mktemp("fuzz"),
+        home / "data",
         free_port(),
         TRANSPARENCY_ADMIN_KEY=admin,
         TRANSPARENCY_CUSTOMER_BURST="100000",
@@ -44,6 +47,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, d
         )
     yield service, {"admin": admin, "brand": brand_key, "station": station["key"]}
     service.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def test_no_input_makes_a_server_error(served: tuple[Served, dict[str, str]]) -> None:

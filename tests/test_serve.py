@@ -63,8 +63,8 @@ class Served:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+def data_dir(data_home: Path) -> Path:
+    return data_home
 
 
 def test_serve_first_start_restart_and_exclusivity(data_dir: Path) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from uuid import UUID
 
 import asyncpg
@@ -22,6 +20,7 @@ from transparency.db import signing_keys as db
 from transparency.db.pool import Conn
 from transparency.domain.signing_keys import KeyStatus, SigningKey
 from transparency.envelope import MasterKey, Sealed
+from transparency.notifications import Listener
 
 log = logging.getLogger("transparency.keyring")
 
@@ -98,22 +97,14 @@ class KeyRing:
         row = await db.insert(conn, key_id, brand_id, sealed, _raw_public(private))
         return self._open(row)
 
-    @asynccontextmanager
-    async def following(self, dsn: str) -> AsyncIterator[None]:
-        """Reload on every NOTIFY while the block runs (one listening connection)."""
-        conn = await asyncpg.connect(dsn)
+    async def follow(self, listener: Listener, pool: asyncpg.Pool) -> None:
+        """Load now, and reload whenever any process announces a key change."""
         reloads: set[asyncio.Task[None]] = set()
 
-        def changed(*_: object) -> None:
-            task = asyncio.get_running_loop().create_task(self.load(conn))
-            reloads.add(task)
+        def changed(_: str) -> None:
+            task = asyncio.get_running_loop().create_task(self.load(pool))
+            reloads.add(task)  # keep a reference until it is done
             task.add_done_callback(reloads.discard)
 
-        try:
-            await conn.add_listener(db.CHANNEL, changed)
-            await self.load(conn)
-            yield
-        finally:
-            for task in reloads:
-                task.cancel()
-            await conn.close()
+        await listener.on(db.CHANNEL, changed)
+        await self.load(pool)

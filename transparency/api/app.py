@@ -14,11 +14,13 @@ from transparency.api import problems
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
 from transparency.api.ratelimit import RateLimiter
-from transparency.api.routes import admin, brand_ops, codes, ops, products, verification
+from transparency.api.routes import admin, brand_ops, codes, ops, pages, products, verification
 from transparency.db.pool import open_pool
 from transparency.events import EventBuffer
 from transparency.jobs import JobRunner
 from transparency.keyring import KeyRing
+from transparency.notifications import listening
+from transparency.services.auth import KeyCache
 from transparency.services.imports import run_import
 from transparency.settings import Settings, load_master_key
 from transparency.workers import LazyPool
@@ -29,6 +31,7 @@ class State(TypedDict):
     keyring: KeyRing
     runner: JobRunner
     events: EventBuffer
+    key_cache: KeyCache
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -54,8 +57,17 @@ def create_app(settings: Settings) -> FastAPI:
             )
             metrics.watch_pool(pool)
             events = EventBuffer(pool)
-            async with keyring.following(dsn), runner.running(), events.running():
-                yield {"pool": pool, "keyring": keyring, "runner": runner, "events": events}
+            key_cache = KeyCache()
+            async with listening(dsn) as listener, runner.running(), events.running():
+                await keyring.follow(listener, pool)
+                await key_cache.follow(listener)
+                yield {
+                    "pool": pool,
+                    "keyring": keyring,
+                    "runner": runner,
+                    "events": events,
+                    "key_cache": key_cache,
+                }
             metrics.watch_pool(None)
             app.state.scan_workers.shutdown()
 
@@ -72,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.customer_rate_per_minute, settings.customer_burst
     )
     problems.install(app)
-    for module in (ops, admin, products, codes, verification, brand_ops):
+    for module in (ops, admin, products, codes, verification, brand_ops, pages):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimit,

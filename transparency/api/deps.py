@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 from transparency.domain.identity import Principal, Role
 from transparency.jobs import JobRunner
 from transparency.keyring import KeyRing
-from transparency.services.auth import authenticate
+from transparency.services.auth import KeyCache, authenticate
 from transparency.services.fulfilment import Context
 from transparency.settings import Settings
 
@@ -49,10 +49,20 @@ Runner = Annotated[JobRunner, Depends(get_runner)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def get_key_cache(request: Request) -> KeyCache:
+    cache: KeyCache = request.state.key_cache
+    return cache
+
+
+KeyCacheDep = Annotated[KeyCache, Depends(get_key_cache)]
+
+
 async def get_principal(
-    pool: Pool, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+    pool: Pool,
+    cache: KeyCacheDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    return await authenticate(pool, authorization)
+    return await authenticate(pool, authorization, cache)
 
 
 def _role(*roles: Role) -> object:
@@ -64,10 +74,12 @@ def _role(*roles: Role) -> object:
 
 
 async def get_optional_principal(
-    pool: Pool, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+    pool: Pool,
+    cache: KeyCacheDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal | None:
     """No key is a customer; a key must be valid."""
-    return None if authorization is None else await authenticate(pool, authorization)
+    return None if authorization is None else await authenticate(pool, authorization, cache)
 
 
 AnyKey = Annotated[Principal, Depends(get_principal)]

@@ -53,7 +53,12 @@ async def credentials(conn: Conn | asyncpg.Pool, key_id: str) -> asyncpg.Record 
     return row
 
 
+CHANNEL = "api_keys"
+
+
 async def revoke(conn: Conn, key_id: str) -> ApiKey | None:
+    """Revoke a key and tell every process (at commit) to forget it."""
+    await conn.execute("select pg_notify($1, $2)", CHANNEL, key_id)
     row = await conn.fetchrow(
         "update api_keys set revoked_at = coalesce(revoked_at, now()) where id = $1"
         f" returning {_COLUMNS}",

@@ -12,6 +12,7 @@ from transparency.domain.api_keys import ApiKeyToken, new_api_key
 from transparency.domain.errors import InvalidInput, NotFound
 from transparency.domain.identity import Principal, Role
 from transparency.domain.models import ApiKey, Brand, Site
+from transparency.services.auth import KeyCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,9 @@ async def create_api_key(
     return IssuedKey(key, token)
 
 
-async def revoke_api_key(pool: asyncpg.Pool, actor: Principal, key_id: str) -> ApiKey:
+async def revoke_api_key(
+    pool: asyncpg.Pool, actor: Principal, key_id: str, cache: KeyCache
+) -> ApiKey:
     actor.require(Role.ADMIN)
     async with pool.acquire() as conn, conn.transaction():
         key = await api_keys.revoke(conn, key_id)
@@ -97,4 +100,5 @@ async def revoke_api_key(pool: asyncpg.Pool, actor: Principal, key_id: str) -> A
             target=key_id,
             brand_id=key.brand_id,
         )
+    cache.forget(key_id)  # other processes hear it through NOTIFY
     return key

@@ -8,9 +8,38 @@ from transparency.db import api_keys
 from transparency.domain.api_keys import digest_matches, parse_api_key
 from transparency.domain.errors import Unauthenticated
 from transparency.domain.identity import Principal, Role
+from transparency.notifications import Listener
 
 
-async def authenticate(pool: asyncpg.Pool, authorization: str | None) -> Principal:
+class KeyCache:
+    """Live keys' digests and scopes, so that a request costs no query to authenticate.
+
+    Revoking a key removes it here at once in the revoking process and, through NOTIFY on
+    ``api_keys``, in every other one.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._keys: dict[str, tuple[bytes, Principal]] = {}
+
+    def get(self, key_id: str) -> tuple[bytes, Principal] | None:
+        return self._keys.get(key_id)
+
+    def put(self, key_id: str, digest: bytes, principal: Principal) -> None:
+        if len(self._keys) >= self.limit:
+            self._keys.clear()
+        self._keys[key_id] = (digest, principal)
+
+    def forget(self, key_id: str) -> None:
+        self._keys.pop(key_id, None)
+
+    async def follow(self, listener: Listener) -> None:
+        await listener.on(api_keys.CHANNEL, self.forget)
+
+
+async def authenticate(
+    pool: asyncpg.Pool, authorization: str | None, cache: KeyCache | None = None
+) -> Principal:
     if not authorization:
         raise Unauthenticated("this endpoint needs an API key: Authorization: Bearer <key>")
     scheme, _, credentials = authorization.partition(" ")
@@ -19,14 +48,23 @@ async def authenticate(pool: asyncpg.Pool, authorization: str | None) -> Princip
     token = parse_api_key(credentials)
     if token is None:
         raise Unauthenticated("the API key is not valid")
+    cached = cache.get(token.key_id) if cache is not None else None
+    if cached is not None:
+        stored, principal = cached
+        if not digest_matches(stored, token):
+            raise Unauthenticated("the API key is not valid")
+        return principal
     row = await api_keys.credentials(pool, token.key_id)
     # Compare a digest even for unknown ids, so both paths take the same time.
     stored = row["secret_sha256"] if row is not None else bytes(32)
     if not digest_matches(stored, token) or row is None:
         raise Unauthenticated("the API key is not valid")
-    return Principal(
+    principal = Principal(
         key_id=token.key_id,
         role=Role(row["role"]),
         brand_id=row["brand_id"],
         site_id=row["site_id"],
     )
+    if cache is not None:
+        cache.put(token.key_id, stored, principal)
+    return principal

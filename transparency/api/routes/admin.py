@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from transparency.api.deps import AdminKey, Pool
+from transparency.api.deps import AdminKey, KeyCacheDep, Pool
 from transparency.api.schemas import (
     ApiKeyIn,
     BrandCreated,
@@ -39,5 +39,5 @@ async def create_api_key(body: ApiKeyIn, pool: Pool, actor: AdminKey) -> IssuedK
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, response_class=Response)
-async def revoke_api_key(key_id: str, pool: Pool, actor: AdminKey) -> None:
-    await admin.revoke_api_key(pool, actor, key_id)
+async def revoke_api_key(key_id: str, pool: Pool, cache: KeyCacheDep, actor: AdminKey) -> None:
+    await admin.revoke_api_key(pool, actor, key_id, cache)
