@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck pytest deps zbar bench clean
+.PHONY: serve test lint typecheck pytest deps zbar browser clean
 
 serve: deps
 	$(BIN)/transparency serve
 
-test: deps lint typecheck pytest
+test: deps browser lint typecheck pytest
 
 lint: deps
 	$(BIN)/ruff check .
@@ -47,3 +47,17 @@ zbar:
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# The customer page is tested in a real headless Chromium (Debian's, driven by Playwright).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium (the customer page's browser test needs it)"; \
+		(apt-get install -y -qq chromium fonts-dejavu-core >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq chromium fonts-dejavu-core >/dev/null)) || \
+		{ echo "could not install chromium: run 'sudo apt-get install chromium fonts-dejavu-core'"; exit 1; }; \
+	else \
+		echo "the browser test needs Chromium. Install it with:"; \
+		echo "    sudo apt-get install chromium fonts-dejavu-core"; \
+		exit 1; \
+	fi

@@ -74,7 +74,7 @@ async def scan_photo(
         _limited(request)
     found = await photos.scan_photo(
         ctx, request.app.state.scan_workers.get(), actor, await image.read(),
-        gtin=gtin, shipment_id=shipment_id, region=region, thresholds=_thresholds(settings),
+        gtin=gtin, shipment_id=shipment_id, region=region, thresholds=thresholds(settings),
         max_pixels=settings.scan_max_pixels, time_limit=settings.scan_timeout_seconds,
     )  # fmt: skip
     return {"codes": found}
@@ -88,7 +88,7 @@ def _limited(request: Request) -> None:
 CustomerLimit = Annotated[None, Depends(_limited)]
 
 
-def _thresholds(settings: Settings) -> CloneThresholds:
+def thresholds(settings: Settings) -> CloneThresholds:
     return CloneThresholds(settings.clone_max_scans, settings.clone_max_regions)
 
 
@@ -100,11 +100,11 @@ async def verify_code(
     code: Annotated[str, Query(min_length=1, max_length=4096)],
     region: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
 ) -> dict[str, Any]:
-    return (await customer.verify(ctx, code, region, _thresholds(settings))).as_json()
+    return (await customer.verify(ctx, code, region, thresholds(settings))).as_json()
 
 
 @router.post("/verify", response_model=CustomerAnswer, tags=["public"])
 async def verify_scan(
     body: VerifyIn, _: CustomerLimit, ctx: Ctx, settings: SettingsDep
 ) -> dict[str, Any]:
-    return (await customer.verify(ctx, body.scan, body.region, _thresholds(settings))).as_json()
+    return (await customer.verify(ctx, body.scan, body.region, thresholds(settings))).as_json()

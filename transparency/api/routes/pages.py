@@ -1,0 +1,170 @@
+"""The page a phone opens when it scans a label: the customer check, drawn as HTML.
+
+A page is ``GET /v1/verify`` for a person: the same rate limit and the same service call (so
+the scan is recorded and counts toward the clone thresholds), in the language the phone
+asks for, with no JavaScript and nothing loaded from elsewhere but the product's photo.
+Every answer is a page, a code we cannot read included: the page answered, so it is a 200.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from functools import cache
+from typing import Any
+
+import jinja2
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+
+from transparency.api import i18n, problems
+from transparency.api.deps import Ctx, SettingsDep
+from transparency.api.routes.verification import CustomerLimit, thresholds
+from transparency.domain.errors import TransparencyError
+from transparency.domain.verification import Reason, Verdict
+from transparency.services import customer
+
+# A verdict is about this scan, and every scan is counted: no cache may answer for us. The
+# photo is the only thing fetched from elsewhere, and its host need not learn which code.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Vary": "Accept-Language",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+# GS1 Digital Link lets any host serve a code; the host a request came through (a proxy's,
+# a test's) must not decide whether its path reads as a code.
+_DIGITAL_LINK_BASE = "https://id.gs1.org"
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("transparency.api", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a missing message fails loudly, in tests
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _language(request: Request) -> tuple[i18n.Lang, Mapping[str, str]]:
+    lang = i18n.negotiate(request.headers.get("accept-language"))
+    return lang, i18n.messages(lang)
+
+
+def _render(
+    lang: i18n.Lang, template: str, status: int, headers: Mapping[str, str], **context: Any
+) -> HTMLResponse:
+    body = _templates().get_template(template).render(lang=lang, t=i18n.messages(lang), **context)
+    return HTMLResponse(body, status, headers={**HEADERS, **headers, "Content-Language": lang})
+
+
+def _facts(answer: customer.Answer, lang: i18n.Lang, t: Mapping[str, str]) -> list[tuple[str, str]]:
+    product = answer.product or {}
+    rows = [(t[key], str(product[key])) for key in ("brand", "name", "gtin") if product.get(key)]
+    unit = dict(answer.unit)
+    if "lot" in unit:
+        rows.append((t["lot"], str(unit.pop("lot"))))
+    if "expiry" in unit:
+        rows.append((t["expiry"], i18n.format_date(str(unit.pop("expiry")), lang)))
+    # The brand's own facts carry the brand's own names, which we cannot translate.
+    rows.extend((key.replace("_", " ").capitalize(), str(value)) for key, value in unit.items())
+    return rows
+
+
+def _help(answer: customer.Answer, t: Mapping[str, str]) -> list[str]:
+    lines = []
+    if answer.verdict is Verdict.NOT_AUTHENTIC:
+        lines.append(t.get(f"help.{answer.reason}", t["help.other"]))
+    if answer.reason == Reason.KEY_REVOKED:
+        lines.append(t["help.key_revoked"])
+    return lines
+
+
+def _image(answer: customer.Answer) -> str | None:
+    url = (answer.product or {}).get("image_url")
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+
+
+def answer_page(request: Request, answer: customer.Answer) -> HTMLResponse:
+    lang, t = _language(request)
+    name = (answer.product or {}).get("name", "")
+    return _render(
+        lang,
+        "verify.html",
+        200,
+        {},
+        verdict=answer.verdict.value,
+        code=answer.code,
+        product=answer.product,
+        image_url=_image(answer),
+        image_alt=t["image"].format(name=name),
+        facts=_facts(answer, lang, t),
+        help=_help(answer, t),
+        warnings=[w.value for w in answer.warnings],
+    )
+
+
+def error_page(request: Request, exc: TransparencyError) -> HTMLResponse:
+    """The status and headers problems.py gives ``exc``, drawn for a person."""
+    lang, t = _language(request)
+    plain = problems.problem(exc)
+    retry_after = plain.headers.get("retry-after")
+    kind = "busy" if plain.status_code == 429 else "error"
+    return _render(
+        lang,
+        "unavailable.html",
+        plain.status_code,
+        {"Retry-After": retry_after} if retry_after else {},
+        title=t[kind],
+        says=t[f"{kind}.says"].format(seconds=retry_after or 1),
+    )
+
+
+class PageRoute(APIRoute):
+    """A route whose domain errors (the rate limit first) are pages, not problem+json."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except TransparencyError as exc:
+                return error_page(request, exc)
+
+        return page_handler
+
+
+router = APIRouter(tags=["pages"], include_in_schema=False, route_class=PageRoute)
+
+
+@router.get("/t/{code}", response_class=HTMLResponse)
+async def transparency_page(
+    code: str, request: Request, _: CustomerLimit, ctx: Ctx, settings: SettingsDep
+) -> HTMLResponse:
+    return answer_page(request, await customer.verify(ctx, code, None, thresholds(settings)))
+
+
+@router.get("/01/{rest:path}", response_class=HTMLResponse)
+async def digital_link_page(
+    request: Request, _: CustomerLimit, ctx: Ctx, settings: SettingsDep
+) -> HTMLResponse:
+    """Any GS1 Digital Link on a GTIN: /01/{gtin}/21/{serial}, with a lot, a query ..."""
+    scan = _digital_link(request)
+    return answer_page(request, await customer.verify(ctx, scan, None, thresholds(settings)))
+
+
+def _digital_link(request: Request) -> str:
+    # The path as sent, still percent-encoded, so the parser sees what the label holds.
+    # Some servers (httpx's ASGI transport) leave the query on raw_path.
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.split(b"?", 1)[0].decode("latin-1")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return _DIGITAL_LINK_BASE + path + (f"?{query}" if query else "")
