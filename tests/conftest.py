@@ -170,3 +170,15 @@ async def world(client: httpx.AsyncClient, admin_key: str) -> World:
 # two-core machine would otherwise trip at random.
 hypothesis.settings.register_profile("project", deadline=None)
 hypothesis.settings.load_profile("project")
+
+
+@pytest.fixture(autouse=True)
+def _no_service_outlives_its_test() -> Iterator[None]:
+    from tests.test_serve import Served
+
+    before = list(Served.running)  # services of wider-scoped fixtures stay up
+    yield
+    for served in [s for s in Served.running if s not in before]:
+        if served.proc.poll() is None:
+            served.proc.kill()
+        served.finish()

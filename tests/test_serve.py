@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -24,6 +25,8 @@ def free_port() -> int:
 
 
 class Served:
+    running: ClassVar[list[Served]] = []  # stopped after each test, even a failed one
+
     def __init__(self, data_dir: Path, port: int, **env: str) -> None:
         environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         environment.update(TRANSPARENCY_DATA_DIR=str(data_dir), TRANSPARENCY_PORT=str(port), **env)
@@ -35,6 +38,7 @@ class Served:
             stderr=subprocess.PIPE,
             text=True,
         )
+        Served.running.append(self)
 
     @property
     def url(self) -> str:
@@ -55,6 +59,8 @@ class Served:
 
     def finish(self) -> tuple[int, str, str]:
         out, err = self.proc.communicate(timeout=30)
+        if self in Served.running:
+            Served.running.remove(self)
         return self.proc.returncode, out, err
 
     def stop(self) -> tuple[int, str, str]:
