@@ -13,22 +13,15 @@ import argparse
 import asyncio
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
-import psutil
+from service import Service, issue, setup_brand
 
 from transparency.domain import codes
-from transparency.domain.api_keys import new_api_key
 from transparency.domain.codes import Payload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,80 +30,6 @@ COLUMNS = ("code", "brand_id", "product_id", "batch_id", "lot", "expiry", "state
 
 def row(name: str, value: float, unit: str, goal: str, ok: bool) -> None:
     print(f"{name:<46} {value:>12,.0f} {unit:<10} goal {goal:<28} {'PASS' if ok else 'FAIL'}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Service:
-    def __init__(self, data: Path) -> None:
-        self.port = free_port()
-        self.admin = str(new_api_key())
-        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env.update(
-            TRANSPARENCY_DATA_DIR=str(data),
-            TRANSPARENCY_PORT=str(self.port),
-            TRANSPARENCY_ADMIN_KEY=self.admin,
-            TRANSPARENCY_LOG_LEVEL="WARNING",
-            TRANSPARENCY_MAX_JOBS_PER_BRAND="10",
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "transparency", "serve"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{self.port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit("the service did not start")
-
-    def rss_mb(self) -> tuple[float, float]:
-        """RSS of the API process, and of its code-generation worker(s)."""
-        me = psutil.Process(self.proc.pid)
-        workers = [c for c in me.children(recursive=True) if "postgres" not in c.name()]
-        return me.memory_info().rss / 2**20, sum(c.memory_info().rss for c in workers) / 2**20
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=60)
-
-
-def setup_brand(http: httpx.Client, admin: str) -> tuple[str, str]:
-    r = http.post("/v1/brands", json={"name": f"bench-{uuid.uuid4().hex[:6]}"},
-                  headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
-    brand_key = r.json()["api_key"]["key"]
-    body = f"{secrets.randbelow(10**12):012d}"
-    digits = [int(c) for c in "0" + body]
-    check = (
-        10 - sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits))) % 10
-    ) % 10
-    gtin = "0" + body + str(check)
-    r = http.post("/v1/products", json={"gtin": gtin, "name": "bench"},
-                  headers={"Authorization": f"Bearer {brand_key}"})  # fmt: skip
-    return brand_key, r.json()["id"]
-
-
-def issue(http: httpx.Client, key: str, product: str, count: int, sample_rss: Any = None) -> float:
-    auth = {"Authorization": f"Bearer {key}"}
-    started = time.perf_counter()
-    r = http.post(f"/v1/products/{product}/code-batches", json={"count": count}, headers=auth)
-    location = r.headers["location"]
-    while True:
-        batch = http.get(location, headers=auth).json()
-        if sample_rss:
-            sample_rss()
-        if batch["status"] == "done":
-            return time.perf_counter() - started
-        if batch["status"] == "failed":
-            raise SystemExit(f"batch failed: {batch}")
-        time.sleep(0.05)
 
 
 async def raw_copy_rate(dsn: str, count: int, chunk: int) -> float:
@@ -219,7 +138,7 @@ def main() -> None:
                 return
             seconds = issue(http, key, product, args.count)
             rate = args.count / seconds
-            dsn = f"postgresql://postgres:@/postgres?host={Path(tmp) / 'pg'}"
+            dsn = service.dsn
             ceiling = asyncio.run(raw_copy_rate(dsn, args.count, 50_000))
             row(f"issuance of {args.count:,} codes, request to downloadable", rate, "codes/s",
                 ">= 100,000", rate >= 100_000)  # fmt: skip

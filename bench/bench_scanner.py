@@ -1,7 +1,7 @@
 """Scanner benchmarks: real photos, a station video loop, and robustness to distortions.
 
     .venv/bin/python bench/bench_scanner.py                 # photos (tests/data/zxing)
-    .venv/bin/python bench/bench_scanner.py --station       # 1280x720 frames per second
+    .venv/bin/python bench/bench_scanner.py --station       # station loop on a 1280x720 video
     .venv/bin/python bench/bench_scanner.py --robustness    # decode rate per distortion
 
 Everything runs on one core (affinity and OpenCV threads), with seeded random numbers, so
@@ -11,9 +11,11 @@ two runs on the same machine print the same rates and similar times.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import httpx
 import numpy as np
 import numpy.typing as npt
 import qrcode
@@ -30,6 +33,8 @@ from pyzbar import pyzbar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import scanner
+from scanner.cli import StationOptions, station
+from scanner.client import Client
 
 Image = npt.NDArray[np.uint8]
 Reader = Callable[[Image], list[str]]
@@ -282,25 +287,57 @@ def station_frames(rng: np.random.Generator, count: int) -> list[tuple[Image, st
     return frames
 
 
+def write_video(path: Path, frames: list[Image]) -> None:
+    height, width = frames[0].shape
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, (width, height))
+    try:
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    finally:
+        writer.release()
+
+
 def bench_station(frames_count: int, time_budget: float) -> bool:
+    """The real station (``scanner station --video``): video decoding, code decoding, dedupe
+    and the SQLite queue, with the API answered in-process so only the station is timed."""
     rng = np.random.default_rng(7)
     frames = station_frames(rng, frames_count)
-    read = misread = 0
-    started = time.perf_counter()
-    for frame, expected in frames:
-        texts = [r.text for r in scanner.decode(frame, time_budget=time_budget)]
-        if expected is not None:
-            read += expected in texts
-        misread += any(t != expected for t in texts)
-    elapsed = time.perf_counter() - started
-    fps = len(frames) / elapsed
-    with_code = sum(expected is not None for _, expected in frames)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"result": "pass", "reason": None, "unit": None,
+                                         "first_shipped": None})  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "belt.avi"
+        write_video(video, [frame for frame, _ in frames])
+        options = StationOptions(
+            gtin="09506000134352",
+            shipment_id="BENCH",
+            queue=Path(tmp) / "queue.sqlite3",
+            time_budget=time_budget,
+        )
+        out, err = io.StringIO(), io.StringIO()
+        with Client("http://api.bench", key="k", transport=httpx.MockTransport(answer)) as client:
+            started = time.perf_counter()
+            summary = station(client, options, video=video, out=out, err=err)
+            elapsed = time.perf_counter() - started
+    fps = summary.frames / elapsed
+    # The label stays in view (gaps of one frame), so one claim is right and more mean the
+    # station lost the code for longer than its forget-after window.
     print(
-        f"station loop: {len(frames)} frames of 1280x720, time_budget={time_budget * 1000:.0f} ms"
+        f"station loop (scanner station --video, MJPG): {summary.frames} frames of 1280x720, "
+        f"time_budget={time_budget * 1000:.0f} ms"
     )
     print(f"frames/s on one core: {fps:.1f}")
-    print(f"frames with a code read: {read}/{with_code}; frames with a wrong text: {misread}")
-    return report_goals([(f"station >= {GOAL_FPS:.0f} frames/s (got {fps:.1f})", fps >= GOAL_FPS)])
+    with_code = sum(expected is not None for _, expected in frames)
+    print(f"frames with the code read: {summary.frames_read}/{with_code}")
+    print(f"claims: {summary.claims} (1 expected), answers: {out.getvalue().splitlines()}")
+    return report_goals(
+        [
+            (f"station >= {GOAL_FPS:.0f} frames/s (got {fps:.1f})", fps >= GOAL_FPS),
+            (f"one claim for one label (got {summary.claims})", summary.claims == 1),
+        ]
+    )
 
 
 # ---------------------------------------------------------------- 3. robustness

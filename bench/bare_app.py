@@ -1,0 +1,74 @@
+"""The ceiling for verification: a bare FastAPI app doing one primary-key lookup per request.
+
+    .venv/bin/python bench/bare_app.py --dsn postgresql://... --port 8001
+
+POST /lookup {"scan": code} -> {"state": ...}: the least any claim over HTTP must do (parse
+a JSON body, one asyncpg query on a pooled connection, a JSON answer), served the way
+`transparency serve` is served: uvicorn, uvloop, httptools, one process, same pool sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import asyncpg
+import uvicorn
+from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel, Field
+
+
+class LookupIn(BaseModel):
+    scan: str = Field(max_length=4096)
+
+
+def pool_of(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.state.pool
+    return pool
+
+
+# At module level: the app's annotations are strings, resolved in this module's namespace.
+Pool = Annotated[asyncpg.Pool, Depends(pool_of)]
+
+
+def create_app(dsn: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with asyncpg.create_pool(dsn, min_size=2, max_size=20) as pool:
+            yield {"pool": pool}
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/lookup")
+    async def lookup(body: LookupIn, pool: Pool) -> dict[str, Any]:
+        state = await pool.fetchval("select state from units where code = $1", body.scan)
+        return {"state": state}
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(
+        create_app(args.dsn),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
