@@ -255,3 +255,11 @@ async def test_only_station_keys_claim(client: httpx.AsyncClient, world: World) 
             headers=bearer(key),
         )
         assert r.status_code == 403
+
+
+async def test_replies_match_the_published_schema(client: httpx.AsyncClient, world: World) -> None:
+    from transparency.api.schemas import FulfilmentReply
+
+    rows = await issue_codes(client, world, 1)
+    for scan, shipment in ((rows[0]["code"], "A"), (rows[0]["code"], "B"), ("junk", "A")):
+        FulfilmentReply.model_validate(await claim(client, world, scan, shipment=shipment))

@@ -1,4 +1,8 @@
-"""Named dependencies: the pool and the authenticated caller, by role."""
+"""Named dependencies: the pool and the authenticated caller, by role.
+
+Every dependency is ``async def``, even the ones that only read request state: FastAPI
+runs a plain ``def`` dependency in a worker thread, a thread hop per request each.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from transparency.services.fulfilment import Context
 from transparency.settings import Settings
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.state.pool
     return pool
 
@@ -23,22 +27,22 @@ def get_pool(request: Request) -> asyncpg.Pool:
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 
 
-def get_keyring(request: Request) -> KeyRing:
+async def get_keyring(request: Request) -> KeyRing:
     keyring: KeyRing = request.state.keyring
     return keyring
 
 
-def get_runner(request: Request) -> JobRunner:
+async def get_runner(request: Request) -> JobRunner:
     runner: JobRunner = request.state.runner
     return runner
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
     state = request.state
     return Context(state.pool, state.keyring, state.events)
 
@@ -49,7 +53,7 @@ Runner = Annotated[JobRunner, Depends(get_runner)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_key_cache(request: Request) -> KeyCache:
+async def get_key_cache(request: Request) -> KeyCache:
     cache: KeyCache = request.state.key_cache
     return cache
 

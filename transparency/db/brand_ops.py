@@ -9,6 +9,17 @@ import asyncpg
 
 from transparency.db.pool import Conn
 
+_SET_STATE = (
+    "update units set state = $2::unit_state, status_reason = $3, updated_at = now()"
+    " where brand_id = $1 and state = any($4::unit_state[]) and "
+)
+# One statement per kind of target, each able to use its own index under a generic plan.
+_TARGETS = {
+    "code": _SET_STATE + "code = $5",
+    "batch": _SET_STATE + "batch_id = $5",
+    "lot": _SET_STATE + "product_id = $5 and lot = $6",
+}
+
 
 async def set_state(
     conn: Conn,
@@ -24,21 +35,13 @@ async def set_state(
 ) -> int:
     """Move every unit of the target (a code, a batch, or a product's lot) that the
     lifecycle allows; return how many moved."""
-    result: str = await conn.execute(
-        "update units set state = $2::unit_state, status_reason = $3, updated_at = now()"
-        " where brand_id = $1 and state = any($4::unit_state[])"
-        " and ($5::text is null or code = $5)"
-        " and ($6::uuid is null or batch_id = $6)"
-        " and ($7::uuid is null or (product_id = $7 and lot = $8))",
-        brand_id,
-        new_state,
-        reason,
-        allowed_from,
-        code,
-        batch_id,
-        product_id,
-        lot,
-    )
+    common = (brand_id, new_state, reason, allowed_from)
+    if code is not None:
+        result: str = await conn.execute(_TARGETS["code"], *common, code)
+    elif batch_id is not None:
+        result = await conn.execute(_TARGETS["batch"], *common, batch_id)
+    else:
+        result = await conn.execute(_TARGETS["lot"], *common, product_id, lot)
     return int(result.split()[-1])
 
 

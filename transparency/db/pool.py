@@ -17,7 +17,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 @asynccontextmanager
 async def open_pool(dsn: str, *, min_size: int, max_size: int) -> AsyncIterator[asyncpg.Pool]:
     async with asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        # Statements are prepared once per connection (asyncpg's cache); planning the claim,
+        # a statement over partitioned tables, costs more than running it, so keep the
+        # generic plan. No query here depends on a plan made for its particular values.
+        server_settings={"plan_cache_mode": "force_generic_plan"},
     ) as pool:
         yield pool
 
