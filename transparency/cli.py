@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -148,7 +147,5 @@ def run(argv: list[str] | None = None) -> None:
     settings = get_settings()
     if args.command == "serve":
         serve(settings)
-    elif args.command == "migrate":
+    else:  # argparse admits no other command
         migrate_command(settings)
-    else:  # pragma: no cover - argparse refuses unknown commands
-        print(f"unknown command {args.command}", file=sys.stderr)

@@ -136,7 +136,7 @@ class JobRunner:
                 )
                 for code in chunk
             ]
-            await self._write_chunk(batch_id, rows, regenerate=lambda n: generate(n))
+            await self._write_chunk(batch_id, rows, regenerate=generate)
         async with self.pool.acquire() as conn:
             await batches.finish(conn, batch_id)
         log.info("job done", extra={"batch_id": str(batch_id)})

@@ -17,6 +17,7 @@ import asyncpg
 from transparency import authenticity
 from transparency.db import products as db_products
 from transparency.db import scans
+from transparency.db.pool import Conn
 from transparency.domain.errors import NotFound, ReversalRefused
 from transparency.domain.gtin import normalize_gtin
 from transparency.domain.identity import Principal, Role
@@ -152,9 +153,7 @@ async def reverse(
     actor.require(Role.STATION)
     unit_key = _unit_key(ctx, scan)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        unit = await scans.unit_for_update(conn, unit_key)
-        if unit is None:
-            raise NotFound("no such unit")
+        unit = await _locked_unit(conn, unit_key)
         if unit["state"] != UnitState.SHIPPED.value:
             raise ReversalRefused(f"the unit is {unit['state']}, not shipped")
         if unit["shipped_site_id"] != actor.site_id:
@@ -177,9 +176,7 @@ async def take_back(ctx: Context, actor: Principal, scan: str, event: UnitEvent)
     actor.require(Role.STATION)
     unit_key = _unit_key(ctx, scan)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        unit = await scans.unit_for_update(conn, unit_key)
-        if unit is None:
-            raise NotFound("no such unit")
+        unit = await _locked_unit(conn, unit_key)
         state = next_state(UnitState(unit["state"]), event)
         await scans.move(
             conn, unit_key, state.value, kind="return" if event is UnitEvent.RETURN else "restock",
@@ -188,6 +185,14 @@ async def take_back(ctx: Context, actor: Principal, scan: str, event: UnitEvent)
             clear_shipment=event is UnitEvent.RESTOCK,
         )  # fmt: skip
     return {"code": unit_key, "state": state.value}
+
+
+async def _locked_unit(conn: Conn, unit_key: str) -> asyncpg.Record:
+    """The registered unit, locked for the caller's transaction, or NotFound."""
+    unit = await scans.unit_for_update(conn, unit_key)
+    if unit is None:
+        raise NotFound("no such unit")
+    return unit
 
 
 def _unit_key(ctx: Context, scan: str) -> str:

@@ -55,7 +55,7 @@ async def get_batch(batch_id: UUID, pool: Pool, actor: BrandKey) -> BatchOut:
 @router.get("/code-batches/{batch_id}/codes.{kind}", response_class=StreamingResponse)
 async def download_codes(
     batch_id: UUID,
-    kind: Annotated[str, "csv or jsonl"],
+    kind: str,
     pool: Pool,
     keyring: Keys,
     settings: SettingsDep,
