@@ -263,3 +263,62 @@ async def test_replies_match_the_published_schema(client: httpx.AsyncClient, wor
     rows = await issue_codes(client, world, 1)
     for scan, shipment in ((rows[0]["code"], "A"), (rows[0]["code"], "B"), ("junk", "A")):
         FulfilmentReply.model_validate(await claim(client, world, scan, shipment=shipment))
+
+
+class _RolledBack(Exception):
+    """Ends a transaction whose claim was only looked at."""
+
+
+async def test_the_single_and_the_batch_claims_decide_alike(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """Two statements make the same decision (one code, and many): for every unit state,
+    a wrong product, the same shipment retried and an unknown code, they must agree."""
+    from transparency.db import scans
+    from transparency.domain.lifecycle import UnitState
+
+    (row,) = await issue_codes(client, world, 1)
+    code, site = row["code"], uuid.UUID(world.site_id)
+    gtin_a, gtin_b = world.product_a["gtin"], world.product_b["gtin"]
+    conn = await asyncpg.connect(dsn)
+
+    async def both(code: str, gtin: str, shipment: str) -> tuple[tuple[Any, ...], ...]:
+        answers = []
+        for one in (True, False):
+            try:
+                async with conn.transaction():
+                    kwargs = {"site_id": site, "api_key_id": "k", "shipment_id": shipment}
+                    if one:
+                        got = await scans.claim_one(conn, code, gtin, **kwargs)
+                    else:
+                        (got,) = await scans.claim(conn, [(code, gtin)], **kwargs)
+                    after = await conn.fetchval(
+                        "select state::text from units where code = $1", code
+                    )
+                    shipped = (got["shipped_site_id"], got["shipped_at"] is not None)
+                    answers.append((got["reason"], got["state"], got["gtin"], after, *shipped))
+                    raise _RolledBack
+            except _RolledBack:
+                pass
+        return tuple(answers)
+
+    try:
+        seen = set()
+        for unit_state in UnitState:
+            await conn.execute(
+                "update units set state = $2::unit_state, shipment_id = 'S-9',"
+                " shipped_site_id = $3 where code = $1",
+                code, unit_state.value, site,
+            )  # fmt: skip
+            for gtin, shipment in ((gtin_a, "S-1"), (gtin_b, "S-1"), (gtin_a, "S-9")):
+                single, batch = await both(code, gtin, shipment)
+                assert single == batch, (unit_state, gtin, shipment)
+                seen.add(single[0])
+        unknown = codes.sign_transparency(codes.Payload(1, 999), b"k" * 32)
+        single, batch = await both(unknown, gtin_a, "S-1")
+        assert single == batch
+        seen.add(single[0])
+        assert seen >= {None, "unknown", "wrong_product", "already_shipped", "revoked",
+                        "recalled", "not_active"}  # fmt: skip
+    finally:
+        await conn.close()

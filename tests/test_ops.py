@@ -65,6 +65,8 @@ async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
     made = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert made.headers["x-request-id"] != "bad id with spaces"
     assert len(made.headers["x-request-id"]) == 32
+    again = await client.get("/healthz")
+    assert again.headers["x-request-id"] != made.headers["x-request-id"]
 
 
 @pytest.fixture

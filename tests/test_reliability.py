@@ -29,7 +29,7 @@ async def test_a_claim_cut_off_mid_transaction_leaves_the_unit_active(
         for _ in range(200):
             pid = await killer.fetchval(
                 "select pid from pg_stat_activity where wait_event_type = 'Lock'"
-                " and query like '%unnest%' and datname = current_database()"
+                " and query like '%for update of u%' and datname = current_database()"
             )
             if pid:
                 break

@@ -1,17 +1,21 @@
-"""``transparency`` / ``python -m transparency``: the only place errors become exit codes."""
+"""``transparency`` / ``python -m transparency``: the only place errors become exit codes.
+
+Imports happen inside ``main``: worker processes (spawned) import this module again as
+their ``__main__``, and must not pay for the whole service's imports in memory.
+"""
 
 from __future__ import annotations
 
 import sys
 
-import asyncpg
-
-from transparency.cli import CliError, run
-from transparency.db.migrate import MigrationError
-from transparency.settings import SettingsError
-
 
 def main(argv: list[str] | None = None) -> int:
+    import asyncpg
+
+    from transparency.cli import CliError, run
+    from transparency.db.migrate import MigrationError
+    from transparency.settings import SettingsError
+
     try:
         run(argv)
     except SettingsError as exc:

@@ -32,3 +32,15 @@ def generate(format: str, key_id: int, hmac_secret: bytes, gtin: str, count: int
         )
         for i in range(0, 9 * count, 9)
     ]
+
+
+def generate_copy(
+    format: str, key_id: int, hmac_secret: bytes, gtin: str, count: int, row_suffix: str
+) -> bytes:
+    """``count`` new units as COPY text rows: each code followed by ``row_suffix``.
+
+    Building the rows here keeps the service process from holding a Python object per
+    code: it receives one bytes object per chunk and streams it to PostgreSQL.
+    """
+    new = generate(format, key_id, hmac_secret, gtin, count)
+    return (row_suffix.join(new) + row_suffix).encode()

@@ -22,7 +22,7 @@ import asyncpg
 from transparency import issuance
 from transparency.db import batches, products, units
 from transparency.keyring import KeyRing
-from transparency.workers import LazyPool
+from transparency.workers import LazyPool, release_memory
 
 log = logging.getLogger("transparency.jobs")
 
@@ -99,6 +99,8 @@ class JobRunner:
         except Exception as exc:
             log.exception("job failed", extra={"batch_id": str(job["id"])})
             await batches.fail(self.pool, job["id"], f"{type(exc).__name__}")
+        finally:
+            release_memory()
         return True
 
     async def _issue(self, job: asyncpg.Record) -> None:
@@ -112,31 +114,25 @@ class JobRunner:
         assert product is not None
         batch_id: UUID = job["id"]
         remaining = job["requested"] - job["progress"]
-        state = "active"
+        suffix = units.copy_text_suffix(
+            job["brand_id"], job["product_id"], batch_id, job["lot"], job["expiry"], "active"
+        )
 
-        def generate(n: int) -> asyncio.Future[list[str]]:
+        def generate(n: int) -> asyncio.Future[bytes]:
             return self.cpu(
-                issuance.generate, job["format"], key.id, key.hmac_secret, product.gtin, n
-            )
+                issuance.generate_copy,
+                job["format"], key.id, key.hmac_secret, product.gtin, n, suffix,
+            )  # fmt: skip
 
-        next_chunk = generate(min(self.chunk_size, remaining)) if remaining else None
+        # The next chunk is made in a worker while this one is written.
+        size = min(self.chunk_size, remaining)
+        next_chunk = generate(size) if remaining else None
         while next_chunk is not None:
-            chunk = await next_chunk
-            remaining -= len(chunk)
-            next_chunk = generate(min(self.chunk_size, remaining)) if remaining > 0 else None
-            rows = [
-                (
-                    code,
-                    job["brand_id"],
-                    job["product_id"],
-                    batch_id,
-                    job["lot"],
-                    job["expiry"],
-                    state,
-                )
-                for code in chunk
-            ]
-            await self._write_chunk(batch_id, rows, regenerate=generate)
+            chunk, count = await next_chunk, size
+            remaining -= count
+            size = min(self.chunk_size, remaining)
+            next_chunk = generate(size) if remaining > 0 else None
+            await self._write_chunk(batch_id, chunk, count, regenerate=generate)
         async with self.pool.acquire() as conn:
             await batches.finish(conn, batch_id)
         log.info("job done", extra={"batch_id": str(batch_id)})
@@ -144,20 +140,20 @@ class JobRunner:
     async def _write_chunk(
         self,
         batch_id: UUID,
-        rows: list[units.UnitRow],
+        rows: bytes,
+        count: int,
         *,
-        regenerate: Callable[[int], asyncio.Future[list[str]]],
+        regenerate: Callable[[int], asyncio.Future[bytes]],
     ) -> None:
         for _attempt in range(5):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await units.copy(conn, rows)
-                    await batches.advance(conn, batch_id, len(rows), self.lease_seconds)
+                    await units.copy_text(conn, rows)
+                    await batches.advance(conn, batch_id, count, self.lease_seconds)
                 return
             except asyncpg.UniqueViolationError:
                 # A random serial met an existing one (about 2**-72 per pair): draw anew.
-                fresh = await regenerate(len(rows))
-                rows = [(code, *row[1:]) for code, row in zip(fresh, rows, strict=True)]
+                rows = await regenerate(count)
         raise RuntimeError("could not write a chunk of unique codes")
 
 

@@ -10,11 +10,20 @@ import asyncpg
 from fastapi import FastAPI
 
 from transparency import __version__
-from transparency.api import problems
+from transparency.api import lean, problems
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
 from transparency.api.ratelimit import RateLimiter
-from transparency.api.routes import admin, brand_ops, codes, ops, pages, products, verification
+from transparency.api.routes import (
+    admin,
+    brand_ops,
+    codes,
+    fulfilment,
+    ops,
+    pages,
+    products,
+    verification,
+)
 from transparency.db.pool import open_pool
 from transparency.events import EventBuffer
 from transparency.jobs import JobRunner
@@ -84,8 +93,10 @@ def create_app(settings: Settings) -> FastAPI:
         settings.customer_rate_per_minute, settings.customer_burst
     )
     problems.install(app)
-    for module in (ops, admin, products, codes, verification, brand_ops, pages):
+    # Routes are matched in order: the checks stations make for every unit come first.
+    for module in (fulfilment, verification, ops, admin, products, codes, brand_ops, pages):
         app.include_router(module.router)
+    lean.register_schemas(app)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,

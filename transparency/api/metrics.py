@@ -49,13 +49,22 @@ class Metrics:
         )
         self._pool = _PoolCollector()
         self.registry.register(self._pool)
+        # Labelled children, looked up once: labels() takes a lock and builds a key per call.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def watch_pool(self, pool: asyncpg.Pool | None) -> None:
         self._pool.pool = pool
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

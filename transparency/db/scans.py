@@ -23,6 +23,13 @@ EVENT_COLUMNS = (
 
 _BLOCKING_STATES = [s.value for s in BLOCKING_STATES]
 _BLOCKING_REASONS = [r.value for r in BLOCKING_STATES.values()]
+# The same table as a CASE expression, for the single-code claim (constants from the
+# domain's enums only: nothing from a caller reaches this text).
+_BLOCKING_CASE = (
+    "case d.state "
+    + " ".join(f"when '{s.value}' then '{r.value}'" for s, r in BLOCKING_STATES.items())
+    + " end"
+)
 
 _CLAIM = """
 with item as (
@@ -92,6 +99,69 @@ async def claim(
         _BLOCKING_REASONS,
     )
     return rows
+
+
+# One code: the station's everyday request. The same decisions as _CLAIM, with scalar
+# parameters and no unnest/ordinality joins, which PostgreSQL runs in about half the time.
+_CLAIM_ONE = f"""
+with u as (
+    select u.code, u.state, u.shipped_at, u.shipped_site_id, u.shipment_id, u.brand_id,
+           u.product_id, u.lot, u.expiry, p.gtin, p.name
+    from units u
+    join products p on p.id = u.product_id
+    join code_batches b on b.id = u.batch_id
+    where u.code = $1 and b.status = 'done'
+    for update of u
+),
+decision as (
+    select d.*,
+        case
+            when d.code is null then 'unknown'
+            when d.gtin <> $2 then 'wrong_product'
+            when d.state = 'active' then null
+            when d.state = 'shipped' and d.shipment_id = $4 and d.shipped_site_id = $3 then null
+            else {_BLOCKING_CASE}
+        end as reason
+    from (select) as one left join u as d on true
+),
+upd as (
+    update units set state = 'shipped', shipped_at = now(), shipped_site_id = $3,
+                     shipment_id = $4, updated_at = now()
+    where units.code = $1
+      and exists (select from decision where reason is null and state = 'active')
+    returning units.shipped_at
+),
+ev as (
+    insert into scan_events (code, id, kind, result, reason, brand_id, product_id, site_id,
+                             api_key_id, shipment_id)
+    select $1, gen_random_uuid(), 'fulfilment',
+           case when d.reason is null then 'pass' else 'fail' end,
+           d.reason, d.brand_id, d.product_id, $3, $5, $4
+    from decision d
+)
+select d.reason, d.state::text as state, d.gtin, d.name, d.lot, d.expiry, d.product_id,
+       d.brand_id, coalesce(upd.shipped_at, d.shipped_at) as shipped_at,
+       case when upd.shipped_at is not null then $3 else d.shipped_site_id end
+           as shipped_site_id
+from decision d left join upd on true
+"""
+
+
+async def claim_one(
+    conn: Conn | asyncpg.Pool,
+    code: str,
+    gtin: str,
+    *,
+    site_id: UUID,
+    api_key_id: str,
+    shipment_id: str,
+) -> asyncpg.Record:
+    """Claim one unit key for a shipment: the row ``claim`` would give for it."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        _CLAIM_ONE, code, gtin, site_id, shipment_id, api_key_id
+    )
+    assert row is not None  # the statement answers one row, found or not
+    return row
 
 
 async def prior_reply(conn: Conn | asyncpg.Pool, api_key_id: str, key: str) -> Any:

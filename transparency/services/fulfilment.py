@@ -105,7 +105,14 @@ async def verify_many(
             continue
         seen[checked.unit_key] = i
         to_claim.append((i, checked.unit_key, gtin))
-    if to_claim:
+    if len(to_claim) == 1:
+        ((i, code, gtin),) = to_claim
+        row = await scans.claim_one(
+            ctx.pool, code, gtin, site_id=actor.site_id, api_key_id=actor.key_id,
+            shipment_id=shipment_id,
+        )  # fmt: skip
+        replies[i] = _reply(row, row["reason"])
+    elif to_claim:
         rows = await scans.claim(
             ctx.pool,
             [(code, gtin) for _, code, gtin in to_claim],

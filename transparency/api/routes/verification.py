@@ -5,16 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Header, Query, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 
 from transparency.api.deps import Ctx, OptionalKey, SettingsDep, StationKey
 from transparency.api.schemas import (
     CustomerAnswer,
-    FulfilmentBatchIn,
-    FulfilmentBatchOut,
-    FulfilmentIn,
-    FulfilmentReply,
     ReturnIn,
     ReversalIn,
     UnitStateOut,
@@ -26,26 +21,6 @@ from transparency.services import customer, fulfilment, photos
 from transparency.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["verification"])
-
-
-@router.post("/fulfilment/verifications", response_model=FulfilmentReply)
-async def verify_unit(
-    body: FulfilmentIn,
-    ctx: Ctx,
-    actor: StationKey,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> JSONResponse:
-    claim = fulfilment.Claim(body.scan, body.gtin)
-    reply = await fulfilment.verify_one(ctx, actor, claim, body.shipment_id, idempotency_key)
-    # The hot path: the reply is built to FulfilmentReply's shape by the service (and tested
-    # to be), so it is sent as it is rather than validated again.
-    return JSONResponse(reply)
-
-
-@router.post("/fulfilment/verifications/batch", response_model=FulfilmentBatchOut)
-async def verify_units(body: FulfilmentBatchIn, ctx: Ctx, actor: StationKey) -> dict[str, Any]:
-    claims = [fulfilment.Claim(item.scan, item.gtin) for item in body.items]
-    return {"results": await fulfilment.verify_many(ctx, actor, claims, body.shipment_id)}
 
 
 @router.post("/fulfilment/reversals", response_model=UnitStateOut)
