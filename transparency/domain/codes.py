@@ -306,8 +306,12 @@ def parse(text: str) -> ParsedCode:
     if not isinstance(text, str):
         raise InvalidCode("malformed", "a code is text")
     if len(text) == TRANSPARENCY_LENGTH and text[:2].upper() == PREFIX:
-        # The hot path of every check: a bare Transparency code, as scanned.
-        symbols = crockford.normalize(text[2:])
+        # The hot path of every check: a bare Transparency code, as scanned. Text already
+        # in the alphabet needs no alias mapping (the alphabet has no I, L, O, U, space
+        # or hyphen), which is most of the cost of normalising.
+        symbols = text[2:].upper()
+        if not crockford.is_symbols(symbols):
+            symbols = crockford.normalize(symbols)
         if len(symbols) == _TP_SYMBOLS + 1 and crockford.is_symbols(symbols):
             return _parse_transparency(symbols)
     stripped = text.strip()
