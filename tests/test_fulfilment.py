@@ -322,3 +322,35 @@ async def test_the_single_and_the_batch_claims_decide_alike(
                         "recalled", "not_active"}  # fmt: skip
     finally:
         await conn.close()
+
+
+async def test_lean_routes_refuse_bad_bodies_like_any_route(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """The station endpoints parse their own bodies (lean.py): the same problems as the
+    rest of the API for bad JSON, bad fields, a NUL escape and a long Idempotency-Key."""
+    import json
+
+    (row,) = await issue_codes(client, world, 1)
+    good = json.dumps({"scan": row["code"], "gtin": world.product_a["gtin"],
+                       "shipment_id": "S-1"}).encode()  # fmt: skip
+    single, batch = "/v1/fulfilment/verifications", "/v1/fulfilment/verifications/batch"
+    invalid = (422, "/problems/invalid-input")
+    cases = [
+        (single, b"{not json", {}, (400, "/problems/malformed-json")),
+        (single, b'{"scan": "x", "gtin": "1"}', {}, invalid),
+        (single, b'{"scan": "a\\u0000b", "gtin": "1", "shipment_id": "s"}', {}, invalid),
+        (batch, b'{"shipment_id": "s", "items": [{"scan": "\\u0000", "gtin": "1"}]}', {},
+         invalid),
+        (single, good, {"Idempotency-Key": "k" * 201}, invalid),
+    ]  # fmt: skip
+    for path, body, extra, (status, kind) in cases:
+        headers = {**bearer(world.station), "content-type": "application/json", **extra}
+        r = await client.post(path, content=body, headers=headers)
+        assert r.status_code == status, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"] == kind, body
+    no_key = await client.post(single, content=good)
+    assert no_key.status_code == 401
+    assert await state(dsn, row["code"]) == "active"  # nothing was claimed
+    assert await events(dsn, row["code"]) == []

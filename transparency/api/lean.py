@@ -27,6 +27,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from transparency.api.schemas import NO_NUL_ESCAPE
+
 M = TypeVar("M", bound=BaseModel)
 
 _REF = "#/components/schemas/{model}"
@@ -49,8 +51,12 @@ class LeanRoute(APIRoute):
 
 async def read_body(request: Request, model: type[M]) -> M:
     """The JSON body as ``model``; a bad body raises what FastAPI raises for one."""
+    raw = await request.body()
+    # Without a \u0000 escape the body holds no NUL: spare the models their walk through
+    # every string (a 1,000-item batch is 2,000 of them).
+    context = {NO_NUL_ESCAPE: b"\\u0000" not in raw}
     try:
-        return model.model_validate_json(await request.body())
+        return model.model_validate_json(raw, context=context)
     except ValidationError as exc:
         errors = [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
         raise RequestValidationError(errors) from exc

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from transparency.domain.codes import CodeFormat
 from transparency.domain.identity import Role
@@ -15,6 +15,10 @@ from transparency.domain.models import ApiKey, Brand, Product, Site
 from transparency.domain.signing_keys import KeyStatus, PublicKeyInfo
 from transparency.services.admin import IssuedKey
 from transparency.services.batches import Batch
+
+# Validation context set by a caller that checked the raw JSON body for "\u0000", the only
+# way JSON text can carry a NUL (the parser refuses raw control characters in strings).
+NO_NUL_ESCAPE = "no_nul_escape"
 
 
 def _no_nul(value: Any) -> Any:
@@ -38,7 +42,9 @@ class Body(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _text_is_storable(cls, data: Any) -> Any:
+    def _text_is_storable(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context and info.context.get(NO_NUL_ESCAPE):
+            return data  # the caller saw the raw JSON: no escape that could make a NUL
         return _no_nul(data)
 
 
