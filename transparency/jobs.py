@@ -100,6 +100,10 @@ class JobRunner:
             log.exception("job failed", extra={"batch_id": str(job["id"])})
             await batches.fail(self.pool, job["id"], f"{type(exc).__name__}")
         finally:
+            if job["kind"] != "issue":
+                # Parsing a file leaves each worker's heap the size of its piece of the
+                # file; new workers (about half a second to start) are lighter.
+                self._workers.shutdown()
             release_memory()
         return True
 
