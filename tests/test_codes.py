@@ -40,6 +40,14 @@ def test_transparency_round_trip(payload: Payload, secret: bytes) -> None:
     assert parsed.unit_key == text
     assert codes.verify_tag(parsed, secret)
     assert not codes.verify_tag(parsed, secret + b"x")
+    # The checks' fast reading says the same as parse(), in any case of letters.
+    for scanned in (text, text.lower()):
+        bare = codes.read_bare(scanned)
+        assert bare is not None
+        assert (bare.text, bare.key_id, bare.payload, bare.tag) == (
+            text, payload.key_id, payload.to_bytes(), parsed.tag)  # fmt: skip
+        assert codes.tag_matches(bare.payload, bare.tag, secret)
+        assert not codes.tag_matches(bare.payload, bare.tag, secret + b"x")
 
 
 @given(payloads, st.data())
@@ -52,6 +60,7 @@ def test_every_single_character_change_is_rejected(payload: Payload, data: st.Da
     changed = text[:position] + replacement + text[position + 1 :]
     with pytest.raises(InvalidCode):
         codes.parse(changed)
+    assert codes.read_bare(changed) is None
 
 
 def test_exhaustively_every_substitution_of_one_code() -> None:
@@ -136,6 +145,7 @@ def test_parsing_is_total(text: str) -> None:
         parsed = codes.parse(text)
     except InvalidCode as exc:
         reason = exc.reason
+        assert codes.read_bare(text) is None  # nothing parse refuses reads as a bare code
     else:
         reason = parsed.format.value
     assert reason

@@ -32,6 +32,14 @@ class Checked:
 
 
 def check(scan: str, keyring: KeyRing) -> Checked:
+    bare = codes.read_bare(scan)
+    if bare is not None:  # the everyday case, without building a ParsedCode
+        key = keyring.get(bare.key_id)
+        if key is None or not codes.tag_matches(bare.payload, bare.tag, key.hmac_secret):
+            return Checked(None, Reason.FORGED)
+        if key.status is KeyStatus.REVOKED:
+            return Checked(bare.text, Reason.KEY_REVOKED)
+        return Checked(bare.text, None)
     try:
         parsed = codes.parse(scan)
     except InvalidCode:

@@ -29,7 +29,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -48,6 +48,7 @@ VERSION = 1
 MAX_KEY_ID = (1 << 13) - 1
 SERIAL_BITS = 72
 TAG_BITS = 48
+_TAG_MASK = (1 << TAG_BITS) - 1
 
 PREFIX = "TP"
 OFFLINE_PREFIX = "TPS"
@@ -181,8 +182,49 @@ def verify_tag(code: ParsedCode, secret: bytes) -> bool:
     """Whether a Transparency code's tag is the one ``secret`` makes (constant time)."""
     if code.format is not CodeFormat.TRANSPARENCY or code.payload is None or code.tag is None:
         return False
-    digest = hmac.digest(secret, _TP_DOMAIN + code.payload.to_bytes(), "sha256")
-    return hmac.compare_digest(digest[: TAG_BITS // 8], code.tag.to_bytes(TAG_BITS // 8, "big"))
+    return tag_matches(code.payload.to_bytes(), code.tag, secret)
+
+
+def tag_matches(payload: bytes, tag: int, secret: bytes) -> bool:
+    """Whether ``tag`` is the one ``secret`` makes for ``payload`` (constant time)."""
+    digest = hmac.digest(secret, _TP_DOMAIN + payload, "sha256")
+    return hmac.compare_digest(digest[: TAG_BITS // 8], tag.to_bytes(TAG_BITS // 8, "big"))
+
+
+class BareCode(NamedTuple):
+    """A Transparency code as scanned, read just far enough to check its tag."""
+
+    text: str  # canonical
+    key_id: int
+    payload: bytes  # Payload.to_bytes()
+    tag: int
+
+
+def read_bare(text: str) -> BareCode | None:
+    """The hot path of every check: a bare, well-formed Transparency code, read without
+    building a ParsedCode; None for anything else (``parse`` then says what it is).
+
+    Text already in the alphabet needs no alias mapping (the alphabet has no I, L, O, U,
+    space or hyphen), which is most of the cost of normalising.
+    """
+    if len(text) != TRANSPARENCY_LENGTH:
+        return None
+    upper = text.upper()
+    if not upper.startswith(PREFIX):
+        return None
+    symbols = upper[len(PREFIX) :]
+    if not crockford.is_symbols(symbols):
+        symbols = crockford.normalize(symbols)
+        if len(symbols) != _TP_SYMBOLS + 1 or not crockford.is_symbols(symbols):
+            return None
+    value = crockford.decode_int(symbols[:-1])
+    if crockford.check_symbol(value, _TP_SYMBOLS) != symbols[-1]:
+        return None
+    packed = value >> TAG_BITS
+    key_id = (packed >> SERIAL_BITS) & MAX_KEY_ID
+    if packed >> 85 != VERSION or key_id == 0:
+        return None
+    return BareCode(PREFIX + symbols, key_id, packed.to_bytes(11, "big"), value & _TAG_MASK)
 
 
 def _parse_transparency(symbols: str, symbology: str | None = None) -> ParsedCode:
@@ -305,15 +347,10 @@ def parse(text: str) -> ParsedCode:
     """Any text a scanner or a person produces -> a ParsedCode, or InvalidCode."""
     if not isinstance(text, str):
         raise InvalidCode("malformed", "a code is text")
-    if len(text) == TRANSPARENCY_LENGTH and text[:2].upper() == PREFIX:
-        # The hot path of every check: a bare Transparency code, as scanned. Text already
-        # in the alphabet needs no alias mapping (the alphabet has no I, L, O, U, space
-        # or hyphen), which is most of the cost of normalising.
-        symbols = text[2:].upper()
-        if not crockford.is_symbols(symbols):
-            symbols = crockford.normalize(symbols)
-        if len(symbols) == _TP_SYMBOLS + 1 and crockford.is_symbols(symbols):
-            return _parse_transparency(symbols)
+    bare = read_bare(text)
+    if bare is not None:
+        payload = Payload.unpack(int.from_bytes(bare.payload, "big"))
+        return ParsedCode(CodeFormat.TRANSPARENCY, bare.text, payload=payload, tag=bare.tag)
     stripped = text.strip()
     if not stripped:
         raise InvalidCode("empty", "no code")
