@@ -354,3 +354,34 @@ async def test_lean_routes_refuse_bad_bodies_like_any_route(
     assert no_key.status_code == 401
     assert await state(dsn, row["code"]) == "active"  # nothing was claimed
     assert await events(dsn, row["code"]) == []
+
+
+async def test_concurrent_batches_pass_each_unit_once(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """Totes that share units, claimed at the same time: every unit passes exactly once."""
+    rows = await issue_codes(client, world, 30)
+    codes_ = [r["code"] for r in rows]
+    totes = [codes_[i : i + 15] for i in range(0, 30, 5)] * 2  # each unit in up to 6 totes
+
+    async def send(n: int, tote: list[str]) -> list[dict[str, Any]]:
+        r = await client.post(
+            "/v1/fulfilment/verifications/batch",
+            json={"shipment_id": f"TOTE-{n}",
+                  "items": [{"scan": c, "gtin": world.product_a["gtin"]} for c in tote]},
+            headers=bearer(world.station),
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        results: list[dict[str, Any]] = r.json()["results"]
+        return results
+
+    answers = await asyncio.gather(*(send(n, tote) for n, tote in enumerate(totes)))
+    passes = {code: 0 for code in codes_}
+    for tote, results in zip(totes, answers, strict=True):
+        for code, result in zip(tote, results, strict=True):
+            passes[code] += result["result"] == "pass"
+            if result["result"] == "fail":
+                assert result["reason"] == "already_shipped"
+    assert set(passes.values()) == {1}
+    for code in codes_:
+        assert await state(dsn, code) == "shipped"

@@ -36,13 +36,13 @@ with item as (
     select * from unnest($1::text[], $2::text[]) with ordinality as i(code, gtin, n)
 ),
 u as (
+    -- One locked look-up per code, pruned to its partition (see units.EXISTING).
     select u.code, u.state, u.shipped_at, u.shipped_site_id, u.shipment_id, u.brand_id,
            u.product_id, u.lot, u.expiry, p.gtin, p.name, b.status as batch_status
-    from units u
+    from unnest($1::text[]) as want(code)
+    cross join lateral (select * from units where units.code = want.code for update) as u
     join products p on p.id = u.product_id
     join code_batches b on b.id = u.batch_id
-    where u.code = any($1::text[])
-    for update of u
 ),
 decision as (
     select item.n, item.code as item_code, u.*,
