@@ -385,3 +385,30 @@ async def test_concurrent_batches_pass_each_unit_once(
     assert set(passes.values()) == {1}
     for code in codes_:
         assert await state(dsn, code) == "shipped"
+
+
+async def test_forged_and_malformed_scans_cost_no_query(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """With the units table locked by another session, refusals still answer at once
+    (they never ask the database); a real claim waits for the lock."""
+    rows = await issue_codes(client, world, 2)
+    payload = codes.parse(rows[0]["code"]).payload
+    assert payload is not None
+    forged = codes.sign_transparency(payload, b"not the brand's secret key......")
+    await claim(client, world, rows[0]["code"])  # the station key is now cached
+    holder = await asyncpg.connect(dsn)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("lock table units in access exclusive mode")
+        for scan, reason in [(forged, "forged"), ("hello", "malformed")] * 10:
+            reply = await asyncio.wait_for(claim(client, world, scan), timeout=5)
+            assert (reply["result"], reply["reason"]) == ("fail", reason)
+        real = asyncio.create_task(claim(client, world, rows[1]["code"]))
+        await asyncio.sleep(0.5)
+        assert not real.done()  # the lock is real: a check that queries waits for it
+        await transaction.rollback()
+        assert (await asyncio.wait_for(real, timeout=10))["result"] == "pass"
+    finally:
+        await holder.close()
