@@ -63,6 +63,23 @@ def test_every_single_character_change_is_rejected(payload: Payload, data: st.Da
     assert codes.read_bare(changed) is None
 
 
+def test_letters_that_grow_in_upper_case_are_no_shortcut() -> None:
+    """'ß'.upper() is 'SS': a 30-character text must not pass as a 31-character code."""
+    text = codes.sign_transparency(Payload(7, 0), SECRET)
+    position = text.find("SS", 2)
+    if position < 0:  # make one: any payload whose code holds "SS"
+        for serial in range(1, 200_000):
+            text = codes.sign_transparency(Payload(7, serial), SECRET)
+            position = text.find("SS", 2)
+            if position >= 0:
+                break
+    sneaky = "TP0" + text[2:position] + "ß" + text[position + 2 :]
+    assert len(sneaky) == 30
+    assert codes.read_bare(sneaky) is None
+    with pytest.raises(InvalidCode):
+        codes.parse(sneaky)
+
+
 def test_exhaustively_every_substitution_of_one_code() -> None:
     text = codes.sign_transparency(Payload(7, secrets.randbits(72)), SECRET)
     for position in range(len(text)):

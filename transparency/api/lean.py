@@ -24,10 +24,11 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from transparency.api.schemas import NO_NUL_ESCAPE
+from transparency.domain.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,7 +52,10 @@ class LeanRoute(APIRoute):
 
 async def read_body(request: Request, model: type[M]) -> M:
     """The JSON body as ``model``; a bad body raises what FastAPI raises for one."""
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect as exc:
+        raise InvalidInput("the request body was cut off") from exc
     # Without a \u0000 escape the body holds no NUL: spare the models their walk through
     # every string (a 1,000-item batch is 2,000 of them).
     context = {NO_NUL_ESCAPE: b"\\u0000" not in raw}
@@ -68,6 +72,12 @@ def documented(body: type[BaseModel], *headers: dict[str, Any]) -> dict[str, Any
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": _REF.format(model=body.__name__)}}},
+        },
+        "responses": {
+            "422": {
+                "description": "The body or a header is invalid (RFC 9457 problem)",
+                "content": {"application/problem+json": {"schema": {"type": "object"}}},
+            }
         },
     }
     _BODIES[body.__name__] = body

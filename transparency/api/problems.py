@@ -166,6 +166,10 @@ def install(app: FastAPI) -> None:
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,
         asyncpg.CannotConnectNowError,
+        # Transient conflicts PostgreSQL resolves by cancelling one side: nothing was
+        # changed, and a retry succeeds (claims lock in code order, so these are rare).
+        asyncpg.DeadlockDetectedError,
+        asyncpg.SerializationError,
         ConnectionError,
         TimeoutError,
     ):

@@ -42,7 +42,7 @@ u as (
     from unnest($1::text[]) as want(code)
     cross join lateral (select * from units where units.code = want.code for update) as u
     join products p on p.id = u.product_id
-    join code_batches b on b.id = u.batch_id
+    join code_batches b on b.id = u.batch_id and b.status = 'done'
 ),
 decision as (
     select item.n, item.code as item_code, u.*,
@@ -87,18 +87,26 @@ async def claim(
     api_key_id: str,
     shipment_id: str,
 ) -> list[asyncpg.Record]:
-    """Claim (unit key, GTIN) pairs for a shipment: one row per item, in order."""
+    """Claim (unit key, GTIN) pairs for a shipment: one row per item, in order.
+
+    Rows are locked in code order whatever the order of ``items``: two totes sharing units
+    in other orders would otherwise each hold a unit the other waits for (a deadlock).
+    """
+    order = sorted(range(len(items)), key=lambda i: items[i][0])
     rows: list[asyncpg.Record] = await conn.fetch(
         _CLAIM,
-        [code for code, _ in items],
-        [gtin for _, gtin in items],
+        [items[i][0] for i in order],
+        [items[i][1] for i in order],
         site_id,
         shipment_id,
         api_key_id,
         _BLOCKING_STATES,
         _BLOCKING_REASONS,
     )
-    return rows
+    back: list[asyncpg.Record] = [rows[0]] * len(rows)
+    for row, i in zip(rows, order, strict=True):
+        back[i] = row
+    return back
 
 
 # One code: the station's everyday request. The same decisions as _CLAIM, with scalar

@@ -207,7 +207,9 @@ def read_bare(text: str) -> BareCode | None:
     Text already in the alphabet needs no alias mapping (the alphabet has no I, L, O, U,
     space or hyphen), which is most of the cost of normalising.
     """
-    if len(text) != TRANSPARENCY_LENGTH:
+    # ASCII only: upper() of some other letters is longer (ß -> SS), and would slip a
+    # 31-character text past the length check.
+    if len(text) != TRANSPARENCY_LENGTH or not text.isascii():
         return None
     upper = text.upper()
     if not upper.startswith(PREFIX):
