@@ -21,40 +21,44 @@ EVENT_COLUMNS = (
     "site_id", "api_key_id", "shipment_id", "region",
 )  # fmt: skip
 
-_BLOCKING_STATES = [s.value for s in BLOCKING_STATES]
-_BLOCKING_REASONS = [r.value for r in BLOCKING_STATES.values()]
-# The same table as a CASE expression, for the single-code claim (constants from the
-# domain's enums only: nothing from a caller reaches this text).
+# The decision both claim statements make about a unit ``d`` (null: it passes). The
+# blocking states come from the domain's table as constants: nothing from a caller reaches
+# this text; ``gtin`` names the SQL expression of the product being shipped.
 _BLOCKING_CASE = (
     "case d.state "
     + " ".join(f"when '{s.value}' then '{r.value}'" for s, r in BLOCKING_STATES.items())
     + " end"
 )
 
-_CLAIM = """
+
+def _reason(gtin: str) -> str:
+    return f"""case
+            when d.code is null then 'unknown'
+            when d.gtin <> {gtin} then 'wrong_product'
+            when d.state = 'active' then null
+            when d.state = 'shipped' and d.shipment_id = $4 and d.shipped_site_id = $3 then null
+            else {_BLOCKING_CASE}
+        end"""
+
+
+_CLAIM = f"""
 with item as (
     select * from unnest($1::text[], $2::text[]) with ordinality as i(code, gtin, n)
 ),
 u as (
-    -- One locked look-up per code, pruned to its partition (see units.EXISTING).
+    -- One locked look-up per code, pruned to its partition (see units.EXISTING), taken in
+    -- code order whatever the order of the items: two totes sharing units in other orders
+    -- would otherwise each hold a unit the other waits for (a deadlock).
     select u.code, u.state, u.shipped_at, u.shipped_site_id, u.shipment_id, u.brand_id,
-           u.product_id, u.lot, u.expiry, p.gtin, p.name, b.status as batch_status
-    from unnest($1::text[]) as want(code)
+           u.product_id, u.lot, u.expiry, p.gtin, p.name
+    from (select code from unnest($1::text[]) as c(code) order by code) as want
     cross join lateral (select * from units where units.code = want.code for update) as u
     join products p on p.id = u.product_id
     join code_batches b on b.id = u.batch_id and b.status = 'done'
 ),
 decision as (
-    select item.n, item.code as item_code, u.*,
-        case
-            when u.code is null or u.batch_status <> 'done' then 'unknown'
-            when u.gtin <> item.gtin then 'wrong_product'
-            when u.state = 'active' then null
-            when u.state = 'shipped' and u.shipment_id = $4 and u.shipped_site_id = $3 then null
-            else (select r.reason from unnest($6::text[], $7::text[]) as r(state, reason)
-                  where r.state = u.state::text)
-        end as reason
-    from item left join u on u.code = item.code
+    select item.n, item.code as item_code, d.*, {_reason("item.gtin")} as reason
+    from item left join u as d on d.code = item.code
 ),
 upd as (
     update units set state = 'shipped', shipped_at = now(), shipped_site_id = $3,
@@ -87,26 +91,16 @@ async def claim(
     api_key_id: str,
     shipment_id: str,
 ) -> list[asyncpg.Record]:
-    """Claim (unit key, GTIN) pairs for a shipment: one row per item, in order.
-
-    Rows are locked in code order whatever the order of ``items``: two totes sharing units
-    in other orders would otherwise each hold a unit the other waits for (a deadlock).
-    """
-    order = sorted(range(len(items)), key=lambda i: items[i][0])
+    """Claim (unit key, GTIN) pairs for a shipment: one row per item, in order."""
     rows: list[asyncpg.Record] = await conn.fetch(
         _CLAIM,
-        [items[i][0] for i in order],
-        [items[i][1] for i in order],
+        [code for code, _ in items],
+        [gtin for _, gtin in items],
         site_id,
         shipment_id,
         api_key_id,
-        _BLOCKING_STATES,
-        _BLOCKING_REASONS,
     )
-    back: list[asyncpg.Record] = [rows[0]] * len(rows)
-    for row, i in zip(rows, order, strict=True):
-        back[i] = row
-    return back
+    return rows
 
 
 # One code: the station's everyday request. The same decisions as _CLAIM, with scalar
@@ -122,14 +116,7 @@ with u as (
     for update of u
 ),
 decision as (
-    select d.*,
-        case
-            when d.code is null then 'unknown'
-            when d.gtin <> $2 then 'wrong_product'
-            when d.state = 'active' then null
-            when d.state = 'shipped' and d.shipment_id = $4 and d.shipped_site_id = $3 then null
-            else {_BLOCKING_CASE}
-        end as reason
+    select d.*, {_reason("$2")} as reason
     from (select) as one left join u as d on true
 ),
 upd as (
