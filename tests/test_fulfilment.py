@@ -30,6 +30,21 @@ async def claim(
     return body
 
 
+async def claim_tote(
+    client: httpx.AsyncClient, world: World, shipment: str, scans: list[str]
+) -> list[dict[str, Any]]:
+    """A batch claim of ``scans`` for product A; its results, in order."""
+    items = [{"scan": scan, "gtin": world.product_a["gtin"]} for scan in scans]
+    r = await client.post(
+        "/v1/fulfilment/verifications/batch",
+        json={"shipment_id": shipment, "items": items},
+        headers=bearer(world.station),
+    )
+    assert r.status_code == 200, r.text
+    results: list[dict[str, Any]] = r.json()["results"]
+    return results
+
+
 async def events(dsn: str, code: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -386,18 +401,9 @@ async def test_concurrent_batches_pass_each_unit_once(
     codes_ = [r["code"] for r in rows]
     totes = [codes_[i : i + 15] for i in range(0, 30, 5)] * 2  # each unit in up to 6 totes
 
-    async def send(n: int, tote: list[str]) -> list[dict[str, Any]]:
-        r = await client.post(
-            "/v1/fulfilment/verifications/batch",
-            json={"shipment_id": f"TOTE-{n}",
-                  "items": [{"scan": c, "gtin": world.product_a["gtin"]} for c in tote]},
-            headers=bearer(world.station),
-        )  # fmt: skip
-        assert r.status_code == 200, r.text
-        results: list[dict[str, Any]] = r.json()["results"]
-        return results
-
-    answers = await asyncio.gather(*(send(n, tote) for n, tote in enumerate(totes)))
+    answers = await asyncio.gather(
+        *(claim_tote(client, world, f"TOTE-{n}", tote) for n, tote in enumerate(totes))
+    )
     passes = {code: 0 for code in codes_}
     for tote, results in zip(totes, answers, strict=True):
         for code, result in zip(tote, results, strict=True):
@@ -444,21 +450,11 @@ async def test_totes_sharing_units_in_other_orders_do_not_deadlock(
     rows = await issue_codes(client, world, 40)
     codes_ = [r["code"] for r in rows]
 
-    async def send(shipment: str, tote: list[str]) -> list[dict[str, Any]]:
-        r = await client.post(
-            "/v1/fulfilment/verifications/batch",
-            json={"shipment_id": shipment,
-                  "items": [{"scan": c, "gtin": world.product_a["gtin"]} for c in tote]},
-            headers=bearer(world.station),
-        )  # fmt: skip
-        assert r.status_code == 200, r.text
-        results: list[dict[str, Any]] = r.json()["results"]
-        return results
-
     for round_ in range(4):
         pair = codes_[round_ * 10 : round_ * 10 + 10]
         forward, backward = await asyncio.gather(
-            send(f"A-{round_}", pair), send(f"B-{round_}", pair[::-1])
+            claim_tote(client, world, f"A-{round_}", pair),
+            claim_tote(client, world, f"B-{round_}", pair[::-1]),
         )
         passes = [a["result"] == "pass" for a in forward] + [
             b["result"] == "pass" for b in backward[::-1]
