@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transparency.domain import codes
-from transparency.domain.codes import CodeFormat, ParsedCode
+from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import InvalidCode
-from transparency.domain.signing_keys import KeyStatus
+from transparency.domain.signing_keys import KeyStatus, SigningKey
 from transparency.domain.verification import Reason
 from transparency.keyring import KeyRing
 
@@ -24,7 +24,6 @@ class Checked:
 
     unit_key: str | None
     reason: Reason | None
-    parsed: ParsedCode | None = None
 
     @property
     def key_revoked(self) -> bool:
@@ -35,29 +34,30 @@ def check(scan: str, keyring: KeyRing) -> Checked:
     bare = codes.read_bare(scan)
     if bare is not None:  # the everyday case, without building a ParsedCode
         key = keyring.get(bare.key_id)
-        if key is None or not codes.tag_matches(bare.payload, bare.tag, key.hmac_secret):
+        if key is None:
             return Checked(None, Reason.FORGED)
-        if key.status is KeyStatus.REVOKED:
-            return Checked(bare.text, Reason.KEY_REVOKED)
-        return Checked(bare.text, None)
+        genuine = codes.tag_matches(bare.payload, bare.tag, key.hmac_secret)
+        return _signed_by(key, genuine, bare.text)
     try:
         parsed = codes.parse(scan)
     except InvalidCode:
         return Checked(None, Reason.MALFORMED)
     if parsed.format is CodeFormat.GS1:
-        return Checked(parsed.unit_key, None, parsed)
+        return Checked(parsed.unit_key, None)
     assert parsed.key_id is not None
     key = keyring.get(parsed.key_id)
     if key is None:
-        return Checked(None, Reason.FORGED, parsed)
+        return Checked(None, Reason.FORGED)
     if parsed.format is CodeFormat.TRANSPARENCY:
-        genuine = codes.verify_tag(parsed, key.hmac_secret)
-        unit_key = parsed.text
-    else:
-        genuine = codes.verify_offline(parsed, key.public_key)
-        unit_key = codes.unit_key_of_offline(parsed, key.hmac_secret)
+        return _signed_by(key, codes.verify_tag(parsed, key.hmac_secret), parsed.text)
+    genuine = codes.verify_offline(parsed, key.public_key)
+    return _signed_by(key, genuine, codes.unit_key_of_offline(parsed, key.hmac_secret))
+
+
+def _signed_by(key: SigningKey, genuine: bool, unit_key: str) -> Checked:
+    """The verdict on a code whose tag or signature ``key`` did (or did not) make."""
     if not genuine:
-        return Checked(None, Reason.FORGED, parsed)
+        return Checked(None, Reason.FORGED)
     if key.status is KeyStatus.REVOKED:
-        return Checked(unit_key, Reason.KEY_REVOKED, parsed)
-    return Checked(unit_key, None, parsed)
+        return Checked(unit_key, Reason.KEY_REVOKED)
+    return Checked(unit_key, None)

@@ -4,12 +4,12 @@ A warehouse station checks every unit it ships, so a fulfilment check is the req
 service answers most. Through FastAPI's usual path a check spends more time in dependency
 solving, body plumbing and response encoding than in the check itself (measured with
 py-spy: about 0.11 ms a request on this machine's cores, more than the check). A
-``LeanRoute`` keeps FastAPI for what it does once (routing table, OpenAPI) and hands
-each request straight to its endpoint, which takes the
-``Request`` and reads what it needs through the same named dependencies as every other
-route (``station``, ``context``) and ``read_body``, which validates with the route's
-pydantic model and raises FastAPI's own ``RequestValidationError``. Errors therefore go
-through the one mapping in ``problems.py`` like any other route's.
+``LeanRoute`` keeps FastAPI for what it does once (routing table, OpenAPI) and hands each
+request straight to its endpoint. The endpoint takes the ``Request`` and reads what it
+needs through the same dependencies as every other route (``deps.station_key``,
+``deps.get_context``) and ``read_body``, which validates with the route's pydantic model
+and raises FastAPI's own ``RequestValidationError``; errors therefore go through the one
+mapping in ``problems.py`` like any other route's.
 
 What FastAPI cannot see in such a signature (the request body, headers) is declared with
 ``documented()``, so the OpenAPI schema (and the fuzzing built on it) stays complete.

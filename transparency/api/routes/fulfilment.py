@@ -50,6 +50,7 @@ async def verify_units(request: Request) -> JSONResponse:
     actor = await station_key(request)
     body = await read_body(request, FulfilmentBatchIn)
     claims = [fulfilment.Claim(item.scan, item.gtin) for item in body.items]
-    results = await fulfilment.verify_many(await get_context(request), actor, claims,
-                                           body.shipment_id)  # fmt: skip
-    return JSONResponse({"results": results})
+    ctx = await get_context(request)
+    return JSONResponse(
+        {"results": await fulfilment.verify_many(ctx, actor, claims, body.shipment_id)}
+    )
