@@ -10,16 +10,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.signing import SigningKey
 
 from transparency.domain import codes, crockford
 from transparency.domain.codes import CodeFormat, Payload
 from transparency.domain.errors import InvalidCode
 
 SECRET = b"k" * 32
-PRIVATE = Ed25519PrivateKey.from_private_bytes(b"p" * 32)
-PUBLIC = PRIVATE.public_key().public_bytes(
-    serialization.Encoding.Raw, serialization.PublicFormat.Raw
-)
+PRIVATE = SigningKey(b"p" * 32)
+PUBLIC = bytes(PRIVATE.verify_key)
 
 payloads = st.builds(
     Payload,
@@ -130,12 +129,7 @@ def test_offline_round_trip_and_signature(payload: Payload) -> None:
     assert parsed.format is CodeFormat.OFFLINE
     assert parsed.payload == payload
     assert codes.verify_offline(parsed, PUBLIC)
-    other = (
-        Ed25519PrivateKey.generate()
-        .public_key()
-        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    )
-    assert not codes.verify_offline(parsed, other)
+    assert not codes.verify_offline(parsed, bytes(SigningKey.generate().verify_key))
     assert codes.unit_key_of_offline(parsed, SECRET) == codes.sign_transparency(payload, SECRET)
 
 
@@ -151,8 +145,27 @@ def test_offline_code_fits_qr_version_10_at_m() -> None:
 
 def test_a_forged_offline_signature_fails() -> None:
     payload = Payload(5, 12345)
-    text = codes.sign_offline(payload, Ed25519PrivateKey.generate())
+    text = codes.sign_offline(payload, SigningKey.generate())
     assert not codes.verify_offline(codes.parse(text), PUBLIC)
+
+
+@pytest.mark.parametrize("public", [b"", b"x" * 31, b"x" * 33, PUBLIC[:-1] + b"\x00"])
+def test_a_public_key_of_the_wrong_size_or_value_verifies_nothing(public: bytes) -> None:
+    parsed = codes.parse(codes.sign_offline(Payload(5, 12345), PRIVATE))
+    assert not codes.verify_offline(parsed, public)
+
+
+def test_offline_signatures_are_plain_ed25519_any_library_checks() -> None:
+    """Keys are stored as 32-byte seeds: OpenSSL (`cryptography`) derives the same public key
+    from one and accepts libsodium's signature, so phones and stations may use either."""
+    seed = b"s" * 32
+    openssl = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    raw = openssl.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert raw == bytes(SigningKey(seed).verify_key)
+    payload = Payload(9, 987654321)
+    parsed = codes.parse(codes.sign_offline(payload, SigningKey(seed)))
+    assert parsed.signature is not None
+    openssl.verify(parsed.signature, b"transparency/v1/offline" + payload.to_bytes())
 
 
 @given(st.text(max_size=200))

@@ -13,8 +13,7 @@ import os
 from uuid import UUID
 
 import asyncpg
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+import nacl.signing
 
 from transparency.db import signing_keys as db
 from transparency.db.pool import Conn
@@ -27,20 +26,6 @@ log = logging.getLogger("transparency.keyring")
 
 def _context(brand_id: UUID, key_id: int) -> bytes:
     return f"{brand_id}|{key_id}".encode()
-
-
-def _raw_public(private: Ed25519PrivateKey) -> bytes:
-    return private.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-
-
-def _raw_private(private: Ed25519PrivateKey) -> bytes:
-    return private.private_bytes(
-        serialization.Encoding.Raw,
-        serialization.PrivateFormat.Raw,
-        serialization.NoEncryption(),
-    )
 
 
 class KeyRing:
@@ -78,7 +63,7 @@ class KeyRing:
             brand_id=row["brand_id"],
             status=KeyStatus(row["status"]),
             hmac_secret=hmac_secret,
-            private_key=Ed25519PrivateKey.from_private_bytes(private),
+            private_key=nacl.signing.SigningKey(private),  # the 32-byte seed
             public_key=row["ed25519_public"],
             created_at=row["created_at"],
         )
@@ -92,9 +77,9 @@ class KeyRing:
         """Make and store a new active key for ``brand_id`` (the caller retires the old)."""
         key_id = await db.next_id(conn)
         secret = os.urandom(32)
-        private = Ed25519PrivateKey.generate()
-        sealed = self._master.seal(_context(brand_id, key_id), secret, _raw_private(private))
-        row = await db.insert(conn, key_id, brand_id, sealed, _raw_public(private))
+        private = nacl.signing.SigningKey.generate()
+        sealed = self._master.seal(_context(brand_id, key_id), secret, bytes(private))
+        row = await db.insert(conn, key_id, brand_id, sealed, bytes(private.verify_key))
         return self._open(row)
 
     async def follow(self, listener: Listener, pool: asyncpg.Pool) -> None:

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import CryptoError
+from nacl.signing import SigningKey, VerifyKey
 
 from transparency.domain import crockford, gs1
 from transparency.domain.errors import InvalidCode
@@ -262,18 +262,16 @@ def encode_offline(payload: Payload, signature: bytes) -> str:
     )
 
 
-def sign_offline(payload: Payload, private_key: Ed25519PrivateKey) -> str:
-    return encode_offline(payload, private_key.sign(_offline_message(payload)))
+def sign_offline(payload: Payload, private_key: SigningKey) -> str:
+    return encode_offline(payload, private_key.sign(_offline_message(payload)).signature)
 
 
 def verify_offline(code: ParsedCode, public_key: bytes) -> bool:
     if code.format is not CodeFormat.OFFLINE or code.payload is None or code.signature is None:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(
-            code.signature, _offline_message(code.payload)
-        )
-    except (InvalidSignature, ValueError):
+        VerifyKey(public_key).verify(_offline_message(code.payload), code.signature)
+    except CryptoError:  # a wrong signature, or a key of the wrong size
         return False
     return True
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+import nacl.signing
 
 
 class KeyStatus(StrEnum):
@@ -22,7 +22,7 @@ class SigningKey:
     brand_id: UUID
     status: KeyStatus
     hmac_secret: bytes
-    private_key: Ed25519PrivateKey
+    private_key: nacl.signing.SigningKey  # Ed25519, from its 32-byte seed
     public_key: bytes
     created_at: datetime
 
