@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -128,3 +129,39 @@ def test_a_port_in_use_is_one_clear_line(data_dir: Path) -> None:
         code, _, err = Served(data_dir, port).finish()
     assert code == 1
     assert err.strip() == f"transparency: port {port} on 127.0.0.1 is already in use"
+
+
+def test_several_workers_share_the_port_and_pool_their_metrics(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    key = str(new_api_key())
+    served = Served(
+        data_dir, free_port(), TRANSPARENCY_ADMIN_KEY=key, TRANSPARENCY_WORKERS="2",
+        TMPDIR=str(tmp_path),
+    )  # fmt: skip
+    served.wait_ready()
+    auth = {"Authorization": f"Bearer {key}"}
+    pids: set[str] = set()
+    scrapes = 0
+    while len(pids) < 2 and scrapes < 200:  # each scrape on a new connection
+        r = httpx.get(f"{served.url}/metrics", headers=auth)
+        scrapes += 1
+        found = re.search(r'transparency_db_pool_size\{pid="(\d+)"\}', r.text)
+        assert found is not None, r.text
+        pids.add(found.group(1))
+    assert len(pids) == 2, "the second API process never answered"
+    assert served.proc.pid not in {int(p) for p in pids}
+    assert len(list(tmp_path.glob("transparency-metrics-*"))) == 1
+
+    r = httpx.get(f"{served.url}/metrics", headers=auth)
+    counted = re.search(
+        r'transparency_http_requests_total\{method="GET",route="/metrics",status="200"\} (\S+)',
+        r.text,
+    )
+    assert counted is not None
+    assert float(counted.group(1)) == scrapes  # every process's requests, whichever answers
+
+    code, _, err = served.stop()
+    assert code == 0, err
+    assert not list(tmp_path.glob("transparency-metrics-*"))
+    assert not (data_dir / "pg" / "postmaster.pid").exists()

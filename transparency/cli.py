@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -84,10 +87,6 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def serve(settings: Settings) -> None:
-    import uvicorn
-
-    from transparency.api.app import create_app
-
     logs.configure(settings.log_level, settings.log_format)
     with only_server(settings):
         if not _port_free(settings.host, settings.port):
@@ -98,16 +97,52 @@ def serve(settings: Settings) -> None:
         print(f"Transparency API on {base}  (docs {base}/docs, ready {base}/readyz)", flush=True)
         if first_key is not None:
             print(f"Admin key, shown once (only its hash is stored): {first_key}", flush=True)
-        uvicorn.run(
-            create_app(resolved),
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
+        if settings.workers == 1:
+            from transparency.api.app import create_app
+
+            _uvicorn(settings, create_app(resolved))
+            return
+        # Several processes accept on one socket; each builds its app from the environment,
+        # so it gets the resolved database and master key, and their metrics are pooled.
+        with _shared_metrics() as metrics_dir:
+            os.environ.update(_worker_environment(resolved), PROMETHEUS_MULTIPROC_DIR=metrics_dir)
+            _uvicorn(
+                settings,
+                "transparency.api.app:from_environment",
+                factory=True,
+                workers=settings.workers,
+            )
+
+
+def _uvicorn(settings: Settings, app: Any, **more: Any) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        **more,
+    )
+
+
+def _worker_environment(resolved: Settings) -> dict[str, str]:
+    assert resolved.database_url is not None
+    env = {"DATABASE_URL": resolved.database_url.get_secret_value()}
+    if resolved.master_key is None and resolved.master_key_file is not None:
+        env["TRANSPARENCY_MASTER_KEY_FILE"] = str(resolved.master_key_file)
+    return env
+
+
+@contextmanager
+def _shared_metrics() -> Iterator[str]:
+    """A fresh directory where the processes' Prometheus values meet (multiprocess mode)."""
+    with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as path:
+        yield path
 
 
 def migrate_command(settings: Settings) -> None:

@@ -10,7 +10,7 @@ from typing import TypedDict
 import asyncpg
 from fastapi import FastAPI
 
-from transparency import __version__
+from transparency import __version__, logs
 from transparency.api import lean, problems
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
@@ -32,7 +32,7 @@ from transparency.keyring import KeyRing
 from transparency.notifications import listening
 from transparency.services.auth import KeyCache
 from transparency.services.imports import run_import
-from transparency.settings import Settings, load_master_key
+from transparency.settings import Settings, get_settings, load_master_key
 from transparency.workers import LazyPool
 
 
@@ -42,6 +42,14 @@ class State(TypedDict):
     runner: JobRunner
     events: EventBuffer
     key_cache: KeyCache
+
+
+def from_environment() -> FastAPI:
+    """The app of one of several API processes (``TRANSPARENCY_WORKERS``), built from the
+    environment that ``transparency serve`` prepared: database resolved, migrations done."""
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -1,12 +1,19 @@
-"""Prometheus metrics: request counts and latency per route, and pool usage."""
+"""Prometheus metrics: request counts and latency per route, and pool usage.
+
+With several API processes (``TRANSPARENCY_WORKERS``), ``transparency serve`` sets
+PROMETHEUS_MULTIPROC_DIR: request counts and latencies are pooled over the processes
+there, and the pool gauges are those of the process that answers, labelled with its pid.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -15,17 +22,21 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 
 
 class _PoolCollector(Collector):
-    def __init__(self) -> None:
+    def __init__(self, labels: dict[str, str]) -> None:
         self.pool: asyncpg.Pool | None = None
+        self.labels = labels
 
     def collect(self) -> Iterable[Metric]:
-        size = GaugeMetricFamily("transparency_db_pool_size", "Open pool connections")
-        idle = GaugeMetricFamily("transparency_db_pool_idle", "Idle pool connections")
-        limit = GaugeMetricFamily("transparency_db_pool_max", "Pool connections at most")
+        names, values = list(self.labels), list(self.labels.values())
+        size = GaugeMetricFamily("transparency_db_pool_size", "Open pool connections", labels=names)
+        idle = GaugeMetricFamily("transparency_db_pool_idle", "Idle pool connections", labels=names)
+        limit = GaugeMetricFamily(
+            "transparency_db_pool_max", "Pool connections at most", labels=names
+        )
         if self.pool is not None:
-            size.add_metric([], self.pool.get_size())
-            idle.add_metric([], self.pool.get_idle_size())
-            limit.add_metric([], self.pool.get_max_size())
+            size.add_metric(values, self.pool.get_size())
+            idle.add_metric(values, self.pool.get_idle_size())
+            limit.add_metric(values, self.pool.get_max_size())
         yield from (size, idle, limit)
 
 
@@ -47,7 +58,8 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
-        self._pool = _PoolCollector()
+        self._shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self._pool = _PoolCollector({"pid": str(os.getpid())} if self._shared else {})
         self.registry.register(self._pool)
         # Labelled children, looked up once: labels() takes a lock and builds a key per call.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -67,4 +79,9 @@ class Metrics:
         children[1].observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._shared is None:
+            return generate_latest(self.registry)
+        pooled = CollectorRegistry()
+        MultiProcessCollector(pooled, self._shared)  # type: ignore[no-untyped-call]
+        pooled.register(self._pool)
+        return generate_latest(pooled)
