@@ -4,13 +4,14 @@
 
 POST /lookup {"scan": code} -> {"state": ...}: the least any claim over HTTP must do (parse
 a JSON body, one asyncpg query on a pooled connection, a JSON answer), served the way
-`transparency serve` is served: uvicorn, uvloop, httptools, one process, same pool sizes
-and the same pool reset.
+`transparency serve` is served: uvicorn, uvloop, httptools, the same number of processes
+(--workers, like TRANSPARENCY_WORKERS), same pool sizes and the same pool reset.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -60,13 +61,23 @@ def create_app(dsn: str) -> FastAPI:
     return app
 
 
+def from_environment() -> FastAPI:
+    """The app of one of several processes: the DSN comes through the environment."""
+    return create_app(os.environ["BARE_APP_DSN"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    os.environ["BARE_APP_DSN"] = args.dsn
     uvicorn.run(
-        create_app(args.dsn),
+        create_app(args.dsn) if args.workers == 1 else "bare_app:from_environment",
+        factory=args.workers > 1,
+        workers=args.workers,
+        app_dir=os.path.dirname(os.path.abspath(__file__)),
         host="127.0.0.1",
         port=args.port,
         loop="uvloop",

@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/bench_verification.py               # about two minutes
     .venv/bin/python bench/bench_verification.py --seconds 20  # longer runs
+    .venv/bin/python bench/bench_verification.py --workers 1   # one API process
+
+The service runs as deployed on one machine, one API process per core
+(TRANSPARENCY_WORKERS), and the bare app with as many.
 
 It starts the real service (`transparency serve`, embedded PostgreSQL in a temporary
 directory) and, on the same database, bench/bare_app.py: one FastAPI endpoint doing one
@@ -345,10 +349,11 @@ def openloop_main(spec_path: str) -> None:
 
 
 class BareApp:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, workers: int) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, str(HERE / "bare_app.py"), "--dsn", dsn, "--port", str(self.port)],
+            [sys.executable, str(HERE / "bare_app.py"), "--dsn", dsn, "--port", str(self.port),
+             "--workers", str(workers)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
@@ -397,6 +402,7 @@ def bench(args: argparse.Namespace, work: Path) -> None:
         data_dir,
         TRANSPARENCY_CUSTOMER_RATE_PER_MINUTE="1000000000",
         TRANSPARENCY_CUSTOMER_BURST="1000000000",
+        TRANSPARENCY_WORKERS=str(args.workers),
     )
     bare: BareApp | None = None
     try:
@@ -408,7 +414,8 @@ def bench(args: argparse.Namespace, work: Path) -> None:
         gtin, fresh = data.gtin, list(data.codes)
         check_endpoints(service.url, data.station_key, gtin, data.shipped[0])
         api = Target(service.port, data.station_key)
-        bare = BareApp(service.dsn)
+        bare = BareApp(service.dsn, args.workers)
+        print(f"service and bare app alike: {args.workers} API process(es) each", flush=True)
         print(f"{'figure':<50} {'value':>12} {'unit':<8} {'goal':<35} result", flush=True)
 
         lookups = [Req("POST", "/lookup", json.dumps({"scan": c})) for c in fresh[:100_000]]
@@ -488,6 +495,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="per run (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="API processes of the service and of the bare app alike (default: one per core)",
+    )
     parser.add_argument(
         "--single-codes",
         type=int,

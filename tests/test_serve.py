@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -12,9 +13,11 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+import asyncpg
 import httpx
 import pytest
 
+from transparency import embedded
 from transparency.domain.api_keys import new_api_key
 
 
@@ -165,3 +168,42 @@ def test_several_workers_share_the_port_and_pool_their_metrics(
     assert code == 0, err
     assert not list(tmp_path.glob("transparency-metrics-*"))
     assert not (data_dir / "pg" / "postmaster.pid").exists()
+
+
+def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
+    """The embedded PostgreSQL runs with transparency.conf, not PostgreSQL's stock sizes."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    wanted = embedded.tuning(memory)
+    served = Served(data_dir, free_port())
+    served.wait_ready()
+    dsn = f"postgresql://postgres:@/postgres?host={data_dir / 'pg'}"
+
+    async def differing() -> list[str]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [
+                f"{name} = {value}"
+                for name, value in wanted.items()
+                if not await conn.fetchval(  # 1024MB and 1GB alike: PostgreSQL compares
+                    "select case when $2 ~ '^[0-9]+[kMG]B$'"
+                    " then pg_size_bytes(current_setting($1)) = pg_size_bytes($2)"
+                    " else current_setting($1) = $2 end",
+                    name,
+                    value,
+                )
+            ]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(differing()) == []
+    code, _, err = served.stop()
+    assert code == 0, err
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize(
+    ("memory", "shared"),
+    [(256 << 20, "128MB"), (2 << 30, "512MB"), (24 << 30, "1024MB")],
+)
+def test_shared_buffers_take_a_quarter_of_memory_within_bounds(memory: int, shared: str) -> None:
+    assert embedded.tuning(memory)["shared_buffers"] == shared
