@@ -1,11 +1,11 @@
 """Verification benchmark: each figure printed beside its goal and its ceiling, same run.
 
-    .venv/bin/python bench/bench_verification.py               # about two minutes
+    .venv/bin/python bench/bench_verification.py               # about three minutes
     .venv/bin/python bench/bench_verification.py --seconds 20  # longer runs
-    .venv/bin/python bench/bench_verification.py --workers 1   # one API process
+    .venv/bin/python bench/bench_verification.py --workers 2   # one configuration only
 
-The service runs as deployed on one machine, one API process per core
-(TRANSPARENCY_WORKERS), and the bare app with as many.
+Every figure is measured twice: with one API process, and with one per core
+(TRANSPARENCY_WORKERS); the bare app runs with as many processes as the service.
 
 It starts the real service (`transparency serve`, embedded PostgreSQL in a temporary
 directory) and, on the same database, bench/bare_app.py: one FastAPI endpoint doing one
@@ -395,14 +395,15 @@ def check_endpoints(url: str, key: str, gtin: str, code: str) -> None:
                 raise SystemExit(f"{method} {path} answers {status}, expected 200")
 
 
-def bench(args: argparse.Namespace, work: Path) -> None:
+def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
     runs = Runs(work, ensure_wrk(), args.connections, args.seconds)
     data_dir = work / "data"
+    print(f"\n== {workers} API process(es), for the service and the bare app alike", flush=True)
     service = Service(
         data_dir,
         TRANSPARENCY_CUSTOMER_RATE_PER_MINUTE="1000000000",
         TRANSPARENCY_CUSTOMER_BURST="1000000000",
-        TRANSPARENCY_WORKERS=str(args.workers),
+        TRANSPARENCY_WORKERS=str(workers),
     )
     bare: BareApp | None = None
     try:
@@ -414,8 +415,7 @@ def bench(args: argparse.Namespace, work: Path) -> None:
         gtin, fresh = data.gtin, list(data.codes)
         check_endpoints(service.url, data.station_key, gtin, data.shipped[0])
         api = Target(service.port, data.station_key)
-        bare = BareApp(service.dsn, args.workers)
-        print(f"service and bare app alike: {args.workers} API process(es) each", flush=True)
+        bare = BareApp(service.dsn, workers)
         print(f"{'figure':<50} {'value':>12} {'unit':<8} {'goal':<35} result", flush=True)
 
         lookups = [Req("POST", "/lookup", json.dumps({"scan": c})) for c in fresh[:100_000]]
@@ -495,11 +495,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="per run (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    cores = os.cpu_count() or 1
     parser.add_argument(
         "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="API processes of the service and of the bare app alike (default: one per core)",
+        default=f"1,{cores}" if cores > 1 else "1",
+        help="API processes (TRANSPARENCY_WORKERS) of the service and of the bare app alike,"
+        " a run for each in a comma-separated list (default: one, then one per core)",
     )
     parser.add_argument(
         "--single-codes",
@@ -517,10 +518,11 @@ def main() -> None:
         "--batch-codes", type=int, default=400_000, help="fresh codes for the batch run"
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-verification-") as tmp:
-        work = Path(tmp)
-        work.chmod(0o755)  # PostgreSQL runs as its own user inside
-        bench(args, work)
+    for workers in (int(n) for n in args.workers.split(",")):
+        with tempfile.TemporaryDirectory(prefix="bench-verification-") as tmp:
+            work = Path(tmp)
+            work.chmod(0o755)  # PostgreSQL runs as its own user inside
+            bench(args, work, workers)
 
 
 if __name__ == "__main__":
