@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from transparency.settings import SettingsError, get_settings
         ("TRANSPARENCY_LOG_LEVEL", "LOUD", "TRANSPARENCY_LOG_LEVEL: Input should be"),
         ("TRANSPARENCY_ADMIN_KEY", "letmein", "TRANSPARENCY_ADMIN_KEY: Value error"),
         ("TRANSPARENCY_MAX_BODY_BYTES", "10", "TRANSPARENCY_MAX_BODY_BYTES: Input should be"),
+        ("TRANSPARENCY_WORKERS", "0", "TRANSPARENCY_WORKERS: Input should be greater than"),
     ],
 )
 def test_a_bad_value_names_the_variable(
@@ -71,3 +73,28 @@ def test_serve_refuses_to_start_with_one_line(tmp_path: object) -> None:
     assert lines[0].startswith("transparency: invalid setting TRANSPARENCY_")
     assert secret not in done.stderr
     assert done.stdout == ""
+
+
+def test_serve_with_workers_refuses_an_unreadable_master_key_once(tmp_path: Path) -> None:
+    """Checked before any API process starts: one line, not one failure per process."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        "TRANSPARENCY_WORKERS": "2",
+        "TRANSPARENCY_DATA_DIR": str(tmp_path / "data"),
+        "TRANSPARENCY_MASTER_KEY_FILE": str(tmp_path / "missing.key"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "transparency", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.strip().splitlines() if not line.startswith("{")]
+    assert lines == [
+        "transparency: invalid setting TRANSPARENCY_MASTER_KEY_FILE: cannot read:"
+        " No such file or directory"
+    ]
+    assert "Started server process" not in done.stderr
+    assert not (tmp_path / "data" / "pg" / "postmaster.pid").exists()

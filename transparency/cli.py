@@ -22,7 +22,7 @@ from transparency.db.migrate import migrate
 from transparency.db.pool import connect
 from transparency.domain.api_keys import new_api_key, parse_api_key
 from transparency.envelope import MasterKey
-from transparency.settings import Settings, get_settings
+from transparency.settings import Settings, get_settings, load_master_key
 
 
 class CliError(Exception):
@@ -103,8 +103,11 @@ def serve(settings: Settings) -> None:
             _uvicorn(settings, create_app(resolved))
             return
         # Several processes accept on one socket; each builds its app from the environment,
-        # so it gets the resolved database and master key, and their metrics are pooled.
-        with _shared_metrics() as metrics_dir:
+        # so it gets the resolved database and master key, and their metrics are pooled in
+        # one directory (Prometheus multiprocess mode). A bad master key stops us here, once,
+        # rather than in every process.
+        load_master_key(resolved)
+        with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as metrics_dir:
             os.environ.update(_worker_environment(resolved), PROMETHEUS_MULTIPROC_DIR=metrics_dir)
             _uvicorn(
                 settings,
@@ -136,13 +139,6 @@ def _worker_environment(resolved: Settings) -> dict[str, str]:
     if resolved.master_key is None and resolved.master_key_file is not None:
         env["TRANSPARENCY_MASTER_KEY_FILE"] = str(resolved.master_key_file)
     return env
-
-
-@contextmanager
-def _shared_metrics() -> Iterator[str]:
-    """A fresh directory where the processes' Prometheus values meet (multiprocess mode)."""
-    with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as path:
-        yield path
 
 
 def migrate_command(settings: Settings) -> None:
