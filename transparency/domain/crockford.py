@@ -82,7 +82,11 @@ def _masks(symbols: int) -> tuple[int, ...]:
 
 def check_symbol(value: int, symbols: int) -> str:
     """The check symbol of the ``symbols``-character encoding of ``value``."""
-    c = 0
-    for j, mask in enumerate(_masks(symbols)):
-        c |= ((value & mask).bit_count() & 1) << j
-    return ALPHABET[c]
+    m0, m1, m2, m3, m4 = _masks(symbols)  # unrolled: every check of every scan comes here
+    return ALPHABET[
+        ((value & m0).bit_count() & 1)
+        | ((value & m1).bit_count() & 1) << 1
+        | ((value & m2).bit_count() & 1) << 2
+        | ((value & m3).bit_count() & 1) << 3
+        | ((value & m4).bit_count() & 1) << 4
+    ]
