@@ -19,6 +19,7 @@ import pytest
 
 from transparency import embedded
 from transparency.domain.api_keys import new_api_key
+from transparency.envelope import MasterKey
 
 
 def free_port() -> int:
@@ -207,3 +208,29 @@ def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
 )
 def test_shared_buffers_take_a_quarter_of_memory_within_bounds(memory: int, shared: str) -> None:
     assert embedded.tuning(memory)["shared_buffers"] == shared
+
+
+def test_serve_fails_when_its_api_processes_cannot_start(data_dir: Path) -> None:
+    """A wrong master key opens no signing key: each process fails at start-up, and so
+    does `serve` (with an exit status a supervisor sees), however many processes it runs."""
+    key = str(new_api_key())
+    first = Served(data_dir, free_port(), TRANSPARENCY_ADMIN_KEY=key)
+    first.wait_ready()
+    r = httpx.post(
+        f"{first.url}/v1/brands", json={"name": "Acme"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert r.status_code == 201, r.text
+    brand = {"Authorization": f"Bearer {r.json()['api_key']['key']}"}
+    r = httpx.post(f"{first.url}/v1/signing-keys/rotate", headers=brand)
+    assert r.status_code == 201, r.text  # a signing key, sealed under the master key
+    assert first.stop()[0] == 0
+
+    (data_dir / "master.key").write_text(MasterKey.generate_text() + "\n")
+    for workers in ("1", "2"):
+        served = Served(
+            data_dir, free_port(), TRANSPARENCY_ADMIN_KEY=key, TRANSPARENCY_WORKERS=workers
+        )
+        code, _, err = served.finish()
+        assert code != 0, (workers, err)
+        assert not (data_dir / "pg" / "postmaster.pid").exists()
+    assert "transparency: an API process failed to start" in err

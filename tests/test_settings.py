@@ -23,6 +23,7 @@ from transparency.settings import SettingsError, get_settings
         ("TRANSPARENCY_ADMIN_KEY", "letmein", "TRANSPARENCY_ADMIN_KEY: Value error"),
         ("TRANSPARENCY_MAX_BODY_BYTES", "10", "TRANSPARENCY_MAX_BODY_BYTES: Input should be"),
         ("TRANSPARENCY_WORKERS", "0", "TRANSPARENCY_WORKERS: Input should be greater than"),
+        ("TRANSPARENCY_WORKERS", "65", "TRANSPARENCY_WORKERS: Input should be less than"),
     ],
 )
 def test_a_bad_value_names_the_variable(

@@ -98,9 +98,11 @@ def serve(settings: Settings) -> None:
         if first_key is not None:
             print(f"Admin key, shown once (only its hash is stored): {first_key}", flush=True)
         if settings.workers == 1:
+            import uvicorn
+
             from transparency.api.app import create_app
 
-            _uvicorn(settings, create_app(resolved))
+            uvicorn.run(create_app(resolved), **_server_options(settings))
             return
         # Several processes accept on one socket; each builds its app from the environment,
         # so it gets the resolved database and master key, and their metrics are pooled in
@@ -109,28 +111,39 @@ def serve(settings: Settings) -> None:
         load_master_key(resolved)
         with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as metrics_dir:
             os.environ.update(_worker_environment(resolved), PROMETHEUS_MULTIPROC_DIR=metrics_dir)
-            _uvicorn(
-                settings,
-                "transparency.api.app:from_environment",
-                factory=True,
-                workers=settings.workers,
-            )
+            _serve_workers(settings)
 
 
-def _uvicorn(settings: Settings, app: Any, **more: Any) -> None:
-    import uvicorn
+def _server_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        # On SIGTERM, requests in flight get this long; then connections are closed.
+        "timeout_graceful_shutdown": 30,
+    }
 
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        **more,
+
+def _serve_workers(settings: Settings) -> None:
+    from uvicorn import Config
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    config = Config(
+        "transparency.api.app:from_environment",
+        factory=True,
+        workers=settings.workers,
+        **_server_options(settings),
     )
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    # uvicorn stops every process when one fails to start, and returns as after Ctrl-C.
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        raise CliError("an API process failed to start (its error is logged above)")
 
 
 def _worker_environment(resolved: Settings) -> dict[str, str]:
