@@ -172,17 +172,20 @@ def test_several_workers_share_the_port_and_pool_their_metrics(
 
 
 def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
-    """The embedded PostgreSQL runs with transparency.conf, not PostgreSQL's stock sizes."""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    wanted = embedded.tuning(memory)
-    served = Served(data_dir, free_port())
+    """The embedded PostgreSQL runs with transparency.conf, not PostgreSQL's stock sizes, and
+    accepts every connection the API processes' pools may open."""
+    wanted = embedded.tuning(embedded.available_memory())
+    del wanted["max_connections"]
+    served = Served(
+        data_dir, free_port(), TRANSPARENCY_WORKERS="3", TRANSPARENCY_POOL_MAX_SIZE="50"
+    )
     served.wait_ready()
     dsn = f"postgresql://postgres:@/postgres?host={data_dir / 'pg'}"
 
     async def differing() -> list[str]:
         conn = await asyncpg.connect(dsn)
         try:
-            return [
+            found = [
                 f"{name} = {value}"
                 for name, value in wanted.items()
                 if not await conn.fetchval(  # 1024MB and 1GB alike: PostgreSQL compares
@@ -193,6 +196,9 @@ def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
                     value,
                 )
             ]
+            if int(await conn.fetchval("show max_connections")) < 3 * (50 + 1):
+                found.append("max_connections below three pools of 50 and their listeners")
+            return found
         finally:
             await conn.close()
 
@@ -208,6 +214,30 @@ def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
 )
 def test_shared_buffers_take_a_quarter_of_memory_within_bounds(memory: int, shared: str) -> None:
     assert embedded.tuning(memory)["shared_buffers"] == shared
+    assert embedded.tuning(memory, connections=30)["max_connections"] == "100"
+    assert embedded.tuning(memory, connections=250)["max_connections"] == "250"
+
+
+def test_a_server_made_before_its_tuning_gets_it_at_its_next_start(data_dir: Path) -> None:
+    """Data made by an older version (no transparency.conf) is tuned when serve starts it."""
+    first = Served(data_dir, free_port())
+    first.wait_ready()
+    assert first.stop()[0] == 0
+    (data_dir / "pg" / embedded.TUNING_FILE).unlink()
+    again = Served(data_dir, free_port())
+    again.wait_ready()
+    dsn = f"postgresql://postgres:@/postgres?host={data_dir / 'pg'}"
+
+    async def shared_buffers() -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return str(await conn.fetchval("show shared_buffers"))
+        finally:
+            await conn.close()
+
+    wanted = embedded.tuning(embedded.available_memory())["shared_buffers"]
+    assert asyncio.run(shared_buffers()).replace("1GB", "1024MB") == wanted
+    assert again.stop()[0] == 0
 
 
 def test_serve_fails_when_its_api_processes_cannot_start(data_dir: Path) -> None:

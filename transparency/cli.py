@@ -34,7 +34,10 @@ def resolve_database(settings: Settings) -> Settings:
     with the embedded server and no master key given, the data directory's key file."""
     if settings.database_url is not None:
         return settings
-    uri = embedded.start(settings.data_dir)
+    # Every API process's pool and its notification listener, and room for the CLI.
+    uri = embedded.start(
+        settings.data_dir, connections=settings.workers * (settings.pool_max_size + 2) + 20
+    )
     update: dict[str, object] = {"database_url": SecretStr(uri)}
     if settings.master_key is None and settings.master_key_file is None:
         update["master_key_file"] = embedded.master_key_file(settings.data_dir)

@@ -6,8 +6,10 @@ that opened it exits, so Ctrl-C on ``transparency serve`` stops both.
 PostgreSQL's stock settings suit a small machine of long ago: with 128 MB of shared buffers
 backends wrote out dirty pages themselves in the middle of claims, and 4 MB of WAL buffers
 filled up under load. ``transparency.conf`` (included from postgresql.conf) sizes them for
-this machine; a change takes effect at once when this process is the server's only user,
-else at the server's next start.
+this machine (or its container), and allows the connections the API processes' pools
+need. It is written before the server starts; when the server is already running (or was
+just made), a change takes effect at once if this process is its only user, else at the
+server's next start.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 class AlreadyRunning(Exception):
@@ -52,47 +54,81 @@ def exclusive(data_dir: Path, name: str = "serve") -> Iterator[None]:
         handle.close()
 
 
-def start(data_dir: Path) -> str:
-    """Start (or join) the embedded server and return a connection URL for it."""
+def start(data_dir: Path, connections: int = 100) -> str:
+    """Start (or join) the embedded server and return a connection URL for it.
+
+    ``connections``: how many the server must accept at once (at least 100).
+    """
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir on import, which warns without
         # XDG_RUNTIME_DIR and falls back to /tmp: harmless here.
         warnings.simplefilter("ignore", UserWarning)
         from pgserver.postgres_server import get_server
+        from pgserver.utils import PostmasterInfo
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)
 
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir.resolve() / "pg"
     _forget_dead_holders(pgdata)
+    wanted = tuning(available_memory(), connections)
+    fresh = not (pgdata / "PG_VERSION").exists()
+    info = None if fresh else PostmasterInfo.read_from_pgdata(pgdata)
+    running = info is not None and info.is_running()
+    # Written before the server starts, the settings apply at once; only a new data
+    # directory (made by the start) or a server already running needs a restart.
+    changed = not fresh and _write_tuning(pgdata, wanted)
     server = get_server(pgdata, cleanup_mode="stop")
-    if _tune(pgdata) and _holders(pgdata) == [os.getpid()]:
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made per binary
-
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
-        server.ensure_postgres_running()  # starts it again, and follows the new postmaster
+    if fresh:
+        changed = _write_tuning(pgdata, wanted)
+    if changed and (fresh or running):
+        _restart_if_alone(server, pgdata)
     uri: str = server.get_uri()
     return uri
+
+
+def _restart_if_alone(server: Any, pgdata: Path) -> None:
+    """Restart the server to apply its settings, unless another process is using it."""
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made per binary
+
+    with server._lock:  # pgserver's lock between processes: nobody joins or leaves meanwhile
+        if _holders(pgdata) != [os.getpid()]:
+            return  # the settings apply at the server's next start
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+        server.ensure_postgres_running()  # starts it again, and follows the new postmaster
 
 
 TUNING_FILE = "transparency.conf"
 
 
-def tuning(memory_bytes: int) -> dict[str, str]:
-    """Settings for a server sharing a machine of ``memory_bytes`` with the service."""
+def available_memory() -> int:
+    """Physical memory, or the container's limit when it is lower (cgroup v2 or v1)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            memory = min(memory, int(text))
+    return memory
+
+
+def tuning(memory_bytes: int, connections: int = 100) -> dict[str, str]:
+    """Settings for a server sharing ``memory_bytes`` with the service."""
     shared = min(max(memory_bytes // 4, 128 << 20), 1 << 30)  # a quarter, 128 MB to 1 GB
     return {
         "shared_buffers": f"{shared >> 20}MB",
         "wal_buffers": "64MB",
         "max_wal_size": "4GB",  # fewer checkpoints (and full-page writes) during bulk work
         "checkpoint_timeout": "15min",
+        "max_connections": str(max(connections, 100)),
     }
 
 
-def _tune(pgdata: Path) -> bool:
+def _write_tuning(pgdata: Path, settings: dict[str, str]) -> bool:
     """Write the tuning file (and its include); True when it changed."""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    text = "".join(f"{k} = '{v}'\n" for k, v in tuning(memory).items())
+    text = "".join(f"{k} = '{v}'\n" for k, v in settings.items())
     path = pgdata / TUNING_FILE
     try:
         if path.read_text() == text:
