@@ -49,6 +49,23 @@ def test_importing_the_domain_loads_no_web_or_database_library() -> None:
     assert out.stdout.strip() == "[]"
 
 
+IMAGE_LIBRARIES = {"numpy", "PIL", "zxingcpp", "cv2", "qrcode", "pyzbar"}
+
+
+def test_the_api_process_loads_no_image_library_until_one_is_used() -> None:
+    """Label rendering and photo decoding load them on first use (photos in worker
+    processes): an API process that serves checks and issues codes stays smaller."""
+    probe = (
+        "import sys\n"
+        "from transparency.api.app import create_app\n"
+        f"print(sorted(set(m.split('.')[0] for m in sys.modules) & {IMAGE_LIBRARIES!r}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"
+
+
 QUERY_METHODS = {
     "fetch", "fetchrow", "fetchval", "execute", "executemany", "copy_records_to_table",
     "copy_to_table", "copy_from_query", "cursor", "prepare",

@@ -14,12 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
 
-from codegen.labels import Label, SheetLayout, Symbology, write_pdf, write_zip
 from transparency.db import brands
 from transparency.db import units as db_units
 from transparency.domain import codes, epcis
@@ -28,6 +27,9 @@ from transparency.domain.errors import Conflict, InvalidInput
 from transparency.domain.identity import Principal
 from transparency.keyring import KeyRing
 from transparency.services.batches import Batch, finished_batch
+
+if TYPE_CHECKING:  # the renderer (numpy, Pillow, zxing-cpp) loads with the first label file
+    from codegen.labels import Label, SheetLayout
 
 _EPCIS_EVENT_SIZE = 10_000
 FIELDS = ("code", "symbol", "human_readable", "url", "lot", "expiry")
@@ -183,6 +185,8 @@ async def _first_code(pool: asyncpg.Pool, batch_id: UUID) -> str | None:
 
 
 def _label(batch: Batch, row: ExportRow) -> Label:
+    from codegen.labels import Label, Symbology
+
     symbology = Symbology.GS1_DATAMATRIX if batch.format is CodeFormat.GS1 else Symbology.QR
     return Label(symbol_text=row.symbol, human_text=row.human_readable, symbology=symbology)
 
@@ -240,6 +244,8 @@ async def labels_file(
                         yield _label(batch, exporter.row(r["code"], r["lot"], r["expiry"]))
 
             def render() -> None:
+                from codegen.labels import write_pdf, write_zip
+
                 out = io.BufferedWriter(_QueueWriter(loop, queue, cancelled), buffer_size=1 << 16)
                 try:
                     if kind == "pdf":

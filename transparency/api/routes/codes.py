@@ -9,7 +9,6 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from codegen.labels import SheetLayout
 from transparency.api.deps import BrandKey, Keys, Pool, Runner, SettingsDep
 from transparency.api.schemas import (
     BatchIn,
@@ -88,6 +87,9 @@ async def download_labels(
 ) -> StreamingResponse:
     if kind not in ("pdf", "zip"):
         raise NotFound(f"no file labels.{kind}")
+    # Imported here: the renderer's libraries stay out of the API process until used.
+    from codegen.labels import SheetLayout
+
     try:
         layout = SheetLayout(
             page=page, label_w_mm=label_width_mm, label_h_mm=label_height_mm,
