@@ -128,15 +128,16 @@ class JobRunner:
                 job["format"], key.id, key.hmac_secret, product.gtin, n, suffix,
             )  # fmt: skip
 
-        # The next chunk is made in a worker while this one is written.
-        size = min(self.chunk_size, remaining)
-        next_chunk = generate(size) if remaining else None
-        while next_chunk is not None:
-            chunk, count = await next_chunk, size
-            remaining -= count
-            size = min(self.chunk_size, remaining)
-            next_chunk = generate(size) if remaining > 0 else None
-            await self._write_chunk(batch_id, chunk, count, regenerate=generate)
+        sizes = [
+            min(self.chunk_size, remaining - done) for done in range(0, remaining, self.chunk_size)
+        ]
+        if sizes:
+            ahead = generate(sizes[0])  # each chunk is made while the one before is written
+            for count, following in zip(sizes, [*sizes[1:], 0], strict=True):
+                chunk = await ahead
+                if following:
+                    ahead = generate(following)
+                await self._write_chunk(batch_id, chunk, count, regenerate=generate)
         async with self.pool.acquire() as conn:
             await batches.finish(conn, batch_id)
         log.info("job done", extra={"batch_id": str(batch_id)})
