@@ -68,11 +68,11 @@ class Metrics:
         )
         self._shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self._pool = _PoolCollector()
-        self._gauges: tuple[Gauge, ...] = ()
         self._published = 0.0
+        self._gauges: tuple[Gauge, ...] = ()
         if self._shared is None:
-            self.registry.register(self._pool)
-        else:
+            self.registry.register(self._pool)  # read at scrape time
+        else:  # published by each process, summed over them
             self._gauges = tuple(
                 Gauge(name, doc, multiprocess_mode="livesum", registry=self.registry)
                 for name, doc in _POOL_GAUGES
@@ -101,7 +101,7 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
-        if self._gauges and time.monotonic() - self._published >= 1.0:
+        if self._shared is not None and time.monotonic() - self._published >= 1.0:
             self._publish()
 
     def render(self) -> bytes:
