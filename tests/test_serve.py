@@ -11,15 +11,36 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import asyncpg
 import httpx
 import pytest
 
+from tests.world import bearer
 from transparency import embedded
 from transparency.domain.api_keys import new_api_key
 from transparency.envelope import MasterKey
+
+# Whether setting $1 is $2; sizes compare as sizes (1024MB is 1GB).
+SAME_SETTING = (
+    "select case when $2 ~ '^[0-9]+[kMG]B$'"
+    " then pg_size_bytes(current_setting($1)) = pg_size_bytes($2)"
+    " else current_setting($1) = $2 end"
+)
+
+
+def pg_value(data_dir: Path, query: str, *args: object) -> Any:
+    """One value from the embedded PostgreSQL that `serve` runs for ``data_dir``."""
+
+    async def fetch() -> Any:
+        conn = await asyncpg.connect(f"postgresql://postgres:@/postgres?host={data_dir / 'pg'}")
+        try:
+            return await conn.fetchval(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
 
 
 def free_port() -> int:
@@ -98,7 +119,7 @@ def test_serve_first_start_restart_and_exclusivity(data_dir: Path) -> None:
 
     again = Served(data_dir, free_port())
     again.wait_ready()
-    auth = {"Authorization": f"Bearer {admin}"}
+    auth = bearer(admin)
     r = httpx.post(f"{again.url}/v1/brands", json={"name": "Acme"}, headers=auth)
     assert r.status_code == 201, r.text
     code, out, _ = again.stop()
@@ -116,9 +137,7 @@ def test_admin_key_from_the_environment(data_dir: Path) -> None:
     key = str(new_api_key())
     served = Served(data_dir, free_port(), TRANSPARENCY_ADMIN_KEY=key)
     served.wait_ready()
-    r = httpx.post(
-        f"{served.url}/v1/sites", json={"name": "DC1"}, headers={"Authorization": f"Bearer {key}"}
-    )
+    r = httpx.post(f"{served.url}/v1/sites", json={"name": "DC1"}, headers=bearer(key))
     assert r.status_code == 201, r.text
     _, out, err = served.stop()
     assert "Admin key" not in out
@@ -144,7 +163,7 @@ def test_several_workers_share_the_port_and_pool_their_metrics(
         TMPDIR=str(tmp_path),
     )  # fmt: skip
     served.wait_ready()
-    auth = {"Authorization": f"Bearer {key}"}
+    auth = bearer(key)
     processes: set[str] = set()  # request ids start with a random prefix per process
     scrapes = 0
     while len(processes) < 2 and scrapes < 200:  # each scrape on a new connection
@@ -183,29 +202,14 @@ def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
         data_dir, free_port(), TRANSPARENCY_WORKERS="3", TRANSPARENCY_POOL_MAX_SIZE="50"
     )
     served.wait_ready()
-    dsn = f"postgresql://postgres:@/postgres?host={data_dir / 'pg'}"
-
-    async def differing() -> list[str]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            found = [
-                f"{name} = {value}"
-                for name, value in wanted.items()
-                if not await conn.fetchval(  # 1024MB and 1GB alike: PostgreSQL compares
-                    "select case when $2 ~ '^[0-9]+[kMG]B$'"
-                    " then pg_size_bytes(current_setting($1)) = pg_size_bytes($2)"
-                    " else current_setting($1) = $2 end",
-                    name,
-                    value,
-                )
-            ]
-            if int(await conn.fetchval("show max_connections")) < 3 * (50 + 1):
-                found.append("max_connections below three pools of 50 and their listeners")
-            return found
-        finally:
-            await conn.close()
-
-    assert asyncio.run(differing()) == []
+    differing = [
+        f"{name} = {value}"
+        for name, value in wanted.items()
+        if not pg_value(data_dir, SAME_SETTING, name, value)
+    ]
+    if int(pg_value(data_dir, "show max_connections")) < 3 * (50 + 1):
+        differing.append("max_connections below three pools of 50 and their listeners")
+    assert differing == []
     code, _, err = served.stop()
     assert code == 0, err
     assert not (data_dir / "pg" / "postmaster.pid").exists()
@@ -229,17 +233,8 @@ def test_a_server_made_before_its_tuning_gets_it_at_its_next_start(data_dir: Pat
     (data_dir / "pg" / embedded.TUNING_FILE).unlink()
     again = Served(data_dir, free_port())
     again.wait_ready()
-    dsn = f"postgresql://postgres:@/postgres?host={data_dir / 'pg'}"
-
-    async def shared_buffers() -> str:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return str(await conn.fetchval("show shared_buffers"))
-        finally:
-            await conn.close()
-
     wanted = embedded.tuning(embedded.available_memory())["shared_buffers"]
-    assert asyncio.run(shared_buffers()).replace("1GB", "1024MB") == wanted
+    assert pg_value(data_dir, "show shared_buffers").replace("1GB", "1024MB") == wanted
     assert again.stop()[0] == 0
 
 
@@ -249,12 +244,11 @@ def test_serve_fails_when_its_api_processes_cannot_start(data_dir: Path) -> None
     key = str(new_api_key())
     first = Served(data_dir, free_port(), TRANSPARENCY_ADMIN_KEY=key)
     first.wait_ready()
-    r = httpx.post(
-        f"{first.url}/v1/brands", json={"name": "Acme"}, headers={"Authorization": f"Bearer {key}"}
-    )
+    r = httpx.post(f"{first.url}/v1/brands", json={"name": "Acme"}, headers=bearer(key))
     assert r.status_code == 201, r.text
-    brand = {"Authorization": f"Bearer {r.json()['api_key']['key']}"}
-    r = httpx.post(f"{first.url}/v1/signing-keys/rotate", headers=brand)
+    r = httpx.post(
+        f"{first.url}/v1/signing-keys/rotate", headers=bearer(r.json()["api_key"]["key"])
+    )
     assert r.status_code == 201, r.text  # a signing key, sealed under the master key
     assert first.stop()[0] == 0
 

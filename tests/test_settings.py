@@ -53,6 +53,17 @@ def test_defaults_and_a_valid_admin_key(monkeypatch: pytest.MonkeyPatch) -> None
     assert key not in repr(settings)
 
 
+def serve(env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """`transparency serve` run to its end with ``env``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "transparency", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_serve_refuses_to_start_with_one_line(tmp_path: object) -> None:
     secret = "not-a-key-but-secret-value"
     env = {
@@ -61,13 +72,7 @@ def test_serve_refuses_to_start_with_one_line(tmp_path: object) -> None:
         "TRANSPARENCY_ADMIN_KEY": secret,
         "TRANSPARENCY_DATA_DIR": str(tmp_path),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "transparency", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = serve(env, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -84,13 +89,7 @@ def test_serve_with_workers_refuses_an_unreadable_master_key_once(tmp_path: Path
         "TRANSPARENCY_DATA_DIR": str(tmp_path / "data"),
         "TRANSPARENCY_MASTER_KEY_FILE": str(tmp_path / "missing.key"),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "transparency", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = serve(env, timeout=120)
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.strip().splitlines() if not line.startswith("{")]
     assert lines == [
