@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from transparency import __version__, logs
 from transparency.api import lean, problems
+from transparency.api.fastlane import LaneApp
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
 from transparency.api.ratelimit import RateLimiter
@@ -84,6 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
                 # showed up as the checks' tail latency.
                 gc.collect()
                 gc.freeze()
+                # Here, not at build time: OpenTelemetry is configured by then, if at all.
+                app.open_lane([fulfilment.router])
                 yield {
                     "pool": pool,
                     "keyring": keyring,
@@ -94,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
             metrics.watch_pool(None)
             app.state.scan_workers.shutdown()
 
-    app = FastAPI(
+    app = LaneApp(
         title="Transparency",
         version=__version__,
         description="Product serialization and verification.",
