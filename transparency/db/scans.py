@@ -16,8 +16,9 @@ import asyncpg
 from transparency.db.pool import Conn
 from transparency.domain.verification import BLOCKING_STATES
 
+# The columns of a buffered scan event, in order; PostgreSQL gives each its id.
 EVENT_COLUMNS = (
-    "code", "id", "scanned_at", "kind", "result", "reason", "brand_id", "product_id",
+    "code", "scanned_at", "kind", "result", "reason", "brand_id", "product_id",
     "site_id", "api_key_id", "shipment_id", "region",
 )  # fmt: skip
 

@@ -6,7 +6,6 @@ the client gives one, and nothing personal) and feeds the clone thresholds.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -59,7 +58,7 @@ async def verify(
     if checked.unit_key is None:
         reason = checked.reason or Reason.MALFORMED
         ctx.events.add((
-            scan.strip()[:200] or "-", uuid.uuid4(), datetime.now(UTC), "customer", "rejected",
+            scan.strip()[:200] or "-", datetime.now(UTC), "customer", "rejected",
             reason.value, None, None, None, None, None, region,
         ))  # fmt: skip
         return Answer(Verdict.NOT_AUTHENTIC, None, reason.value)

@@ -7,7 +7,6 @@ or of the same code for the same shipment from the same site, gets the first ans
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,7 +67,7 @@ def _offline_fail(
     ctx: Context, actor: Principal, scan_code: str, reason: Reason, shipment_id: str
 ) -> dict[str, Any]:
     ctx.events.add((
-        scan_code[:200] or "-", uuid.uuid4(), datetime.now(UTC), "fulfilment", "fail",
+        scan_code[:200] or "-", datetime.now(UTC), "fulfilment", "fail",
         reason.value, None, None, actor.site_id, actor.key_id, shipment_id, None,
     ))  # fmt: skip
     return {"result": "fail", "reason": reason.value, "unit": None, "first_shipped": None}
