@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from tests.conftest import make_client
 from tests.world import World, bearer, issue_codes
 from transparency.api.app import create_app
+from transparency.api.schemas import CustomerAnswer
 from transparency.domain import codes
 from transparency.settings import Settings
 
@@ -21,6 +22,8 @@ async def verify(client: httpx.AsyncClient, scan: str, region: str | None = None
     r = await client.post("/v1/verify", json=body)
     assert r.status_code == 200, r.text
     answer: dict[str, Any] = r.json()
+    # The lean route builds its answer by hand: every one must fit the published schema.
+    CustomerAnswer.model_validate(answer, strict=True)
     return answer
 
 

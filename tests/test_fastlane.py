@@ -93,5 +93,24 @@ async def test_lane_requests_are_counted_under_their_route(
     assert f'route="{SINGLE}",status="401"' in text
 
 
-def test_the_lane_holds_the_stations_checks(app: LaneApp) -> None:
-    assert app.lane == {("POST", SINGLE), ("POST", BATCH)}
+def test_the_lane_holds_the_stations_and_the_customers_checks(app: LaneApp) -> None:
+    verify = "/v1/verify"
+    assert app.lane == {("POST", SINGLE), ("POST", BATCH), ("GET", verify), ("POST", verify)}
+
+
+async def test_customer_checks_are_answered_alike(
+    client: httpx.AsyncClient, full: httpx.AsyncClient, world: World
+) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    forged = row["code"][:-1] + ("0" if row["code"][-1] != "0" else "1")
+    gets = [{"code": forged}, {"code": "junk", "region": "FR"}, {}, {"code": "x", "region": "fr"}]
+    posts: list[dict[str, Any]] = [{"scan": forged}, {"scan": ""}, {"scan": "x", "extra": 1}]
+    for n, params in enumerate(gets):
+        headers = {"x-request-id": f"get-{n}"}
+        lane = await client.get("/v1/verify", params=params, headers=headers)
+        assert seen(lane) == seen(await full.get("/v1/verify", params=params, headers=headers))
+    for n, body in enumerate(posts):
+        headers = {"x-request-id": f"post-{n}"}
+        lane = await client.post("/v1/verify", json=body, headers=headers)
+        assert seen(lane) == seen(await full.post("/v1/verify", json=body, headers=headers))
+    assert lane.status_code == 422  # the last one: an unknown field

@@ -20,6 +20,7 @@ from transparency.api.routes import (
     admin,
     brand_ops,
     codes,
+    customer,
     fulfilment,
     ops,
     pages,
@@ -86,7 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
                 gc.collect()
                 gc.freeze()
                 # Here, not at build time: OpenTelemetry is configured by then, if at all.
-                app.open_lane([fulfilment.router])
+                app.open_lane([fulfilment.router, customer.router])
                 yield {
                     "pool": pool,
                     "keyring": keyring,
@@ -111,7 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     problems.install(app)
     # Routes are matched in order: the checks stations make for every unit come first.
-    for module in (fulfilment, verification, ops, admin, products, codes, brand_ops, pages):
+    routes = (fulfilment, customer, verification, ops, admin, products, codes, brand_ops, pages)
+    for module in routes:
         app.include_router(module.router)
     lean.register_schemas(app)
     app.add_middleware(

@@ -1,4 +1,4 @@
-"""Named dependencies: the pool and the authenticated caller, by role.
+"""Named dependencies: the pool, the authenticated caller by role, the customer limit.
 
 Every dependency is ``async def``, even the ones that only read request state: FastAPI
 runs a plain ``def`` dependency in a worker thread, a thread hop per request each.
@@ -13,6 +13,7 @@ import asyncpg
 from fastapi import Depends, Request
 
 from transparency.domain.identity import Principal, Role
+from transparency.domain.verification import CloneThresholds
 from transparency.jobs import JobRunner
 from transparency.keyring import KeyRing
 from transparency.services.auth import KeyCache, authenticate
@@ -98,3 +99,16 @@ OptionalKey = Annotated[Principal | None, Depends(get_optional_principal)]
 AdminKey = Annotated[Principal, Depends(admin_key)]
 BrandKey = Annotated[Principal, Depends(brand_key)]
 StationKey = Annotated[Principal, Depends(station_key)]
+
+
+async def customer_limit(request: Request) -> None:
+    """Take a token of the calling address's customer budget (429 when spent)."""
+    client = request.client.host if request.client else "unknown"
+    request.app.state.customer_limiter.hit(client)
+
+
+CustomerLimit = Annotated[None, Depends(customer_limit)]
+
+
+def thresholds(settings: Settings) -> CloneThresholds:
+    return CloneThresholds(settings.clone_max_scans, settings.clone_max_regions)

@@ -66,24 +66,45 @@ async def read_body(request: Request, model: type[M]) -> M:
         raise RequestValidationError(errors) from exc
 
 
-def documented(body: type[BaseModel], *headers: dict[str, Any]) -> dict[str, Any]:
-    """``openapi_extra`` for a lean route: its JSON body (``body``) and header parameters."""
+async def read_query(request: Request, model: type[M]) -> M:
+    """The query parameters as ``model``; bad ones raise what FastAPI raises for them."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        errors = [{**err, "loc": ("query", *err["loc"])} for err in exc.errors()]
+        raise RequestValidationError(errors) from exc
+
+
+def documented(body: type[BaseModel] | None, *params: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for a lean route: its JSON body (``body``), if any, and parameters
+    (``header_doc``, ``query_docs``)."""
     extra: dict[str, Any] = {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": _REF.format(model=body.__name__)}}},
-        },
         "responses": {
             "422": {
-                "description": "The body or a header is invalid (RFC 9457 problem)",
+                "description": "The body or a parameter is invalid (RFC 9457 problem)",
                 "content": {"application/problem+json": {"schema": {"type": "object"}}},
             }
         },
     }
-    _BODIES[body.__name__] = body
-    if headers:
-        extra["parameters"] = list(headers)
+    if body is not None:
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model=body.__name__)}}},
+        }
+        _BODIES[body.__name__] = body
+    if params:
+        extra["parameters"] = list(params)
     return extra
+
+
+def query_docs(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The query parameters of ``model`` (flat fields), for ``documented()``."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": field}
+        for name, field in schema["properties"].items()
+    ]
 
 
 def register_schemas(app: FastAPI) -> None:

@@ -286,6 +286,13 @@ class VerifyIn(Body):
     region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166 code")
 
 
+class CustomerQuery(BaseModel):
+    """GET /v1/verify's query; other parameters are ignored, as FastAPI ignores them."""
+
+    code: str = Field(min_length=1, max_length=4096)
+    region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166 code")
+
+
 class CustomerAnswer(BaseModel):
     verdict: Literal["authentic", "suspicious", "not_authentic", "revoked"]
     code: str | None

@@ -18,8 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
 from transparency.api import i18n, problems
-from transparency.api.deps import Ctx, SettingsDep
-from transparency.api.routes.verification import CustomerLimit, thresholds
+from transparency.api.deps import Ctx, CustomerLimit, SettingsDep, thresholds
 from transparency.domain.errors import TransparencyError
 from transparency.domain.verification import Reason, Verdict
 from transparency.services import customer

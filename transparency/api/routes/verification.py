@@ -1,24 +1,27 @@
-"""Fulfilment (station keys) and customer verification (no key, rate-limited)."""
+"""Reversals and returns (station keys), and photos of codes (a station or a customer)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Form, Request, UploadFile
 
-from transparency.api.deps import Ctx, OptionalKey, SettingsDep, StationKey
+from transparency.api.deps import (
+    Ctx,
+    OptionalKey,
+    SettingsDep,
+    StationKey,
+    customer_limit,
+    thresholds,
+)
 from transparency.api.schemas import (
-    CustomerAnswer,
     ReturnIn,
     ReversalIn,
     UnitStateOut,
-    VerifyIn,
 )
 from transparency.domain.lifecycle import UnitEvent
-from transparency.domain.verification import CloneThresholds
-from transparency.services import customer, fulfilment, photos
-from transparency.settings import Settings
+from transparency.services import fulfilment, photos
 
 router = APIRouter(prefix="/v1", tags=["verification"])
 
@@ -50,40 +53,10 @@ async def scan_photo(
 ) -> dict[str, Any]:
     """A photo: every code in it, each checked as a customer (no key) or claimed (station)."""
     if actor is None:
-        await _limited(request)
+        await customer_limit(request)
     found = await photos.scan_photo(
         ctx, request.app.state.scan_workers.get(), actor, await image.read(),
         gtin=gtin, shipment_id=shipment_id, region=region, thresholds=thresholds(settings),
         max_pixels=settings.scan_max_pixels, time_limit=settings.scan_timeout_seconds,
     )  # fmt: skip
     return {"codes": found}
-
-
-async def _limited(request: Request) -> None:
-    client = request.client.host if request.client else "unknown"
-    request.app.state.customer_limiter.hit(client)
-
-
-CustomerLimit = Annotated[None, Depends(_limited)]
-
-
-def thresholds(settings: Settings) -> CloneThresholds:
-    return CloneThresholds(settings.clone_max_scans, settings.clone_max_regions)
-
-
-@router.get("/verify", response_model=CustomerAnswer, tags=["public"])
-async def verify_code(
-    _: CustomerLimit,
-    ctx: Ctx,
-    settings: SettingsDep,
-    code: Annotated[str, Query(min_length=1, max_length=4096)],
-    region: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
-) -> dict[str, Any]:
-    return (await customer.verify(ctx, code, region, thresholds(settings))).as_json()
-
-
-@router.post("/verify", response_model=CustomerAnswer, tags=["public"])
-async def verify_scan(
-    body: VerifyIn, _: CustomerLimit, ctx: Ctx, settings: SettingsDep
-) -> dict[str, Any]:
-    return (await customer.verify(ctx, body.scan, body.region, thresholds(settings))).as_json()
