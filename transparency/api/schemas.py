@@ -240,7 +240,11 @@ class FulfilmentIn(Body):
     shipment_id: str = Field(min_length=1, max_length=100)
 
 
-class FulfilmentItem(Body):
+class FulfilmentItem(BaseModel):
+    # Not a Body: the batch's own check already walks every item for NUL, and a
+    # validator per item would run a Python call a thousand times per tote.
+    model_config = ConfigDict(extra="forbid")
+
     scan: str = Field(max_length=4096)
     gtin: str = Field(max_length=14)
 
