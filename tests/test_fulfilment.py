@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.world import World, bearer, issue_codes
+from tests.world import World, bearer, issue_codes, make_product, new_gtin
 from transparency.domain import codes
 
 
@@ -145,6 +145,82 @@ async def test_every_failure_reason(
     )
     assert r.status_code == 200
     assert (await claim(client, world, rows[1]["code"]))["reason"] == "key_revoked"
+
+
+async def test_refusals_without_a_query_are_recorded_for_the_brand_they_concern(
+    client: httpx.AsyncClient, world: World, dsn: str, app: Any
+) -> None:
+    """Forgeries belong to no brand; a revoked key's code, and a product that must be
+    checked but was shipped without a code, are the brand's, and its dashboard counts them."""
+    rows = await issue_codes(client, world, 1)
+    payload = codes.parse(rows[0]["code"]).payload
+    assert payload is not None
+    forged = codes.sign_transparency(payload, b"not the brand's secret key......")
+    await client.post(
+        f"/v1/signing-keys/{payload.key_id}/revoke",
+        json={"reason": "leak"},
+        headers=bearer(world.brand_a),
+    )
+    shipment = f"REC-{uuid.uuid4().hex[:6]}"
+    for scan in (forged, rows[0]["code"], " "):
+        await claim(client, world, scan, shipment=shipment)
+    await app.state.lifespan_state["events"].flush()
+    conn = await asyncpg.connect(dsn)
+    try:
+        recorded = await conn.fetch(
+            "select code, reason, brand_id::text, product_id::text from scan_events"
+            " where shipment_id = $1 order by reason",
+            shipment,
+        )
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in recorded] == [
+        (forged, "forged", None, None),
+        (rows[0]["code"], "key_revoked", world.brand_a_id, None),
+        ("-", "missing_code", world.brand_a_id, world.product_a["id"]),
+    ]
+
+
+async def test_a_tote_with_empty_scans(client: httpx.AsyncClient, world: World) -> None:
+    """Each empty scan is decided by its product: one that must be checked fails."""
+    loose = await make_product(client, world.brand_a, requires_check=False)
+    (row,) = await issue_codes(client, world, 1)
+    items = [
+        {"scan": "", "gtin": world.product_a["gtin"]},
+        {"scan": row["code"], "gtin": world.product_a["gtin"]},
+        {"scan": " ", "gtin": loose["gtin"]},
+        {"scan": "", "gtin": new_gtin()},  # no such product: it cannot be waived
+        {"scan": "", "gtin": world.product_a["gtin"]},
+    ]
+    r = await client.post(
+        "/v1/fulfilment/verifications/batch",
+        json={"shipment_id": "TOTE-E", "items": items},
+        headers=bearer(world.station),
+    )
+    assert r.status_code == 200, r.text
+    results = [(x["result"], x["reason"]) for x in r.json()["results"]]
+    missing = ("fail", "missing_code")
+    assert results == [missing, ("pass", None), ("pass", None), missing, missing]
+
+
+async def test_a_unit_twice_in_one_tote_names_when_it_was_shipped(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    for count in (1, 2):  # alone (the one-code statement), and among others
+        rows = await issue_codes(client, world, count)
+        scans = [r["code"] for r in rows] + [rows[0]["code"]]
+        r = await client.post(
+            "/v1/fulfilment/verifications/batch",
+            json={
+                "shipment_id": f"TOTE-D{count}",
+                "items": [{"scan": s, "gtin": world.product_a["gtin"]} for s in scans],
+            },
+            headers=bearer(world.station),
+        )
+        copy = r.json()["results"][-1]
+        assert (copy["result"], copy["reason"]) == ("fail", "already_shipped")
+        assert copy["first_shipped"]["site_id"] == world.site_id
+        assert copy["first_shipped"]["at"] is not None
 
 
 async def test_a_hundred_concurrent_claims_one_pass(

@@ -9,6 +9,7 @@ decided by the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from transparency.domain import codes
 from transparency.domain.codes import CodeFormat
@@ -24,6 +25,7 @@ class Checked:
 
     unit_key: str | None
     reason: Reason | None
+    brand_id: UUID | None = None  # whose key signed it, when one of ours did
 
     @property
     def key_revoked(self) -> bool:
@@ -59,5 +61,5 @@ def _signed_by(key: SigningKey, genuine: bool, unit_key: str) -> Checked:
     if not genuine:
         return Checked(None, Reason.FORGED)
     if key.status is KeyStatus.REVOKED:
-        return Checked(unit_key, Reason.KEY_REVOKED)
-    return Checked(unit_key, None)
+        return Checked(unit_key, Reason.KEY_REVOKED, key.brand_id)
+    return Checked(unit_key, None, key.brand_id)

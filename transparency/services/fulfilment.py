@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -64,46 +65,57 @@ def _reply(row: asyncpg.Record | None, reason: Reason | str | None) -> dict[str,
 
 
 def _offline_fail(
-    ctx: Context, actor: Principal, scan_code: str, reason: Reason, shipment_id: str
+    ctx: Context,
+    actor: Principal,
+    code: str,
+    reason: Reason,
+    shipment_id: str,
+    *,
+    brand_id: UUID | None = None,
+    product_id: UUID | None = None,
 ) -> dict[str, Any]:
+    """Refuse a scan without a query; its event is buffered. ``brand_id`` when the refusal
+    can be laid at a brand's door (its revoked key, its product scanned without a code),
+    so the brand's dashboard counts it; a forgery or garbage belongs to no brand."""
     ctx.events.add((
-        scan_code[:200] or "-", datetime.now(UTC), "fulfilment", "fail",
-        reason.value, None, None, actor.site_id, actor.key_id, shipment_id, None,
+        code[:200] or "-", datetime.now(UTC), "fulfilment", "fail", reason.value,
+        brand_id, product_id, actor.site_id, actor.key_id, shipment_id, None,
     ))  # fmt: skip
     return {"result": "fail", "reason": reason.value, "unit": None, "first_shipped": None}
-
-
-async def _missing(ctx: Context, gtin: str) -> Reason | None:
-    product = await db_products.by_gtin(ctx.pool, gtin)
-    return Reason.MISSING_CODE if product is None or product.requires_check else None
 
 
 async def verify_many(
     ctx: Context, actor: Principal, claims: list[Claim], shipment_id: str
 ) -> list[dict[str, Any]]:
-    """One reply per claim, in order; the database is asked once for all of them."""
+    """One reply per claim, in order; the database is asked once for all the codes (and
+    once more for a tote's empty scans, if it has any)."""
     actor.require(Role.STATION)
     assert actor.site_id is not None
     replies: list[dict[str, Any] | None] = [None] * len(claims)
     to_claim: list[tuple[int, str, str]] = []
+    empty: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(claims):
         gtin = normalize_gtin(item.gtin, field=f"items[{i}].gtin")
         if not item.scan.strip():
-            missing = await _missing(ctx, gtin)
-            replies[i] = _offline_fail(ctx, actor, "", missing, shipment_id) if missing else {
-                "result": "pass", "reason": None, "unit": None, "first_shipped": None}  # fmt: skip
+            empty.append((i, gtin))
             continue
         checked = authenticity.check(item.scan, ctx.keyring)
         if checked.reason is not None or checked.unit_key is None:
             reason = checked.reason or Reason.MALFORMED
-            replies[i] = _offline_fail(ctx, actor, item.scan.strip(), reason, shipment_id)
+            code = checked.unit_key or item.scan.strip()
+            replies[i] = _offline_fail(
+                ctx, actor, code, reason, shipment_id, brand_id=checked.brand_id
+            )
             continue
         if checked.unit_key in seen:  # the same unit twice in one tote: the second is a copy
             replies[i] = {"duplicate_of": seen[checked.unit_key]}
             continue
         seen[checked.unit_key] = i
         to_claim.append((i, checked.unit_key, gtin))
+    if empty:
+        await _without_code(ctx, actor, empty, shipment_id, replies)
+    shipped_at: dict[int, datetime] = {}
     if len(to_claim) == 1:
         ((i, code, gtin),) = to_claim
         row = await scans.claim_one(
@@ -111,6 +123,8 @@ async def verify_many(
             shipment_id=shipment_id,
         )  # fmt: skip
         replies[i] = _reply(row, row["reason"])
+        if row["reason"] is None:
+            shipped_at[i] = row["shipped_at"]
     elif to_claim:
         rows = await scans.claim(
             ctx.pool,
@@ -121,17 +135,45 @@ async def verify_many(
         )
         for (i, _, _), row in zip(to_claim, rows, strict=True):
             replies[i] = _reply(row, row["reason"])
+            if row["reason"] is None:
+                shipped_at[i] = row["shipped_at"]
     final: list[dict[str, Any]] = []
     for reply in replies:
         assert reply is not None
         if "duplicate_of" in reply:
-            first = replies[reply["duplicate_of"]]
+            index = reply["duplicate_of"]
+            first = replies[index]
             assert first is not None
             reply = {**first, "result": "fail", "reason": Reason.ALREADY_SHIPPED.value}
-            if first["result"] == "pass":
-                reply["first_shipped"] = {"at": None, "site_id": str(actor.site_id)}
+            if first["result"] == "pass":  # shipped a moment ago, by this very tote
+                at = shipped_at.get(index)
+                reply["first_shipped"] = {
+                    "at": at.isoformat() if at else None,
+                    "site_id": str(actor.site_id),
+                }
         final.append(reply)
     return final
+
+
+async def _without_code(
+    ctx: Context,
+    actor: Principal,
+    empty: list[tuple[int, str]],
+    shipment_id: str,
+    replies: list[dict[str, Any] | None],
+) -> None:
+    """Decide the empty scans: a product that must be checked fails ``missing_code``."""
+    products = await db_products.by_gtins(ctx.pool, sorted({gtin for _, gtin in empty}))
+    for i, gtin in empty:
+        product = products.get(gtin)
+        if product is None or product.requires_check:
+            replies[i] = _offline_fail(
+                ctx, actor, "", Reason.MISSING_CODE, shipment_id,
+                brand_id=product.brand_id if product else None,
+                product_id=product.id if product else None,
+            )  # fmt: skip
+        else:
+            replies[i] = {"result": "pass", "reason": None, "unit": None, "first_shipped": None}
 
 
 async def verify_one(
