@@ -436,7 +436,8 @@ async def test_lean_routes_refuse_bad_bodies_like_any_route(
     client: httpx.AsyncClient, world: World, dsn: str
 ) -> None:
     """The station endpoints parse their own bodies (lean.py): the same problems as the
-    rest of the API for bad JSON, bad fields, a NUL escape and a long Idempotency-Key."""
+    rest of the API for bad JSON, bad fields, a NUL escape, a long Idempotency-Key and a
+    body that is not JSON."""
     import json
 
     (row,) = await issue_codes(client, world, 1)
@@ -451,6 +452,9 @@ async def test_lean_routes_refuse_bad_bodies_like_any_route(
         (batch, b'{"shipment_id": "s", "items": [{"scan": "\\u0000", "gtin": "1"}]}', {},
          invalid),
         (single, good, {"Idempotency-Key": "k" * 201}, invalid),
+        (single, good, {"content-type": "text/plain"}, invalid),
+        ("/v1/verify", b'{"scan": "x"}', {"content-type": "text/plain;charset=UTF-8"}, invalid),
+        ("/v1/fulfilment/reversals", good, {"content-type": "text/plain"}, invalid),
     ]  # fmt: skip
     for path, body, extra, (status, kind) in cases:
         headers = {**bearer(world.station), "content-type": "application/json", **extra}
