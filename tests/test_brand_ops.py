@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Any
 
@@ -117,10 +118,21 @@ async def test_gs1_codes_have_a_history_too(client: httpx.AsyncClient, world: Wo
     assert r.json()["events"][0]["result"] == "pass"
 
 
+async def today(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
+    """Brand A's one dashboard row for today (product A is its only product)."""
+    r = await client.get(f"/v1/brands/{world.brand_a_id}/dashboard", headers=bearer(world.brand_a))
+    assert r.status_code == 200, r.text
+    (day,) = [d for d in r.json()["days"] if d["day"] == date.today().isoformat()]
+    assert day["product_id"] == world.product_a["id"]
+    return day
+
+
 async def test_dashboard_per_product_and_day(client: httpx.AsyncClient, world: World) -> None:
     rows = await issue_codes(client, world, 4)
-    await fulfil(client, world, rows[0]["code"])
-    await fulfil(client, world, rows[0]["code"].replace("TP", "TP"))
+    assert (await fulfil(client, world, rows[0]["code"]))["result"] == "pass"
+    retried = await fulfil(client, world, rows[0]["code"])  # the same shipment retried
+    assert retried["result"] == "pass"
+    assert (await fulfil(client, world, rows[2]["code"]))["result"] == "pass"
     r = await client.post(
         "/v1/fulfilment/verifications",
         json={"scan": rows[0]["code"], "gtin": world.product_a["gtin"], "shipment_id": "OTHER"},
@@ -128,19 +140,66 @@ async def test_dashboard_per_product_and_day(client: httpx.AsyncClient, world: W
     )
     assert r.json()["reason"] == "already_shipped"
     await client.get("/v1/verify", params={"code": rows[1]["code"]})  # unshipped: suspicious
-    r = await client.get(f"/v1/brands/{world.brand_a_id}/dashboard", headers=bearer(world.brand_a))
-    assert r.status_code == 200, r.text
-    days = r.json()["days"]
-    today = [d for d in days if d["day"] == date.today().isoformat()]
-    assert len(today) == 1
-    (day,) = today
-    assert day["product_id"] == world.product_a["id"]
+    day = await today(client, world)
     assert day["issued"] == 4
-    assert day["passed"] == 2
+    assert day["passed"] == 2  # two units, three pass events: the retry is not a second unit
     assert day["blocked"] == {"already_shipped": 1}
     assert day["customer_scans"] == 1
     assert day["suspicious"] == 1
     admin = await client.get(
         f"/v1/brands/{world.brand_a_id}/dashboard", headers=bearer(world.admin)
     )
-    assert admin.json()["days"] == days
+    assert [d for d in admin.json()["days"] if d["day"] == day["day"]] == [day]
+
+
+async def test_a_unit_passed_reversed_and_passed_again_counts_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    assert (await fulfil(client, world, row["code"]))["result"] == "pass"
+    r = await client.post(
+        "/v1/fulfilment/reversals",
+        json={"scan": row["code"], "shipment_id": "S"},
+        headers=bearer(world.station),
+    )
+    assert r.json()["state"] == "active", r.text
+    r = await client.post(
+        "/v1/fulfilment/verifications",
+        json={"scan": row["code"], "gtin": world.product_a["gtin"], "shipment_id": "S2"},
+        headers=bearer(world.station),
+    )
+    assert r.json()["result"] == "pass"
+    assert (await today(client, world))["passed"] == 1
+
+
+async def import_serials(
+    client: httpx.AsyncClient, world: World, content: str, mode: str
+) -> dict[str, Any]:
+    r = await client.post(
+        f"/v1/products/{world.product_a['id']}/serial-imports",
+        params={"mode": mode},
+        content=content.encode(),
+        headers={**bearer(world.brand_a), "content-type": "text/csv"},
+    )
+    assert r.status_code == 202, r.text
+    for _ in range(400):
+        batch: dict[str, Any] = (
+            await client.get(r.headers["location"], headers=bearer(world.brand_a))
+        ).json()
+        if batch["status"] not in ("pending", "running"):
+            return batch
+        await asyncio.sleep(0.05)
+    raise AssertionError("import did not finish")
+
+
+async def test_issued_counts_the_units_created_not_the_rows_sent(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await issue_codes(client, world, 3)
+    # Three rows, one refused: two units.
+    some = await import_serials(client, world, "A1\nA2\nA1\n", "accept_valid")
+    assert (some["status"], some["report"]["accepted"]) == ("done", 2)
+    # Two rows, one refused, all or nothing: no unit.
+    none = await import_serials(client, world, "B1\nB1\n", "all_or_nothing")
+    assert (none["status"], none["report"]["accepted"]) == ("done", 0)
+    assert (await today(client, world))["issued"] == 3 + 2

@@ -55,18 +55,29 @@ async def unit(conn: Conn | asyncpg.Pool, code: str) -> asyncpg.Record | None:
     return row
 
 
+# Issued: the units a finished batch created. An issuance job counts each chunk into
+# ``progress`` in the transaction that writes it; an import's ``progress`` is its file's row
+# count, refused rows included, so its units are the ``accepted`` of the report written with
+# them (0 when an all-or-nothing import was refused). Both are stored: counting a batch's
+# units (up to 10M) per dashboard read would not be.
+# Passed: units, not events. A station retrying the same shipment gets its pass back and
+# another pass event is written, so distinct codes are counted, once per unit and day (every
+# pass falls in the group without a reason, so the count spans the day). A reversal is its
+# own kind of event and subtracts nothing: the unit did pass that day.
 _DASHBOARD = """
 with days as (
     select product_id, (finished_at at time zone 'UTC')::date as day,
-           sum(requested) as issued, 0 as passed, null::text as reason, 0 as blocked,
-           0 as customer_scans, 0 as suspicious
+           sum(case kind when 'import' then (report->>'accepted')::bigint else progress end)
+               as issued,
+           0 as passed, null::text as reason, 0 as blocked, 0 as customer_scans,
+           0 as suspicious
     from code_batches
     where brand_id = $1 and status = 'done'
       and finished_at >= $2::date and finished_at < $3::date + 1
     group by 1, 2
     union all
     select product_id, (scanned_at at time zone 'UTC')::date, 0,
-           count(*) filter (where kind = 'fulfilment' and result = 'pass'),
+           count(distinct code) filter (where kind = 'fulfilment' and result = 'pass'),
            case when kind = 'fulfilment' and result = 'fail' then reason end,
            count(*) filter (where kind = 'fulfilment' and result = 'fail'),
            count(*) filter (where kind = 'customer'), 0
