@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 
 from tests.world import World, bearer, issue_codes
+from transparency.db.pool import connect
+from transparency.domain.api_keys import parse_api_key
 
 
 async def act(client: httpx.AsyncClient, world: World, **body: Any) -> httpx.Response:
@@ -203,3 +205,50 @@ async def test_issued_counts_the_units_created_not_the_rows_sent(
     none = await import_serials(client, world, "B1\nB1\n", "all_or_nothing")
     assert (none["status"], none["report"]["accepted"]) == ("done", 0)
     assert (await today(client, world))["issued"] == 3 + 2
+
+
+async def test_every_brand_action_is_audited_with_its_reason_and_key(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    rows = await issue_codes(client, world, 3)
+    lot_rows = await issue_codes(client, world, 2, lot="BAD-LOT")
+    conn = await connect(dsn)
+    try:
+        batch_id = await conn.fetchval(
+            "select batch_id from units where code = $1", rows[2]["code"]
+        )
+        actions = [
+            ({"action": "revoke", "code": rows[0]["code"]}, rows[0]["code"], 1),
+            ({"action": "report_stolen", "code": rows[1]["code"]}, rows[1]["code"], 1),
+            ({"action": "destroy", "batch_id": str(batch_id)}, str(batch_id), 1),
+            (
+                {"action": "recall", "product_id": world.product_a["id"], "lot": "BAD-LOT"},
+                f"{world.product_a['id']}/BAD-LOT",
+                len(lot_rows),
+            ),
+        ]
+        for n, (body, _, units) in enumerate(actions):
+            r = await client.post(
+                "/v1/units/actions",
+                json={"reason": f"reason {n}", **body},
+                headers=bearer(world.brand_a),
+            )
+            assert r.json()["units"] == units, r.text
+        audited = await conn.fetch(
+            "select api_key_id, brand_id::text, action, target, detail from audit_log"
+            " where action like 'units.%' order by id"
+        )
+    finally:
+        await conn.close()
+    token = parse_api_key(world.brand_a)
+    assert token is not None
+    assert [dict(a) for a in audited] == [
+        {
+            "api_key_id": token.key_id,
+            "brand_id": world.brand_a_id,
+            "action": f"units.{body['action']}",
+            "target": target,
+            "detail": {"reason": f"reason {n}", "units": units},
+        }
+        for n, (body, target, units) in enumerate(actions)
+    ]
