@@ -25,11 +25,13 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tests.test_serve import Served, free_port
 from tests.world import World, build_world
 from transparency import embedded
 from transparency.api.app import create_app
 from transparency.cli import prepare
 from transparency.db.migrate import migrate
+from transparency.domain.api_keys import new_api_key
 from transparency.envelope import MasterKey
 from transparency.settings import Settings
 
@@ -172,10 +174,23 @@ hypothesis.settings.register_profile("project", deadline=None)
 hypothesis.settings.load_profile("project")
 
 
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Served, str]]:
+    """A real `transparency serve` (embedded PostgreSQL) and its admin key."""
+    admin = str(new_api_key())
+    service = Served(
+        tmp_path / "data", free_port(), TRANSPARENCY_ADMIN_KEY=admin, TRANSPARENCY_LOG_LEVEL="ERROR"
+    )
+    try:
+        service.wait_ready()
+        yield service, admin
+    finally:
+        code, _, err = service.stop()
+        assert code == 0, err
+
+
 @pytest.fixture(autouse=True)
 def _no_service_outlives_its_test() -> Iterator[None]:
-    from tests.test_serve import Served
-
     before = list(Served.running)  # services of wider-scoped fixtures stay up
     yield
     for served in [s for s in Served.running if s not in before]:

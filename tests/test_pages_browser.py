@@ -25,10 +25,9 @@ from axe_playwright_python.sync_playwright import Axe
 from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.test_serve import Served, free_port
+from tests.test_serve import Served
 from tests.world import bearer, new_gtin
 from transparency.domain import codes
-from transparency.domain.api_keys import new_api_key
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PHONE = {"width": 390, "height": 844}
@@ -91,20 +90,6 @@ def photo_server() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(10)
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Served, str]]:
-    admin = str(new_api_key())
-    service = Served(
-        tmp_path / "data", free_port(), TRANSPARENCY_ADMIN_KEY=admin, TRANSPARENCY_LOG_LEVEL="ERROR"
-    )
-    try:
-        service.wait_ready()
-        yield service, admin
-    finally:
-        code, _, err = service.stop()
-        assert code == 0, err
 
 
 @pytest.fixture
