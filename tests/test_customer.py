@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import asyncpg
@@ -10,21 +11,47 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import make_client
-from tests.world import World, bearer, issue_codes
+from tests.world import World, bearer, issue_codes, make_product
+from transparency.api import i18n
 from transparency.api.app import create_app
 from transparency.api.schemas import CustomerAnswer
 from transparency.domain import codes
+from transparency.domain.verification import Warning
 from transparency.settings import Settings
+
+
+def answer_of(r: httpx.Response) -> dict[str, Any]:
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    # The lean routes build their answers by hand: every one must fit the published schema.
+    CustomerAnswer.model_validate(answer, strict=True)
+    return answer
 
 
 async def verify(client: httpx.AsyncClient, scan: str, region: str | None = None) -> dict[str, Any]:
     body = {"scan": scan, **({"region": region} if region else {})}
-    r = await client.post("/v1/verify", json=body)
+    return answer_of(await client.post("/v1/verify", json=body))
+
+
+async def verify_get(client: httpx.AsyncClient, code: str) -> dict[str, Any]:
+    return answer_of(await client.get("/v1/verify", params={"code": code}))
+
+
+async def ship(client: httpx.AsyncClient, world: World, code: str) -> None:
+    r = await client.post(
+        "/v1/fulfilment/verifications",
+        json={"scan": code, "gtin": world.product_a["gtin"], "shipment_id": "S"},
+        headers=bearer(world.station),
+    )
+    assert r.json()["result"] == "pass", r.text
+
+
+async def suspicious(client: httpx.AsyncClient, world: World, code: str) -> bool:
+    """What the brand sees of a code: its history's flag, from units.suspicious_at."""
+    r = await client.get(f"/v1/codes/{code}/history", headers=bearer(world.brand_a))
     assert r.status_code == 200, r.text
-    answer: dict[str, Any] = r.json()
-    # The lean route builds its answer by hand: every one must fit the published schema.
-    CustomerAnswer.model_validate(answer, strict=True)
-    return answer
+    flag: bool = r.json()["suspicious"]
+    return flag
 
 
 async def test_an_authentic_unit_with_its_facts(
@@ -43,8 +70,7 @@ async def test_an_authentic_unit_with_its_facts(
     assert answer["product"]["gtin"] == world.product_a["gtin"]
     assert answer["unit"] == {"lot": "L5", "expiry": "2030-01-31"}
     assert answer["warnings"] == []
-    get = await client.get("/v1/verify", params={"code": row["code"]})
-    assert get.json()["code"] == row["code"]
+    assert (await verify_get(client, row["code"]))["code"] == row["code"]
     conn = await asyncpg.connect(dsn)
     try:
         state = await conn.fetchval("select state::text from units where code = $1", row["code"])
@@ -144,6 +170,72 @@ async def test_many_regions_turn_a_code_suspicious(client: httpx.AsyncClient, wo
     assert verdicts == ["authentic", "authentic", "authentic", "suspicious"]
 
 
+async def test_many_scans_after_shipping_turn_a_code_suspicious(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    # The app's default, which the client's app runs with.
+    allowed = settings.clone_max_scans_after_shipping
+    assert 0 < 2 * (allowed + 1) <= settings.clone_max_scans  # no other threshold in the way
+    fresh, early = await issue_codes(client, world, 2)
+    await ship(client, world, fresh["code"])
+    answers = [await verify_get(client, fresh["code"]) for _ in range(allowed)]
+    assert {(a["verdict"], tuple(a["warnings"])) for a in answers} == {("authentic", ())}
+    assert not await suspicious(client, world, fresh["code"])
+    answer = await verify(client, fresh["symbol"])
+    assert (answer["verdict"], answer["warnings"]) == ("suspicious", ["scanned_after_shipping"])
+    assert await suspicious(client, world, fresh["code"])  # units.suspicious_at is set
+
+    # Scans before shipment are another signal (already_used); they do not count here.
+    for _ in range(allowed + 1):
+        assert (await verify(client, early["code"]))["warnings"] == ["already_used"]
+    await ship(client, world, early["code"])
+    warnings = [(await verify(client, early["code"]))["warnings"] for _ in range(allowed + 1)]
+    assert warnings == [[]] * allowed + [["scanned_after_shipping"]]
+
+
+def test_every_warning_is_explained_in_every_language() -> None:
+    for lang in i18n.LANGS:
+        for warning in Warning:
+            assert i18n.messages(lang).keys() >= {f"warning.{warning}", f"warning.{warning}.says"}
+
+
+async def test_the_facts_the_brand_chose_to_show(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    product = await make_product(
+        client,
+        world.brand_a,
+        name="Night serum",
+        image_url="https://img.example/serum.png",
+        attributes={"volume_ml": 50, "manufactured_at": "Lyon", "ingredients": ["water"]},
+    )
+    made = {"manufactured_on": "2025-03-01", "manufactured_at": "Grasse", "line": {"n": 4}}
+    (row,) = await issue_codes(
+        client, dataclasses.replace(world, product_a=product), 1,
+        lot="L7", expiry="2030-01-31", attributes=made,
+    )  # fmt: skip
+    conn = await asyncpg.connect(dsn)
+    try:
+        brand = await conn.fetchval("select name from brands where id = $1", world.brand_a_id)
+    finally:
+        await conn.close()
+    for answer in (await verify(client, row["symbol"]), await verify_get(client, row["code"])):
+        assert answer["product"] == {
+            "brand": brand,
+            "name": "Night serum",
+            "gtin": product["gtin"],
+            "image_url": "https://img.example/serum.png",
+        }
+        # The batch's facts win over the product's; only text and numbers are shown.
+        assert answer["unit"] == {
+            "volume_ml": 50,
+            "manufactured_at": "Grasse",
+            "manufactured_on": "2025-03-01",
+            "lot": "L7",
+            "expiry": "2030-01-31",
+        }
+
+
 async def test_the_customer_endpoint_is_rate_limited_but_fulfilment_is_not(
     settings: Settings, world: World
 ) -> None:
@@ -152,9 +244,9 @@ async def test_the_customer_endpoint_is_rate_limited_but_fulfilment_is_not(
     async with app.router.lifespan_context(app) as state:
         app.state.lifespan_state = state
         async with make_client(app) as http:
-            statuses = [(await http.get("/v1/verify", params={"code": "x"})).status_code
-                        for _ in range(5)]  # fmt: skip
-            assert statuses == [200, 200, 200, 429, 429]
+            answers = [await http.get("/v1/verify", params={"code": "x"}) for _ in range(5)]
+            assert [r.status_code for r in answers] == [200, 200, 200, 429, 429]
+            assert answer_of(answers[0])["reason"] == "malformed"
             r = await http.get("/v1/verify", params={"code": "x"})
             assert r.headers["retry-after"].isdigit()
             assert r.json()["type"] == "/problems/rate-limited"

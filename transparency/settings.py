@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     clone_max_regions: int = Field(
         default=3, ge=1, description="Distinct regions scanning one code before it is suspicious."
     )
+    clone_max_scans_after_shipping: int = Field(
+        default=5,
+        ge=1,
+        description="Customer scans of one code after it shipped before it turns suspicious.",
+    )
     scan_max_bytes: int = Field(
         default=15_000_000, ge=1024, description="Larger photos sent to /v1/scans get 413."
     )

@@ -116,6 +116,11 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "warning.already_used.says": (
             "Customers checked this code before the brand shipped the product."
         ),
+        "warning.scanned_after_shipping": "Checked many times since it was sold",
+        "warning.scanned_after_shipping.says": (
+            "Since the brand shipped this product, its code has been checked far more often "
+            "than one owner normally does."
+        ),
         "warning.expired": "Expired",
         "warning.expired.says": "This product is past its expiry date.",
         "warning.recalled": "Recalled",
@@ -183,6 +188,11 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "warning.already_used": "Vérifié avant sa vente",
         "warning.already_used.says": (
             "Des clients ont vérifié ce code avant que la marque n'expédie le produit."
+        ),
+        "warning.scanned_after_shipping": "Vérifié de nombreuses fois depuis sa vente",
+        "warning.scanned_after_shipping.says": (
+            "Depuis que la marque a expédié ce produit, son code a été vérifié bien plus "
+            "souvent qu'un seul propriétaire ne le fait d'habitude."
         ),
         "warning.expired": "Périmé",
         "warning.expired.says": "La date de péremption de ce produit est dépassée.",

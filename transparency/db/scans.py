@@ -195,7 +195,9 @@ async def copy_events(conn: Conn | asyncpg.Pool, rows: Sequence[tuple[Any, ...]]
 _CUSTOMER = """
 with u as (
     select u.code, u.state, u.lot, u.expiry, u.shipped_at, u.brand_id, u.product_id,
-           u.suspicious_at, p.gtin, p.name, p.attributes, p.image_url, br.name as brand_name
+           u.suspicious_at, p.gtin, p.name, p.image_url, br.name as brand_name,
+           -- the facts shown: the batch's (made when, where) over the product's, key by key
+           p.attributes || b.attributes as attributes
     from units u
     join products p on p.id = u.product_id
     join brands br on br.id = u.brand_id
@@ -205,16 +207,21 @@ with u as (
 ev as (
     insert into scan_events (code, id, kind, result, brand_id, product_id, region)
     select $1, gen_random_uuid(), 'customer', 'scanned', u.brand_id, u.product_id, $2 from u
-    returning region
 )
+-- The earlier customer scans of the code, in one pass over its index. The statement does
+-- not see its own insert, so this scan is added by hand.
 select u.*,
-    (select count(*) from scan_events s where s.code = $1 and s.kind = 'customer') + 1
-        as customer_scans,
-    (select count(distinct r) from (
-        select region as r from scan_events s
-        where s.code = $1 and s.kind = 'customer' and region is not null
-        union select region from ev where region is not null) regions) as regions
-from u
+    seen.scans + 1 as customer_scans,
+    seen.regions + ($2 is not null and not seen.region_seen)::int as regions,
+    seen.after_shipping + (u.shipped_at is not null)::int as scans_after_shipping
+from u cross join lateral (
+    select count(*) as scans,
+           count(distinct s.region) as regions,
+           coalesce(bool_or(s.region = $2), false) as region_seen,
+           count(*) filter (where s.scanned_at > u.shipped_at) as after_shipping
+    from scan_events s
+    where s.code = $1 and s.kind = 'customer'
+) as seen
 """
 
 

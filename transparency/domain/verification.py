@@ -1,7 +1,8 @@
 """What a check answers: fulfilment reasons, customer verdicts and warnings, clone rules.
 
 A fulfilment check passes or fails with one stable reason. A customer check gives a verdict
-and warnings; a code whose customer scans cross the clone thresholds turns suspicious.
+and warnings; a code whose customer scans cross the clone thresholds (how many, from how
+many regions, how many since it shipped) turns suspicious.
 """
 
 from __future__ import annotations
@@ -49,17 +50,27 @@ class Warning(StrEnum):
     SCANNED_MANY_TIMES = "scanned_many_times"
     MANY_REGIONS = "many_regions"
     ALREADY_USED = "already_used"  # scanned by customers before it ever left a warehouse
+    # A real owner checks a few times; many checks after shipment mean copies of the label.
+    SCANNED_AFTER_SHIPPING = "scanned_after_shipping"
     EXPIRED = "expired"
     RECALLED = "recalled"
 
 
-CLONE_SIGNALS = frozenset({Warning.SCANNED_MANY_TIMES, Warning.MANY_REGIONS, Warning.ALREADY_USED})
+CLONE_SIGNALS = frozenset(
+    {
+        Warning.SCANNED_MANY_TIMES,
+        Warning.MANY_REGIONS,
+        Warning.ALREADY_USED,
+        Warning.SCANNED_AFTER_SHIPPING,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
 class CloneThresholds:
     max_scans: int = 20
     max_regions: int = 3
+    max_scans_after_shipping: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,7 @@ class ScanHistory:
 
     customer_scans: int
     regions: int
+    scans_after_shipping: int  # since the unit last shipped; 0 while it is not shipped
 
 
 def customer_warnings(
@@ -82,6 +94,8 @@ def customer_warnings(
         warnings.append(Warning.SCANNED_MANY_TIMES)
     if history.regions > thresholds.max_regions:
         warnings.append(Warning.MANY_REGIONS)
+    if history.scans_after_shipping > thresholds.max_scans_after_shipping:
+        warnings.append(Warning.SCANNED_AFTER_SHIPPING)
     if state in (UnitState.ACTIVE, UnitState.ISSUED):
         warnings.append(Warning.ALREADY_USED)
     if expiry is not None and expiry < today:

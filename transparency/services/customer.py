@@ -54,6 +54,13 @@ async def verify(
     thresholds: CloneThresholds,
     today: date | None = None,
 ) -> Answer:
+    """Check one scan for a customer, record it, and say what the unit is.
+
+    The facts shown are the ones the brand chose by putting them in attributes: the
+    product's, overridden key by key by its code batch's (given at issuance: where and when
+    the unit was made, say), keeping only text and numbers, then the unit's lot and expiry.
+    Anyone holding the label reads them: they are for facts about the product, not people.
+    """
     checked = authenticity.check(scan, ctx.keyring)
     if checked.unit_key is None:
         reason = checked.reason or Reason.MALFORMED
@@ -66,7 +73,11 @@ async def verify(
     if row is None:
         return Answer(Verdict.NOT_AUTHENTIC, checked.unit_key, Reason.UNKNOWN.value)
     state = UnitState(row["state"])
-    history = ScanHistory(customer_scans=row["customer_scans"], regions=row["regions"])
+    history = ScanHistory(
+        customer_scans=row["customer_scans"],
+        regions=row["regions"],
+        scans_after_shipping=row["scans_after_shipping"],
+    )
     warnings = customer_warnings(state, row["expiry"], history, thresholds, today or date.today())
     verdict = customer_verdict(state, warnings, checked.key_revoked)
     if verdict is Verdict.SUSPICIOUS and row["suspicious_at"] is None:
