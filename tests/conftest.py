@@ -121,6 +121,8 @@ def settings(dsn: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         max_body_bytes=262_144,
         job_chunk_size=1000,
+        # Not the default: a threshold that failed to reach the service would show.
+        clone_max_scans_after_shipping=3,
     )
 
 

@@ -16,7 +16,7 @@ from transparency.api import i18n
 from transparency.api.app import create_app
 from transparency.api.schemas import CustomerAnswer
 from transparency.domain import codes
-from transparency.domain.verification import Warning
+from transparency.domain.verification import CloneThresholds, Warning
 from transparency.settings import Settings
 
 
@@ -173,8 +173,8 @@ async def test_many_regions_turn_a_code_suspicious(client: httpx.AsyncClient, wo
 async def test_many_scans_after_shipping_turn_a_code_suspicious(
     client: httpx.AsyncClient, world: World, settings: Settings
 ) -> None:
-    # The app's default, which the client's app runs with.
-    allowed = settings.clone_max_scans_after_shipping
+    allowed = settings.clone_max_scans_after_shipping  # the tests' own, not the default
+    assert allowed != CloneThresholds().max_scans_after_shipping
     assert 0 < 2 * (allowed + 1) <= settings.clone_max_scans  # no other threshold in the way
     fresh, early = await issue_codes(client, world, 2)
     await ship(client, world, fresh["code"])

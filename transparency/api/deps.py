@@ -111,4 +111,8 @@ CustomerLimit = Annotated[None, Depends(customer_limit)]
 
 
 def thresholds(settings: Settings) -> CloneThresholds:
-    return CloneThresholds(settings.clone_max_scans, settings.clone_max_regions)
+    return CloneThresholds(
+        settings.clone_max_scans,
+        settings.clone_max_regions,
+        settings.clone_max_scans_after_shipping,
+    )
