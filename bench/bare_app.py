@@ -5,7 +5,8 @@
 POST /lookup {"scan": code} -> {"state": ...}: the least any claim over HTTP must do (parse
 a JSON body, one asyncpg query on a pooled connection, a JSON answer), served the way
 `transparency serve` is served: uvicorn, uvloop, httptools, the same number of processes
-(--workers, like TRANSPARENCY_WORKERS), same pool sizes and the same pool reset.
+(--workers, like TRANSPARENCY_WORKERS, each with its own socket), same pool sizes and the
+same pool reset.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import asyncpg
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, Field
+
+from transparency.supervisor import serve_processes
 
 
 class LookupIn(BaseModel):
@@ -73,19 +76,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     os.environ["BARE_APP_DSN"] = args.dsn
-    uvicorn.run(
-        create_app(args.dsn) if args.workers == 1 else "bare_app:from_environment",
-        factory=args.workers > 1,
-        workers=args.workers,
-        app_dir=os.path.dirname(os.path.abspath(__file__)),
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-    )
+    options: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": args.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(args.dsn), **options)
+    else:  # as `transparency serve` runs them: a socket each
+        serve_processes("bare_app:from_environment", args.workers, options)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -186,6 +187,27 @@ def test_several_workers_share_the_port_and_pool_their_metrics(
     )
     assert counted == scrapes  # every process's requests, whichever answers
     assert value("transparency_db_pool_max") == 2 * 20  # both processes' pools, summed
+
+    # Connections are spread over the processes by the kernel: a listening socket each
+    # (SO_REUSEPORT), not one shared socket whose accept queue goes to whichever process
+    # wakes first (under load, all of a burst of connections to one process).
+    port = f"{served.port:04X}"
+    listening = [
+        line for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if line.split()[1].endswith(f":{port}") and line.split()[3] == "0A"
+    ]  # fmt: skip
+    assert len(listening) == 2, listening
+    connections = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(32)]
+    per_process: Counter[str] = Counter()
+    for connection in connections:
+        with connection:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            head = connection.recv(65536).decode("latin-1")
+            found = re.search(r"(?i)x-request-id: (\w+)", head)
+            assert found is not None, head
+            per_process[found.group(1)[:16]] += 1
+    assert len(per_process) == 2, per_process
+    assert min(per_process.values()) >= 4, per_process
 
     code, _, err = served.stop()
     assert code == 0, err

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from transparency import embedded, logs
+from transparency import embedded, logs, supervisor
 from transparency.db import api_keys
 from transparency.db.migrate import migrate
 from transparency.db.pool import connect
@@ -107,10 +107,10 @@ def serve(settings: Settings) -> None:
 
             uvicorn.run(create_app(resolved), **_server_options(settings))
             return
-        # Several processes accept on one socket; each builds its app from the environment,
-        # so it gets the resolved database and master key, and their metrics are pooled in
-        # one directory (Prometheus multiprocess mode). A bad master key stops us here, once,
-        # rather than in every process.
+        # Several processes share the port (a socket each, see supervisor.py); each builds its
+        # app from the environment, so it gets the resolved database and master key, and their
+        # metrics are pooled in one directory (Prometheus multiprocess mode). A bad master key
+        # stops us here, once, rather than in every process.
         load_master_key(resolved)
         with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as metrics_dir:
             os.environ.update(_worker_environment(resolved), PROMETHEUS_MULTIPROC_DIR=metrics_dir)
@@ -132,21 +132,12 @@ def _server_options(settings: Settings) -> dict[str, Any]:
 
 
 def _serve_workers(settings: Settings) -> None:
-    from uvicorn import Config
-    from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
-
-    config = Config(
-        "transparency.api.app:from_environment",
-        factory=True,
-        workers=settings.workers,
-        **_server_options(settings),
-    )
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
-    supervisor.run()
-    # uvicorn stops every process when one fails to start, and returns as after Ctrl-C.
-    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
-        raise CliError("an API process failed to start (its error is logged above)")
+    try:
+        supervisor.serve_processes(
+            "transparency.api.app:from_environment", settings.workers, _server_options(settings)
+        )
+    except supervisor.StartupFailed as exc:
+        raise CliError(str(exc)) from exc
 
 
 def _worker_environment(resolved: Settings) -> dict[str, str]:
