@@ -114,3 +114,22 @@ async def test_customer_checks_are_answered_alike(
         lane = await client.post("/v1/verify", json=body, headers=headers)
         assert seen(lane) == seen(await full.post("/v1/verify", json=body, headers=headers))
     assert lane.status_code == 422  # the last one: an unknown field
+
+
+async def test_an_unexpected_error_is_answered_alike(
+    client: httpx.AsyncClient,
+    full: httpx.AsyncClient,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*_: Any) -> dict[str, Any]:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr("transparency.services.fulfilment.verify_one", broken)
+    body = {"scan": "x", "gtin": world.product_a["gtin"], "shipment_id": "S"}
+    headers = {**bearer(world.station), "x-request-id": "broken"}
+    lane = await client.post(SINGLE, json=body, headers=headers)
+    assert lane.status_code == 500
+    assert lane.headers["content-type"] == "application/problem+json"
+    assert "a defect" not in lane.text  # nothing of the error leaks
+    assert seen(lane) == seen(await full.post(SINGLE, json=body, headers=headers))

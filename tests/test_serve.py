@@ -215,6 +215,39 @@ def test_several_workers_share_the_port_and_pool_their_metrics(
     assert not (data_dir / "pg" / "postmaster.pid").exists()
 
 
+def api_processes(served: Served) -> list[int]:
+    """The pids of the processes `serve` started (its API processes with several workers)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        spawned = "spawn_main" in (stat.parent / "cmdline").read_text()
+        if int(fields[1]) == served.proc.pid and spawned:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_an_api_process_that_dies_is_replaced(data_dir: Path) -> None:
+    served = Served(data_dir, free_port(), TRANSPARENCY_WORKERS="2")
+    served.wait_ready()
+    before = api_processes(served)
+    assert len(before) == 2, before
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = api_processes(served)
+        if before[0] not in now and len(now) == len(before):
+            break
+        time.sleep(0.2)
+    assert before[0] not in now, now
+    assert len(now) == len(before), now
+    served.wait_ready()
+    code, _, err = served.stop()
+    assert code == 0, err
+
+
 def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
     """The embedded PostgreSQL runs with transparency.conf, not PostgreSQL's stock sizes, and
     accepts every connection the API processes' pools may open."""
