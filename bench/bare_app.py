@@ -5,7 +5,8 @@
 POST /lookup {"scan": code} -> {"state": ...}: the least any claim over HTTP must do (parse
 a JSON body, one asyncpg query on a pooled connection, a JSON answer), served the way
 `transparency serve` is served: uvicorn, uvloop, httptools, the same number of processes
-(--workers, like TRANSPARENCY_WORKERS, each with its own socket), same pool sizes and the
+(--workers, like TRANSPARENCY_WORKERS, each with its own socket), the same pool size
+(--pool: the bench passes the embedded default, as the service under test runs) and the
 same pool reset.
 """
 
@@ -42,12 +43,12 @@ async def _keep(_: asyncpg.Connection) -> None:
     """No session state to reset: one round trip fewer per request."""
 
 
-def create_app(dsn: str) -> FastAPI:
+def create_app(dsn: str, pool_size: int) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         # The service's pool settings (transparency/db/pool.py): no reset statement when a
         # connection goes back to the pool, so the ceiling is as lean as the service.
-        async with asyncpg.create_pool(dsn, min_size=2, max_size=20, reset=_keep) as pool:
+        async with asyncpg.create_pool(dsn, min_size=2, max_size=pool_size, reset=_keep) as pool:
             yield {"pool": pool}
 
     app = FastAPI(lifespan=lifespan)
@@ -66,7 +67,7 @@ def create_app(dsn: str) -> FastAPI:
 
 def from_environment() -> FastAPI:
     """The app of one of several processes: the DSN comes through the environment."""
-    return create_app(os.environ["BARE_APP_DSN"])
+    return create_app(os.environ["BARE_APP_DSN"], int(os.environ["BARE_APP_POOL"]))
 
 
 def main() -> None:
@@ -74,8 +75,10 @@ def main() -> None:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--pool", type=int, default=20, help="connections per process")
     args = parser.parse_args()
     os.environ["BARE_APP_DSN"] = args.dsn
+    os.environ["BARE_APP_POOL"] = str(args.pool)
     options: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": args.port,
@@ -86,7 +89,7 @@ def main() -> None:
         "server_header": False,
     }
     if args.workers == 1:
-        uvicorn.run(create_app(args.dsn), **options)
+        uvicorn.run(create_app(args.dsn, args.pool), **options)
     else:  # as `transparency serve` runs them: a socket each
         serve_processes("bare_app:from_environment", args.workers, options)
 

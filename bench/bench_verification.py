@@ -49,6 +49,7 @@ import httpx
 from service import Service, free_port, wait_ready
 
 from loadtest.prepare import forge, prepare
+from transparency import embedded
 
 HERE = Path(__file__).resolve().parent
 SINGLE = "/v1/fulfilment/verifications"
@@ -353,7 +354,7 @@ class BareApp:
         self.port = free_port()
         self.proc = subprocess.Popen(  # noqa: S603
             [sys.executable, str(HERE / "bare_app.py"), "--dsn", dsn, "--port", str(self.port),
-             "--workers", str(workers)],
+             "--workers", str(workers), "--pool", str(embedded.pool_size(workers))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:

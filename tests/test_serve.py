@@ -186,7 +186,8 @@ def test_several_workers_share_the_port_and_pool_their_metrics(
         r'transparency_http_requests_total\{method="GET",route="/metrics",status="200"\}'
     )
     assert counted == scrapes  # every process's requests, whichever answers
-    assert value("transparency_db_pool_max") == 2 * 20  # both processes' pools, summed
+    # Both processes' pools, summed, each sized for PostgreSQL sharing these cores.
+    assert value("transparency_db_pool_max") == 2 * embedded.pool_size(2)
 
     # Connections are spread over the processes by the kernel: a listening socket each
     # (SO_REUSEPORT), not one shared socket whose accept queue goes to whichever process
@@ -268,6 +269,13 @@ def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
     code, _, err = served.stop()
     assert code == 0, err
     assert not (data_dir / "pg" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize(
+    ("workers", "cores", "each"), [(1, 2, 8), (2, 2, 4), (8, 2, 4), (1, 16, 64), (4, 16, 16)]
+)
+def test_pools_share_four_connections_per_core(workers: int, cores: int, each: int) -> None:
+    assert embedded.pool_size(workers, cores) == each
 
 
 @pytest.mark.parametrize(

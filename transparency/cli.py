@@ -34,11 +34,12 @@ def resolve_database(settings: Settings) -> Settings:
     with the embedded server and no master key given, the data directory's key file."""
     if settings.database_url is not None:
         return settings
+    pool = settings.pool_max_size
+    if "pool_max_size" not in settings.model_fields_set:  # not chosen: sized for these cores
+        pool = max(embedded.pool_size(settings.workers), settings.pool_min_size)
     # Every API process's pool and its notification listener, and room for the CLI.
-    uri = embedded.start(
-        settings.data_dir, connections=settings.workers * (settings.pool_max_size + 2) + 20
-    )
-    update: dict[str, object] = {"database_url": SecretStr(uri)}
+    uri = embedded.start(settings.data_dir, connections=settings.workers * (pool + 2) + 20)
+    update: dict[str, object] = {"database_url": SecretStr(uri), "pool_max_size": pool}
     if settings.master_key is None and settings.master_key_file is None:
         update["master_key_file"] = embedded.master_key_file(settings.data_dir)
     return settings.model_copy(update=update)
@@ -142,7 +143,10 @@ def _serve_workers(settings: Settings) -> None:
 
 def _worker_environment(resolved: Settings) -> dict[str, str]:
     assert resolved.database_url is not None
-    env = {"DATABASE_URL": resolved.database_url.get_secret_value()}
+    env = {
+        "DATABASE_URL": resolved.database_url.get_secret_value(),
+        "TRANSPARENCY_POOL_MAX_SIZE": str(resolved.pool_max_size),
+    }
     if resolved.master_key is None and resolved.master_key_file is not None:
         env["TRANSPARENCY_MASTER_KEY_FILE"] = str(resolved.master_key_file)
     return env

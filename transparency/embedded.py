@@ -114,6 +114,20 @@ def available_memory() -> int:
     return memory
 
 
+def pool_size(workers: int, cores: int | None = None) -> int:
+    """Pool connections per API process when PostgreSQL shares this machine's cores.
+
+    Each pooled connection is a PostgreSQL backend competing for the API processes' cores.
+    With many, a burst of checks runs as many slow queries at once (the kernel shares the
+    cores among them); with a few, checks wait their turn in the pool and each runs at full
+    speed. Measured on 2 cores, two API processes, customer checks at 2,000/s: p99 7 ms
+    with 4 connections each against 15 ms with 20 (median of 8 runs), and no fewer checks
+    a second. Four per core in all, shared by the API processes, at least 4 each.
+    """
+    available = cores if cores is not None else len(os.sched_getaffinity(0))
+    return max(4, 4 * available // workers)
+
+
 def tuning(memory_bytes: int, connections: int = 100) -> dict[str, str]:
     """Settings for a server sharing ``memory_bytes`` with the service."""
     shared = min(max(memory_bytes // 4, 128 << 20), 1 << 30)  # a quarter, 128 MB to 1 GB

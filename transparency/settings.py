@@ -99,7 +99,13 @@ class Settings(BaseSettings):
         default=268_435_456, ge=1024, description="Larger serial-import files get 413."
     )
     pool_min_size: int = Field(default=2, ge=1, le=100, description="Pool connections kept open.")
-    pool_max_size: int = Field(default=20, ge=1, le=500, description="Pool connections at most.")
+    pool_max_size: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="Pool connections at most, per API process. Unset with the embedded"
+        " PostgreSQL: 4 per core, shared by the API processes (at least 4 each).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the JSON logs."
     )
