@@ -24,7 +24,10 @@ each run is warm-up and not counted. Every answer's body is checked (a fresh cod
 a forged one must fail "forged", a customer check must carry a verdict).
 
 The customer rate limit is raised for the service under test: all load comes from one
-address, and the figure wanted is the cost of a check, not the limiter's refusals.
+address, and the figure wanted is the cost of a check, not the limiter's refusals. After the
+codes are made, and again after the claims, the tables are vacuumed and analyzed and a
+checkpoint is taken (as pgbench vacuums before it measures), so that no autovacuum or
+checkpoint of the bulk-loaded rows starts in the middle of a figure.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 import httpx
 from service import Service, free_port, wait_ready
 
@@ -396,6 +400,22 @@ def check_endpoints(url: str, key: str, gtin: str, code: str) -> None:
                 raise SystemExit(f"{method} {path} answers {status}, expected 200")
 
 
+def settle(dsn: str) -> None:
+    """Vacuum, analyze and checkpoint what the last phase wrote, as pgbench vacuums before
+    it measures: otherwise autovacuum and a checkpoint of the bulk-loaded rows start at
+    random during the next runs, and their pauses land in whichever figure is measured."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("vacuum (analyze) units, scan_events, code_batches")
+            await conn.execute("checkpoint")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
     runs = Runs(work, ensure_wrk(), args.connections, args.seconds)
     data_dir = work / "data"
@@ -415,6 +435,7 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
               flush=True)  # fmt: skip
         gtin, fresh = data.gtin, list(data.codes)
         check_endpoints(service.url, data.station_key, gtin, data.shipped[0])
+        settle(service.dsn)
         api = Target(service.port, data.station_key)
         bare = BareApp(service.dsn, workers)
         print(f"{'figure':<50} {'value':>12} {'unit':<8} {'goal':<35} result", flush=True)
@@ -465,6 +486,7 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
             print(f"  (all {len(batches)} batches used: the run was shorter)")
         shipped += unclaimed[: 1000 * batch["taken"]]
 
+        settle(service.dsn)  # after the claims' updates
         checks = [Req("GET", f"/v1/verify?code={c}") for c in shipped[-200_000:]]
         customers = Target(service.port, "")
         peak = runs.max_rate(customers, checks, '"verdict":', once=False)
