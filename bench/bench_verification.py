@@ -25,8 +25,8 @@ a forged one must fail "forged", a customer check must carry a verdict).
 
 The customer rate limit is raised for the service under test: all load comes from one
 address, and the figure wanted is the cost of a check, not the limiter's refusals. After the
-codes are made, and again after the claims, the tables are vacuumed and analyzed and a
-checkpoint is taken (as pgbench vacuums before it measures), so that no autovacuum or
+codes are made, and again after each claiming phase, the tables are vacuumed and analyzed
+and a checkpoint is taken (as pgbench vacuums before it measures), so that no autovacuum or
 checkpoint of the bulk-loaded rows starts in the middle of a figure.
 """
 
@@ -457,6 +457,7 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
         if single["exhausted"]:
             print(f"  (all {args.single_codes:,} codes used: the run was shorter)")
 
+        settle(service.dsn)
         rate = 0.7 * single["rate"]
         seconds = min(args.seconds, (len(fresh) - args.batch_codes - cursor) / rate)
         pending = fresh[cursor : cursor + int(rate * seconds)]
