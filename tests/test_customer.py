@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import make_client
-from tests.world import World, bearer, issue_codes, make_product
+from tests.world import World, bearer, issue_codes, make_product, ship
 from transparency.api import i18n
 from transparency.api.app import create_app
 from transparency.api.schemas import CustomerAnswer
@@ -35,15 +35,6 @@ async def verify(client: httpx.AsyncClient, scan: str, region: str | None = None
 
 async def verify_get(client: httpx.AsyncClient, code: str) -> dict[str, Any]:
     return answer_of(await client.get("/v1/verify", params={"code": code}))
-
-
-async def ship(client: httpx.AsyncClient, world: World, code: str) -> None:
-    r = await client.post(
-        "/v1/fulfilment/verifications",
-        json={"scan": code, "gtin": world.product_a["gtin"], "shipment_id": "S"},
-        headers=bearer(world.station),
-    )
-    assert r.json()["result"] == "pass", r.text
 
 
 async def suspicious(client: httpx.AsyncClient, world: World, code: str) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from starlette.requests import Request
 
 from tests.conftest import make_client
-from tests.world import World, bearer, issue_codes, make_product
+from tests.world import World, bearer, issue_codes, make_product, ship
 from transparency.api import i18n
 from transparency.api.app import create_app
 from transparency.api.routes import pages
@@ -45,15 +45,6 @@ def verdict_of(text: str) -> str:
     heading = re.search(r'<h1 id="verdict">([^<]+)</h1>', text)
     assert heading, text
     return f"{match.group(1)}: {heading.group(1)}"
-
-
-async def ship(client: httpx.AsyncClient, world: World, code: str) -> None:
-    r = await client.post(
-        "/v1/fulfilment/verifications",
-        json={"scan": code, "gtin": world.product_a["gtin"], "shipment_id": "S"},
-        headers=bearer(world.station),
-    )
-    assert r.json()["result"] == "pass", r.text
 
 
 async def customer_scans(dsn: str, code: str) -> int:

@@ -109,3 +109,13 @@ async def issue_codes(
         await asyncio.sleep(0.05)
     text = (await client.get(f"{location}/codes.csv", headers=bearer(world.brand_a))).text
     return list(csv.DictReader(io.StringIO(text)))
+
+
+async def ship(client: httpx.AsyncClient, world: World, code: str) -> None:
+    """Pass ``code`` (of product A) at fulfilment."""
+    r = await client.post(
+        "/v1/fulfilment/verifications",
+        json={"scan": code, "gtin": world.product_a["gtin"], "shipment_id": "S"},
+        headers=bearer(world.station),
+    )
+    assert r.json()["result"] == "pass", r.text
