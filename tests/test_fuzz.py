@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import pg_home
 from tests.test_serve import Served, free_port
@@ -75,4 +77,31 @@ def test_no_input_makes_a_server_error(served: tuple[Served, dict[str, str]]) ->
 
         fuzz()
     assert operations >= 25
+    assert not failures, "\n".join(sorted(set(failures)))
+
+
+# Text a camera or a person could put in a URL: any printable character, quoted.
+_SEGMENT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=120)
+_LANGUAGES = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
+
+
+def test_no_phone_page_makes_a_server_error(served: tuple[Served, dict[str, str]]) -> None:
+    """The pages a phone opens (/t/{code}, the GS1 Digital Link path) are not in the
+    OpenAPI schema, so they are fuzzed here: any code, GTIN, serial and Accept-Language."""
+    service, _ = served
+    failures: list[str] = []
+    with httpx.Client(base_url=service.url) as http:
+
+        @given(code=_SEGMENT, gtin=_SEGMENT, serial=_SEGMENT, language=_LANGUAGES)
+        @settings(max_examples=60, suppress_health_check=list(HealthCheck), deadline=None)
+        def fuzz(code: str, gtin: str, serial: str, language: str) -> None:
+            for path in (f"/t/{quote(code, safe='')}",
+                         f"/01/{quote(gtin, safe='')}/21/{quote(serial, safe='')}"):  # fmt: skip
+                response = http.get(path, headers={"Accept-Language": language})
+                if response.status_code >= 500:
+                    failures.append(f"GET {path} ({language!r}): {response.status_code}")
+                elif response.status_code < 300:
+                    assert response.headers["content-type"].startswith("text/html")
+
+        fuzz()
     assert not failures, "\n".join(sorted(set(failures)))
