@@ -216,6 +216,28 @@ def test_several_workers_share_the_port_and_pool_their_metrics(
     assert not (data_dir / "pg" / "postmaster.pid").exists()
 
 
+def test_api_processes_share_each_customers_budget(data_dir: Path) -> None:
+    """The customer rate limit holds for the service, not per process: a client whose
+    connections reach both processes still gets its burst once."""
+    served = Served(
+        data_dir, free_port(), TRANSPARENCY_WORKERS="2",
+        TRANSPARENCY_CUSTOMER_BURST="5", TRANSPARENCY_CUSTOMER_RATE_PER_MINUTE="1",
+    )  # fmt: skip
+    served.wait_ready()
+    statuses: list[int] = []
+    processes: set[str] = set()
+    for _ in range(16):  # a new connection each time: the kernel spreads them
+        with httpx.Client(base_url=served.url) as http:
+            r = http.get("/v1/verify", params={"code": "TP-not-a-code"})
+        statuses.append(r.status_code)
+        processes.add(r.headers["x-request-id"][:16])
+    assert len(processes) == 2, "every request reached the same process"
+    assert statuses.count(200) == 5, statuses
+    assert statuses.count(429) == 11, statuses
+    code, _, err = served.stop()
+    assert code == 0, err
+
+
 def api_processes(served: Served) -> list[int]:
     """The pids of the processes `serve` started (its API processes with several workers)."""
     children = []

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from transparency import embedded, logs, supervisor
+from transparency.api.ratelimit import SHARED_FILE_ENV
 from transparency.db import api_keys
 from transparency.db.migrate import migrate
 from transparency.db.pool import connect
@@ -114,7 +115,12 @@ def serve(settings: Settings) -> None:
         # stops us here, once, rather than in every process.
         load_master_key(resolved)
         with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as metrics_dir:
-            os.environ.update(_worker_environment(resolved), PROMETHEUS_MULTIPROC_DIR=metrics_dir)
+            os.environ.update(
+                _worker_environment(resolved),
+                PROMETHEUS_MULTIPROC_DIR=metrics_dir,
+                # The customer rate limit's buckets, one file all the processes map.
+                **{SHARED_FILE_ENV: os.path.join(metrics_dir, "customer-buckets")},
+            )
             _serve_workers(settings)
 
 

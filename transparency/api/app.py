@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -15,7 +16,7 @@ from transparency.api import lean, problems
 from transparency.api.fastlane import LaneApp
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
-from transparency.api.ratelimit import RateLimiter
+from transparency.api.ratelimit import SHARED_FILE_ENV, RateLimiter, SharedBuckets
 from transparency.api.routes import (
     admin,
     brand_ops,
@@ -107,8 +108,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     app.state.settings = settings
     app.state.scan_workers = LazyPool(settings.scan_workers)
+    shared = os.environ.get(SHARED_FILE_ENV)  # several API processes: one budget per client
     app.state.customer_limiter = RateLimiter(
-        settings.customer_rate_per_minute, settings.customer_burst
+        settings.customer_rate_per_minute,
+        settings.customer_burst,
+        shared=SharedBuckets(shared) if shared else None,
     )
     problems.install(app)
     # Routes are matched in order: the checks stations make for every unit come first.

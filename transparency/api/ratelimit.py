@@ -1,16 +1,26 @@
 """A token bucket per client address, for the customer endpoints only.
 
-In-process: with several API processes each holds its own buckets, so the effective limit
-is the per-process one times the processes behind the balancer.
+One API process keeps its buckets in a dict. Several processes on one machine (serve with
+TRANSPARENCY_WORKERS) share them through a file they all map (``SharedBuckets``), so a
+client's budget is the same whichever process its connections reach. Instances behind a
+load balancer on other machines still count apart: their limit adds up.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import math
+import mmap
+import os
+import struct
 import time
 from dataclasses import dataclass
 
 from transparency.domain.errors import RateLimited
+
+# Set by `serve` for its API processes: the file their SharedBuckets map.
+SHARED_FILE_ENV = "TRANSPARENCY_CUSTOMER_BUCKETS"
 
 
 @dataclass(slots=True)
@@ -19,24 +29,78 @@ class _Bucket:
     at: float
 
 
+class SharedBuckets:
+    """Buckets in a file mapped by every API process: a fixed table of slots, each a client's
+    key hash, tokens and time, read and written under a lock on that slot's bytes.
+
+    Two clients whose keys land on one slot take it from each other, each starting again
+    with a full bucket: bounded memory beats perfect accounting, as for the dict.
+    """
+
+    _SLOT = struct.Struct("<Qdd")  # key hash, tokens, when (CLOCK_MONOTONIC: one per machine)
+
+    def __init__(self, path: str, slots: int = 65_536) -> None:
+        self.slots = slots
+        size = slots * self._SLOT.size
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(self._fd).st_size < size:
+            os.ftruncate(self._fd, size)  # zeros: every slot empty
+        self._map = mmap.mmap(self._fd, size)
+
+    def take(self, client: str, now: float, rate: float, burst: float) -> float:
+        """Take a token; the tokens left before taking it (under 1: refused, none taken)."""
+        digest = hashlib.blake2b(client.encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "little") | 1  # never 0, the empty slot
+        offset = (key % self.slots) * self._SLOT.size
+        fcntl.lockf(self._fd, fcntl.LOCK_EX, self._SLOT.size, offset)
+        try:
+            held, tokens, at = self._SLOT.unpack_from(self._map, offset)
+            if held != key:
+                tokens, at = burst, now
+            tokens = min(burst, tokens + (now - at) * rate)
+            left = tokens - 1 if tokens >= 1 else tokens
+            self._SLOT.pack_into(self._map, offset, key, left, now)
+            return float(tokens)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, self._SLOT.size, offset)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
 class RateLimiter:
-    def __init__(self, per_minute: int, burst: int, max_clients: int = 100_000) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        burst: int,
+        max_clients: int = 100_000,
+        shared: SharedBuckets | None = None,
+    ) -> None:
         self.rate = per_minute / 60.0
         self.burst = float(burst)
         self.max_clients = max_clients
+        self.shared = shared
         self._buckets: dict[str, _Bucket] = {}
 
     def hit(self, client: str, now: float | None = None) -> None:
         """Take a token for ``client`` or raise RateLimited with the seconds to wait."""
         moment = time.monotonic() if now is None else now
+        if self.shared is not None:
+            tokens = self.shared.take(client, moment, self.rate, self.burst)
+        else:
+            tokens = self._take(client, moment)
+        if tokens < 1:
+            wait = math.ceil((1 - tokens) / self.rate)
+            raise RateLimited("too many checks from this address; retry later", retry_after=wait)
+
+    def _take(self, client: str, moment: float) -> float:
         bucket = self._buckets.get(client)
         if bucket is None:
             if len(self._buckets) >= self.max_clients:
                 self._buckets.clear()  # bounded memory beats perfect accounting
             bucket = self._buckets[client] = _Bucket(self.burst, moment)
-        bucket.tokens = min(self.burst, bucket.tokens + (moment - bucket.at) * self.rate)
+        tokens = min(self.burst, bucket.tokens + (moment - bucket.at) * self.rate)
+        bucket.tokens = tokens - 1 if tokens >= 1 else tokens
         bucket.at = moment
-        if bucket.tokens < 1:
-            wait = math.ceil((1 - bucket.tokens) / self.rate)
-            raise RateLimited("too many checks from this address; retry later", retry_after=wait)
-        bucket.tokens -= 1
+        return tokens
