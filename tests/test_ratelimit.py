@@ -70,3 +70,15 @@ def test_concurrent_processes_never_overspend(tmp_path: Path) -> None:
     for worker in workers:
         worker.join(30)
     assert granted == 500  # the burst, exactly, across four processes racing for it
+
+
+def test_clients_spread_over_every_slot_by_a_secret_hash(tmp_path: Path) -> None:
+    """Every slot is used (a key forced odd once left half of them idle), and where a client
+    lands depends on the file's random salt, so no one can choose two that collide."""
+    clients = [f"198.51.{n // 256}.{n % 256}" for n in range(2000)]
+    first = SharedBuckets(str(tmp_path / "first"), slots=16)
+    second = SharedBuckets(str(tmp_path / "second"), slots=16)
+    assert {first.slot_of(c) for c in clients} == set(range(16))
+    assert [first.slot_of(c) for c in clients] != [second.slot_of(c) for c in clients]
+    again = SharedBuckets(str(tmp_path / "first"), slots=16)  # another process: same salt
+    assert [again.slot_of(c) for c in clients] == [first.slot_of(c) for c in clients]

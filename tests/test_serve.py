@@ -271,6 +271,23 @@ def test_an_api_process_that_dies_is_replaced(data_dir: Path) -> None:
     assert code == 0, err
 
 
+def test_api_processes_die_with_serve_even_when_it_is_killed(data_dir: Path) -> None:
+    served = Served(data_dir, free_port(), TRANSPARENCY_WORKERS="2")
+    served.wait_ready()
+    children = api_processes(served)
+    assert len(children) == 2, children
+    served.proc.kill()  # no chance to stop them itself
+    served.finish()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "orphans serve on"
+    again = Served(data_dir, free_port())  # takes over the database left running, and stops it
+    again.wait_ready()
+    assert again.stop()[0] == 0
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
+
+
 def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
     """The embedded PostgreSQL runs with transparency.conf, not PostgreSQL's stock sizes, and
     accepts every connection the API processes' pools may open."""

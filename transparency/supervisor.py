@@ -7,28 +7,32 @@ there. Measured on 2 cores: 32 connections opened together split 32/0, 28/4 or 6
 two processes. With a socket per process and SO_REUSEPORT, the kernel spreads connections
 over the processes by a hash of their addresses.
 
-The supervisor starts ``count`` processes, each running uvicorn on its own socket; stops
-them all (SIGTERM, so requests in flight finish) on SIGINT or SIGTERM; replaces one that
-dies while serving; and raises ``StartupFailed`` if one cannot start, after stopping the rest.
+The supervisor starts ``count`` processes, each running uvicorn on its own socket. A process
+that dies before all have started (its app, settings or database failed) stops them all
+and raises ``StartupFailed``; once they serve, one that dies is replaced, after a pause that
+doubles (up to a minute) while replacements keep dying. SIGINT or SIGTERM stops them all
+(SIGTERM: requests in flight finish). Each process dies with the supervisor, even if the
+supervisor is killed outright.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
-import sys
-import threading
+import time
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
 log = logging.getLogger("transparency.supervisor")
 
-# uvicorn's exit status for a server that did not start (uvicorn.config.STARTUP_FAILURE).
-STARTUP_FAILURE = 3
 _STOP_SECONDS = 45  # beyond the servers' own graceful shutdown
+_PR_SET_PDEATHSIG = 1
 
 
 class StartupFailed(Exception):
@@ -36,69 +40,98 @@ class StartupFailed(Exception):
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port that shares the port with its siblings."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
+    """A TCP socket bound to host:port that shares the port with its siblings (the address
+    family chosen as uvicorn chooses it: IPv6 for an address with a colon)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
+    sock.bind((host, port))
     return sock
 
 
-def _serve_one(factory: str, options: dict[str, Any]) -> None:
-    """One API process: uvicorn on a socket of its own."""
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux for SIGTERM when the supervisor dies, however it dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor's own stop still applies
+        return
+    if os.getppid() != parent:  # it died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _serve_one(factory: str, options: dict[str, Any], parent: int, started: Event) -> None:
+    """One API process: uvicorn on a socket of its own; ``started`` once it serves."""
     import uvicorn
 
+    _die_with_parent(parent)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                started.set()
+
     sock = listening_socket(options["host"], options["port"])
-    server = uvicorn.Server(uvicorn.Config(factory, factory=True, **options))
-    server.run(sockets=[sock])
-    if not server.started:
-        sys.exit(STARTUP_FAILURE)
+    Server(uvicorn.Config(factory, factory=True, **options)).run(sockets=[sock])
+
+
+class _Child:
+    def __init__(self, context: Any, factory: str, options: dict[str, Any]) -> None:
+        self.started: Event = context.Event()
+        self.process: BaseProcess = context.Process(
+            target=_serve_one, args=(factory, options, os.getpid(), self.started)
+        )
+        self.process.start()
 
 
 def serve_processes(factory: str, count: int, options: dict[str, Any]) -> None:
     """Serve ``factory`` (``module:function`` making the ASGI app) from ``count`` processes
     until SIGINT or SIGTERM; ``options`` are uvicorn's (host and port included)."""
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True  # a plain flag: a handler must take no lock its thread may hold
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     # Holds the port while the processes start and restart; it never listens, so the
     # kernel hands it no connection.
     reserved = listening_socket(options["host"], options["port"])
-    context = multiprocessing.get_context("spawn")
-    stop = threading.Event()
-
-    def start() -> BaseProcess:
-        process = context.Process(target=_serve_one, args=(factory, options), daemon=False)
-        process.start()
-        return process
-
-    def on_signal(signum: int, _: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    processes = [start() for _ in range(count)]
-    failed = False
+    children: list[_Child] = []
+    failed = serving = False
+    pause, replaced_at = 1.0, 0.0
     try:
-        while not stop.wait(0.5):
-            for n, process in enumerate(processes):
-                if process.is_alive():
+        children = [_Child(context, factory, options) for _ in range(count)]
+        while not stopping:
+            time.sleep(0.2)
+            serving = serving or all(c.started.is_set() for c in children)
+            for n, child in enumerate(children):
+                if stopping or child.process.is_alive():
                     continue
-                if process.exitcode == STARTUP_FAILURE:
-                    failed = True
-                    stop.set()
+                if not serving:  # the first start failed: the app, its settings, its database
+                    failed = stopping = True
                     break
-                log.warning("API process %s exited (%s); starting another", process.pid,
-                            process.exitcode)  # fmt: skip
-                processes[n] = start()
+                log.warning("API process %s exited (%s); another starts in %.0f s",
+                            child.process.pid, child.process.exitcode, pause)  # fmt: skip
+                time.sleep(pause)
+                if not stopping:
+                    pause, replaced_at = min(pause * 2, 60.0), time.monotonic()
+                    children[n] = _Child(context, factory, options)
+            if time.monotonic() - replaced_at > 60:  # a minute without a death: calm again
+                pause = 1.0
     finally:
-        for process in processes:
-            if process.is_alive() and process.pid is not None:
-                process.terminate()
-        for process in processes:
-            process.join(_STOP_SECONDS)
-            if process.is_alive():
-                process.kill()
-                process.join()
+        for child in children:
+            if child.process.is_alive():
+                child.process.terminate()
+        deadline = time.monotonic() + _STOP_SECONDS
+        for child in children:
+            child.process.join(max(0.0, deadline - time.monotonic()))
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         reserved.close()

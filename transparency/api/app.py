@@ -98,6 +98,8 @@ def create_app(settings: Settings) -> FastAPI:
                 }
             metrics.watch_pool(None)
             app.state.scan_workers.shutdown()
+            if app.state.customer_limiter.shared is not None:
+                app.state.customer_limiter.shared.close()
 
     app = LaneApp(
         title="Transparency",

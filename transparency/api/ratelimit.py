@@ -31,27 +31,36 @@ class _Bucket:
 
 class SharedBuckets:
     """Buckets in a file mapped by every API process: a fixed table of slots, each a client's
-    key hash, tokens and time, read and written under a lock on that slot's bytes.
+    key, tokens and time, read and written under a lock on that slot's bytes.
 
-    Two clients whose keys land on one slot take it from each other, each starting again
-    with a full bucket: bounded memory beats perfect accounting, as for the dict.
+    A client's slot comes from a hash keyed with a random salt the file's creator wrote, so
+    nobody can pick two addresses that share a slot. Two clients that happen to share one
+    take it from each other, each starting again with a full bucket: bounded memory beats
+    perfect accounting, as for the dict.
     """
 
-    _SLOT = struct.Struct("<Qdd")  # key hash, tokens, when (CLOCK_MONOTONIC: one per machine)
+    _SLOT = struct.Struct("<Qdd")  # key, tokens, when (CLOCK_MONOTONIC: one per machine)
+    _SALT = 16  # bytes at the start of the file
 
     def __init__(self, path: str, slots: int = 65_536) -> None:
         self.slots = slots
-        size = slots * self._SLOT.size
+        size = self._SALT + slots * self._SLOT.size
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        if os.fstat(self._fd).st_size < size:
-            os.ftruncate(self._fd, size)  # zeros: every slot empty
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)  # the first process to open it writes the salt
+        try:
+            if os.fstat(self._fd).st_size < size:
+                os.ftruncate(self._fd, size)  # zeros: every slot empty
+                os.pwrite(self._fd, os.urandom(self._SALT), 0)
+            self._salt = os.pread(self._fd, self._SALT, 0)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
         self._map = mmap.mmap(self._fd, size)
 
     def take(self, client: str, now: float, rate: float, burst: float) -> float:
         """Take a token; the tokens left before taking it (under 1: refused, none taken)."""
-        digest = hashlib.blake2b(client.encode(), digest_size=8).digest()
-        key = int.from_bytes(digest, "little") | 1  # never 0, the empty slot
-        offset = (key % self.slots) * self._SLOT.size
+        hashed = self._hash(client)
+        key = hashed | 1  # never 0, the empty slot
+        offset = self._SALT + (hashed % self.slots) * self._SLOT.size
         fcntl.lockf(self._fd, fcntl.LOCK_EX, self._SLOT.size, offset)
         try:
             held, tokens, at = self._SLOT.unpack_from(self._map, offset)
@@ -63,6 +72,13 @@ class SharedBuckets:
             return float(tokens)
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN, self._SLOT.size, offset)
+
+    def slot_of(self, client: str) -> int:
+        return self._hash(client) % self.slots
+
+    def _hash(self, client: str) -> int:
+        digest = hashlib.blake2b(client.encode(), digest_size=8, key=self._salt).digest()
+        return int.from_bytes(digest, "little")
 
     def close(self) -> None:
         self._map.close()
