@@ -12,7 +12,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -28,12 +30,29 @@ class EventBuffer:
         self.limit = limit
         self._rows: list[tuple[Any, ...]] = []
 
-    def add(self, row: tuple[Any, ...]) -> None:
+    def add(
+        self,
+        scanned: str,
+        kind: str,
+        result: str,
+        reason: str,
+        *,
+        brand_id: UUID | None = None,
+        product_id: UUID | None = None,
+        site_id: UUID | None = None,
+        api_key_id: str | None = None,
+        shipment_id: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        """Record a refused scan (in ``scans.EVENT_COLUMNS`` order) for the next COPY."""
         if len(self._rows) < self.limit:  # a flood of forgeries must not exhaust memory
-            # Scanned text is anything a camera read; PostgreSQL text holds no NUL.
-            self._rows.append(
-                tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in row)
-            )
+            # Scanned text is anything a camera read; PostgreSQL text holds no NUL. The other
+            # fields are validated or ours.
+            code = scanned[:200].replace("\x00", "\ufffd") or "-"
+            self._rows.append((
+                code, datetime.now(UTC), kind, result, reason, brand_id, product_id, site_id,
+                api_key_id, shipment_id, region,
+            ))  # fmt: skip
 
     async def flush(self) -> None:
         rows, self._rows = self._rows, []

@@ -7,7 +7,7 @@ the client gives one, and nothing personal) and feeds the clone thresholds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from transparency import authenticity
@@ -64,10 +64,7 @@ async def verify(
     checked = authenticity.check(scan, ctx.keyring)
     if checked.unit_key is None:
         reason = checked.reason or Reason.MALFORMED
-        ctx.events.add((
-            scan.strip()[:200] or "-", datetime.now(UTC), "customer", "rejected",
-            reason.value, None, None, None, None, None, region,
-        ))  # fmt: skip
+        ctx.events.add(scan.strip(), "customer", "rejected", reason.value, region=region)
         return Answer(Verdict.NOT_AUTHENTIC, None, reason.value)
     row = await scans.customer_scan(ctx.pool, checked.unit_key, region)
     if row is None:

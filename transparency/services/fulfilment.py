@@ -77,10 +77,10 @@ def _offline_fail(
     """Refuse a scan without a query; its event is buffered. ``brand_id`` when the refusal
     can be laid at a brand's door (its revoked key, its product scanned without a code),
     so the brand's dashboard counts it; a forgery or garbage belongs to no brand."""
-    ctx.events.add((
-        code[:200] or "-", datetime.now(UTC), "fulfilment", "fail", reason.value,
-        brand_id, product_id, actor.site_id, actor.key_id, shipment_id, None,
-    ))  # fmt: skip
+    ctx.events.add(
+        code, "fulfilment", "fail", reason.value, brand_id=brand_id, product_id=product_id,
+        site_id=actor.site_id, api_key_id=actor.key_id, shipment_id=shipment_id,
+    )  # fmt: skip
     return {"result": "fail", "reason": reason.value, "unit": None, "first_shipped": None}
 
 
