@@ -24,8 +24,8 @@ def allowed(limiter: RateLimiter, client: str, now: float) -> bool:
 
 def test_processes_sharing_the_file_share_each_clients_budget(tmp_path: Path) -> None:
     path = str(tmp_path / "buckets")
-    first = RateLimiter(60, 3, shared=SharedBuckets(path))
-    second = RateLimiter(60, 3, shared=SharedBuckets(path))  # as another process maps it
+    first = RateLimiter(60, 3, SharedBuckets(path))
+    second = RateLimiter(60, 3, SharedBuckets(path))  # as another process maps it
     hits = [allowed(limiter, "203.0.113.7", 100.0) for limiter in (first, second) * 2]
     assert hits == [True, True, True, False]
     assert allowed(first, "198.51.100.1", 100.0)  # another client, its own budget
@@ -43,7 +43,7 @@ def test_shared_buckets_decide_as_the_in_process_ones(hits: list[tuple[str, floa
 
     with tempfile.TemporaryDirectory() as directory:
         shared = SharedBuckets(f"{directory}/buckets")
-        alone, together = RateLimiter(30, 4), RateLimiter(30, 4, shared=shared)
+        alone, together = RateLimiter(30, 4), RateLimiter(30, 4, shared)
         now = 0.0
         for client, gap in hits:
             now += gap
@@ -52,7 +52,7 @@ def test_shared_buckets_decide_as_the_in_process_ones(hits: list[tuple[str, floa
 
 
 def _spend(path: str, tries: int, start: Barrier, out: multiprocessing.Queue[int]) -> None:
-    limiter = RateLimiter(1, 500, shared=SharedBuckets(path))
+    limiter = RateLimiter(1, 500, SharedBuckets(path))
     start.wait(30)  # all at once, racing for the same slot
     out.put(sum(allowed(limiter, "192.0.2.9", 1000.0) for _ in range(tries)))
 

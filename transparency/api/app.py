@@ -16,7 +16,12 @@ from transparency.api import lean, problems
 from transparency.api.fastlane import LaneApp
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
-from transparency.api.ratelimit import SHARED_FILE_ENV, RateLimiter, SharedBuckets
+from transparency.api.ratelimit import (
+    SHARED_FILE_ENV,
+    LocalBuckets,
+    RateLimiter,
+    SharedBuckets,
+)
 from transparency.api.routes import (
     admin,
     brand_ops,
@@ -98,8 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
                 }
             metrics.watch_pool(None)
             app.state.scan_workers.shutdown()
-            if app.state.customer_limiter.shared is not None:
-                app.state.customer_limiter.shared.close()
+            app.state.customer_limiter.buckets.close()
 
     app = LaneApp(
         title="Transparency",
@@ -114,7 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.customer_limiter = RateLimiter(
         settings.customer_rate_per_minute,
         settings.customer_burst,
-        shared=SharedBuckets(shared) if shared else None,
+        SharedBuckets(shared) if shared else LocalBuckets(),
     )
     problems.install(app)
     # Routes are matched in order: the checks stations make for every unit come first.

@@ -15,7 +15,6 @@ import mmap
 import os
 import struct
 import time
-from dataclasses import dataclass
 
 from transparency.domain.errors import RateLimited
 
@@ -23,10 +22,32 @@ from transparency.domain.errors import RateLimited
 SHARED_FILE_ENV = "TRANSPARENCY_CUSTOMER_BUCKETS"
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
+def _spend(tokens: float, at: float, now: float, rate: float, burst: float) -> tuple[float, float]:
+    """A bucket's tokens at ``now`` (refilled since ``at``), and what it keeps after a
+    request: one token less, or all of them if there was not a whole one to take."""
+    held = min(burst, tokens + (now - at) * rate)
+    return held, held - 1 if held >= 1 else held
+
+
+class LocalBuckets:
+    """The buckets of one API process, in a dict."""
+
+    def __init__(self, max_clients: int = 100_000) -> None:
+        self.max_clients = max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, client: str, now: float, rate: float, burst: float) -> float:
+        """Take a token; the tokens held before taking it (under 1: refused, none taken)."""
+        found = self._buckets.get(client)
+        if found is None and len(self._buckets) >= self.max_clients:
+            self._buckets.clear()  # bounded memory beats perfect accounting
+        tokens, at = found or (burst, now)
+        held, left = _spend(tokens, at, now, rate, burst)
+        self._buckets[client] = (left, now)
+        return held
+
+    def close(self) -> None:
+        pass
 
 
 class SharedBuckets:
@@ -57,19 +78,18 @@ class SharedBuckets:
         self._map = mmap.mmap(self._fd, size)
 
     def take(self, client: str, now: float, rate: float, burst: float) -> float:
-        """Take a token; the tokens left before taking it (under 1: refused, none taken)."""
+        """As ``LocalBuckets.take``, under the slot's lock."""
         hashed = self._hash(client)
         key = hashed | 1  # never 0, the empty slot
         offset = self._SALT + (hashed % self.slots) * self._SLOT.size
         fcntl.lockf(self._fd, fcntl.LOCK_EX, self._SLOT.size, offset)
         try:
-            held, tokens, at = self._SLOT.unpack_from(self._map, offset)
-            if held != key:
+            owner, tokens, at = self._SLOT.unpack_from(self._map, offset)
+            if owner != key:
                 tokens, at = burst, now
-            tokens = min(burst, tokens + (now - at) * rate)
-            left = tokens - 1 if tokens >= 1 else tokens
+            held, left = _spend(tokens, at, now, rate, burst)
             self._SLOT.pack_into(self._map, offset, key, left, now)
-            return float(tokens)
+            return held
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN, self._SLOT.size, offset)
 
@@ -87,36 +107,16 @@ class SharedBuckets:
 
 class RateLimiter:
     def __init__(
-        self,
-        per_minute: int,
-        burst: int,
-        max_clients: int = 100_000,
-        shared: SharedBuckets | None = None,
+        self, per_minute: int, burst: int, buckets: LocalBuckets | SharedBuckets | None = None
     ) -> None:
         self.rate = per_minute / 60.0
         self.burst = float(burst)
-        self.max_clients = max_clients
-        self.shared = shared
-        self._buckets: dict[str, _Bucket] = {}
+        self.buckets = buckets if buckets is not None else LocalBuckets()
 
     def hit(self, client: str, now: float | None = None) -> None:
         """Take a token for ``client`` or raise RateLimited with the seconds to wait."""
         moment = time.monotonic() if now is None else now
-        if self.shared is not None:
-            tokens = self.shared.take(client, moment, self.rate, self.burst)
-        else:
-            tokens = self._take(client, moment)
+        tokens = self.buckets.take(client, moment, self.rate, self.burst)
         if tokens < 1:
             wait = math.ceil((1 - tokens) / self.rate)
             raise RateLimited("too many checks from this address; retry later", retry_after=wait)
-
-    def _take(self, client: str, moment: float) -> float:
-        bucket = self._buckets.get(client)
-        if bucket is None:
-            if len(self._buckets) >= self.max_clients:
-                self._buckets.clear()  # bounded memory beats perfect accounting
-            bucket = self._buckets[client] = _Bucket(self.burst, moment)
-        tokens = min(self.burst, bucket.tokens + (moment - bucket.at) * self.rate)
-        bucket.tokens = tokens - 1 if tokens >= 1 else tokens
-        bucket.at = moment
-        return tokens
