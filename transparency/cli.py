@@ -114,13 +114,8 @@ def serve(settings: Settings) -> None:
         # metrics are pooled in one directory (Prometheus multiprocess mode). A bad master key
         # stops us here, once, rather than in every process.
         load_master_key(resolved)
-        with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as metrics_dir:
-            os.environ.update(
-                _worker_environment(resolved),
-                PROMETHEUS_MULTIPROC_DIR=metrics_dir,
-                # The customer rate limit's buckets, one file all the processes map.
-                **{SHARED_FILE_ENV: os.path.join(metrics_dir, "customer-buckets")},
-            )
+        with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as shared_dir:
+            os.environ.update(_worker_environment(resolved, shared_dir))
             _serve_workers(settings)
 
 
@@ -147,11 +142,15 @@ def _serve_workers(settings: Settings) -> None:
         raise CliError(str(exc)) from exc
 
 
-def _worker_environment(resolved: Settings) -> dict[str, str]:
+def _worker_environment(resolved: Settings, shared_dir: str) -> dict[str, str]:
+    """What every API process reads at start: the resolved database and pool size, and
+    ``shared_dir`` for what they pool (metrics, the customer rate limit's buckets)."""
     assert resolved.database_url is not None
     env = {
         "DATABASE_URL": resolved.database_url.get_secret_value(),
         "TRANSPARENCY_POOL_MAX_SIZE": str(resolved.pool_max_size),
+        "PROMETHEUS_MULTIPROC_DIR": shared_dir,
+        SHARED_FILE_ENV: os.path.join(shared_dir, "customer-buckets"),
     }
     if resolved.master_key is None and resolved.master_key_file is not None:
         env["TRANSPARENCY_MASTER_KEY_FILE"] = str(resolved.master_key_file)

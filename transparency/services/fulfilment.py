@@ -115,16 +115,13 @@ async def verify_many(
         to_claim.append((i, checked.unit_key, gtin))
     if empty:
         await _without_code(ctx, actor, empty, shipment_id, replies)
-    shipped_at: dict[int, datetime] = {}
-    if len(to_claim) == 1:
-        ((i, code, gtin),) = to_claim
-        row = await scans.claim_one(
+    rows: list[asyncpg.Record] = []
+    if len(to_claim) == 1:  # the one-code statement: a station's everyday single check
+        ((_, code, gtin),) = to_claim
+        rows = [await scans.claim_one(
             ctx.pool, code, gtin, site_id=actor.site_id, api_key_id=actor.key_id,
             shipment_id=shipment_id,
-        )  # fmt: skip
-        replies[i] = _reply(row, row["reason"])
-        if row["reason"] is None:
-            shipped_at[i] = row["shipped_at"]
+        )]  # fmt: skip
     elif to_claim:
         rows = await scans.claim(
             ctx.pool,
@@ -133,10 +130,11 @@ async def verify_many(
             api_key_id=actor.key_id,
             shipment_id=shipment_id,
         )
-        for (i, _, _), row in zip(to_claim, rows, strict=True):
-            replies[i] = _reply(row, row["reason"])
-            if row["reason"] is None:
-                shipped_at[i] = row["shipped_at"]
+    shipped_at: dict[int, datetime] = {}
+    for (i, _, _), row in zip(to_claim, rows, strict=True):
+        replies[i] = _reply(row, row["reason"])
+        if row["reason"] is None:
+            shipped_at[i] = row["shipped_at"]
     final: list[dict[str, Any]] = []
     for reply in replies:
         assert reply is not None
