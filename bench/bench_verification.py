@@ -1,11 +1,12 @@
 """Verification benchmark: each figure printed beside its goal and its ceiling, same run.
 
-    .venv/bin/python bench/bench_verification.py               # about three minutes
+    .venv/bin/python bench/bench_verification.py               # about two minutes
     .venv/bin/python bench/bench_verification.py --seconds 20  # longer runs
-    .venv/bin/python bench/bench_verification.py --workers 2   # one configuration only
+    .venv/bin/python bench/bench_verification.py --workers 1,2 # one API process, then two
 
-Every figure is measured twice: with one API process, and with one per core
-(TRANSPARENCY_WORKERS); the bare app runs with as many processes as the service.
+The service runs as `serve` runs it by default, with one API process per core
+(TRANSPARENCY_WORKERS unset); --workers measures other counts, each in turn. The bare app
+always runs with as many processes as the service.
 
 It starts the real service (`transparency serve`, embedded PostgreSQL in a temporary
 directory) and, on the same database, bench/bare_app.py: one FastAPI endpoint doing one
@@ -523,12 +524,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="per run (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
-    cores = os.cpu_count() or 1
     parser.add_argument(
         "--workers",
-        default=f"1,{cores}" if cores > 1 else "1",
+        default=str(embedded.available_cores()),
         help="API processes (TRANSPARENCY_WORKERS) of the service and of the bare app alike,"
-        " a run for each in a comma-separated list (default: one, then one per core)",
+        " a run for each in a comma-separated list (default: one per core, as serve runs)",
     )
     parser.add_argument(
         "--single-codes",

@@ -72,11 +72,22 @@ class Service:
         """The embedded PostgreSQL the service uses (its socket lives in the data dir)."""
         return f"postgresql://postgres:@/postgres?host={self.data / 'pg'}"
 
-    def rss_mb(self) -> tuple[float, float]:
-        """RSS of the API process, and of its code-generation worker(s)."""
+    def memory_mb(self) -> tuple[float, float, float]:
+        """The service's memory now, over `serve`, its API processes and their workers
+        (PostgreSQL aside): the PSS summed (each page counted once, shared ones split among
+        the processes sharing them, as the kernel charges a service's cgroup), the RSS
+        summed (a shared library counted again in each process), and the largest RSS."""
         me = psutil.Process(self.proc.pid)
-        workers = [c for c in me.children(recursive=True) if "postgres" not in c.name()]
-        return me.memory_info().rss / 2**20, sum(c.memory_info().rss for c in workers) / 2**20
+        pss = rss = largest = 0
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                if "postgres" in process.name():
+                    continue
+                info = process.memory_full_info()
+            except psutil.NoSuchProcess:  # a worker that just ended
+                continue
+            pss, rss, largest = pss + info.pss, rss + info.rss, max(largest, info.rss)
+        return pss / 2**20, rss / 2**20, largest / 2**20
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -107,7 +118,7 @@ def issue(
     key: str,
     product: str,
     count: int,
-    sample_rss: Callable[[], None] | None = None,
+    sample: Callable[[], None] | None = None,
 ) -> float:
     """Issue ``count`` codes; the seconds from the request until the batch is done."""
     auth = {"Authorization": f"Bearer {key}"}
@@ -116,8 +127,8 @@ def issue(
     location = r.headers["location"]
     while True:
         batch = http.get(location, headers=auth).json()
-        if sample_rss:
-            sample_rss()
+        if sample:
+            sample()
         if batch["status"] == "done":
             return time.perf_counter() - started
         if batch["status"] == "failed":

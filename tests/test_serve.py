@@ -20,8 +20,10 @@ import pytest
 
 from tests.world import bearer
 from transparency import embedded
+from transparency.cli import resolve
 from transparency.domain.api_keys import new_api_key
 from transparency.envelope import MasterKey
+from transparency.settings import Settings
 
 # Whether setting $1 is $2; sizes compare as sizes (1024MB is 1GB).
 SAME_SETTING = (
@@ -104,6 +106,9 @@ def test_serve_first_start_restart_and_exclusivity(data_dir: Path) -> None:
     first = Served(data_dir, free_port())
     seconds = first.wait_ready()
     assert seconds < 30
+    cores = embedded.available_cores()
+    # Unset, TRANSPARENCY_WORKERS is one API process per core (one runs inside serve itself).
+    assert len(api_processes(first)) == (cores if cores > 1 else 0)
 
     code, _, err = Served(data_dir, first.port).finish()  # what a second `make serve` does
     assert code == 1
@@ -115,6 +120,7 @@ def test_serve_first_start_restart_and_exclusivity(data_dir: Path) -> None:
     assert len(key_lines) == 1
     admin = key_lines[0].rsplit(" ", 1)[1]
     assert f"http://127.0.0.1:{first.port}" in out
+    assert f"({cores} API process" in out
     assert admin not in err  # shown once, on stdout, never logged
     assert not (data_dir / "pg" / "postmaster.pid").exists()  # PostgreSQL stopped too
 
@@ -308,6 +314,26 @@ def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:
     code, _, err = served.stop()
     assert code == 0, err
     assert not (data_dir / "pg" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "quota_cores"), [("max 100000", None), ("150000 100000", 2), ("50000 100000", 1)]
+)
+def test_cores_are_the_affinity_or_the_containers_quota(
+    tmp_path: Path, cpu_max: str, quota_cores: int | None
+) -> None:
+    limits = tmp_path / "cpu.max"
+    limits.write_text(cpu_max + "\n")
+    affinity = len(os.sched_getaffinity(0))
+    expected = affinity if quota_cores is None else min(affinity, quota_cores)
+    assert embedded.available_cores(limits) == expected
+    assert embedded.available_cores(tmp_path / "absent") == affinity
+
+
+def test_an_external_database_gets_one_api_process_unless_told() -> None:
+    external = Settings(database_url="postgresql://db.example/transparency")
+    assert resolve(external).workers == 1
+    assert resolve(external.model_copy(update={"workers": 3})).workers == 3
 
 
 @pytest.mark.parametrize(

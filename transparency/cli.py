@@ -30,17 +30,29 @@ class CliError(Exception):
     """A failure to report to the operator as one line."""
 
 
-def resolve_database(settings: Settings) -> Settings:
-    """Settings with a usable database_url (the given one, or the embedded server's) and,
-    with the embedded server and no master key given, the data directory's key file."""
+def resolve(settings: Settings) -> Settings:
+    """Settings with the API process count chosen, a usable database_url (the given one, or
+    the embedded server's) and, with the embedded server and no master key given, the data
+    directory's key file.
+
+    Unset, the process count is one per core with the embedded server: PostgreSQL shares
+    the cores, and a refused scan, which needs no query, can only use the core PostgreSQL
+    is not using if another API process is there. With DATABASE_URL it is one, since every
+    process adds a pool of connections to a server that others share too.
+    """
     if settings.database_url is not None:
-        return settings
+        return settings.model_copy(update={"workers": settings.workers or 1})
+    workers = settings.workers or embedded.available_cores()
     pool = settings.pool_max_size
     if "pool_max_size" not in settings.model_fields_set:  # not chosen: sized for these cores
-        pool = max(embedded.pool_size(settings.workers), settings.pool_min_size)
+        pool = max(embedded.pool_size(workers), settings.pool_min_size)
     # Every API process's pool and its notification listener, and room for the CLI.
-    uri = embedded.start(settings.data_dir, connections=settings.workers * (pool + 2) + 20)
-    update: dict[str, object] = {"database_url": SecretStr(uri), "pool_max_size": pool}
+    uri = embedded.start(settings.data_dir, connections=workers * (pool + 2) + 20)
+    update: dict[str, object] = {
+        "database_url": SecretStr(uri),
+        "pool_max_size": pool,
+        "workers": workers,
+    }
     if settings.master_key is None and settings.master_key_file is None:
         update["master_key_file"] = embedded.master_key_file(settings.data_dir)
     return settings.model_copy(update=update)
@@ -96,13 +108,17 @@ def serve(settings: Settings) -> None:
     with only_server(settings):
         if not _port_free(settings.host, settings.port):
             raise CliError(f"port {settings.port} on {settings.host} is already in use")
-        resolved = resolve_database(settings)
+        resolved = resolve(settings)
         _, first_key = asyncio.run(prepare(resolved))
         base = f"http://{settings.host}:{settings.port}"
-        print(f"Transparency API on {base}  (docs {base}/docs, ready {base}/readyz)", flush=True)
+        processes = f"{resolved.workers} API process{'es' if resolved.workers != 1 else ''}"
+        print(
+            f"Transparency API on {base}  ({processes}; docs {base}/docs, ready {base}/readyz)",
+            flush=True,
+        )
         if first_key is not None:
             print(f"Admin key, shown once (only its hash is stored): {first_key}", flush=True)
-        if settings.workers == 1:
+        if resolved.workers == 1:
             import uvicorn
 
             from transparency.api.app import create_app
@@ -116,7 +132,7 @@ def serve(settings: Settings) -> None:
         load_master_key(resolved)
         with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as shared_dir:
             os.environ.update(_worker_environment(resolved, shared_dir))
-            _serve_workers(settings)
+            _serve_workers(resolved)
 
 
 def _server_options(settings: Settings) -> dict[str, Any]:
@@ -134,6 +150,7 @@ def _server_options(settings: Settings) -> dict[str, Any]:
 
 
 def _serve_workers(settings: Settings) -> None:
+    assert settings.workers is not None  # resolved
     try:
         supervisor.serve_processes(
             "transparency.api.app:from_environment", settings.workers, _server_options(settings)
@@ -158,7 +175,7 @@ def _worker_environment(resolved: Settings, shared_dir: str) -> dict[str, str]:
 
 
 def migrate_command(settings: Settings) -> None:
-    resolved = resolve_database(settings).model_copy(update={"admin_key": None})
+    resolved = resolve(settings).model_copy(update={"admin_key": None})
     applied, _ = asyncio.run(prepare(resolved))
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
 

@@ -114,6 +114,19 @@ def available_memory() -> int:
     return memory
 
 
+def available_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: its CPU affinity, or the container's CPU quota
+    (cgroup v2 ``cpu.max``: quota and period, or "max") when that is lower, rounded up."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()
+    except (OSError, ValueError):
+        return cores
+    if quota.isdigit() and period.isdigit() and int(period) > 0:
+        cores = min(cores, max(1, -(-int(quota) // int(period))))
+    return cores
+
+
 def pool_size(workers: int, cores: int | None = None) -> int:
     """Pool connections per API process when PostgreSQL shares this machine's cores.
 
@@ -124,7 +137,7 @@ def pool_size(workers: int, cores: int | None = None) -> int:
     with 4 connections each against 15 ms with 20 (median of 8 runs), and no fewer checks
     a second. Four per core in all, shared by the API processes, at least 4 each.
     """
-    available = cores if cores is not None else len(os.sched_getaffinity(0))
+    available = cores if cores is not None else available_cores()
     return max(4, 4 * available // workers)
 
 

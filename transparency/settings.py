@@ -28,11 +28,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".data"), description="Embedded database and locks.")
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
-    workers: int = Field(
-        default=1,
+    workers: int | None = Field(
+        default=None,
         ge=1,
         le=64,
-        description="API processes sharing the port; one per core uses every core.",
+        description="API processes sharing the port. Unset: one per core with the embedded "
+        "database (PostgreSQL shares these cores), one with DATABASE_URL.",
     )
     admin_key: SecretStr | None = Field(
         default=None,
