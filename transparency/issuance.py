@@ -34,13 +34,11 @@ def generate(format: str, key_id: int, hmac_secret: bytes, gtin: str, count: int
     ]
 
 
-def generate_copy(
-    format: str, key_id: int, hmac_secret: bytes, gtin: str, count: int, row_suffix: str
-) -> bytes:
-    """``count`` new units as COPY text rows: each code followed by ``row_suffix``.
+def generate_lines(format: str, key_id: int, hmac_secret: bytes, gtin: str, count: int) -> bytes:
+    """``count`` new unit keys, each ended by a newline, as one bytes object.
 
-    Building the rows here keeps the service process from holding a Python object per
-    code: it receives one bytes object per chunk and streams it to PostgreSQL.
+    The service process receives one small object per chunk (about 30 bytes a code, so
+    5 times less to pass between processes than whole COPY rows) instead of a Python
+    object per code, and completes each line into a units row as it streams them.
     """
-    new = generate(format, key_id, hmac_secret, gtin, count)
-    return (row_suffix.join(new) + row_suffix).encode()
+    return ("\n".join(generate(format, key_id, hmac_secret, gtin, count)) + "\n").encode()

@@ -118,15 +118,14 @@ class JobRunner:
         assert product is not None
         batch_id: UUID = job["id"]
         remaining = job["requested"] - job["progress"]
-        suffix = units.copy_text_suffix(
+        tail = units.row_tail(
             job["brand_id"], job["product_id"], batch_id, job["lot"], job["expiry"], "active"
         )
 
         def generate(n: int) -> asyncio.Future[bytes]:
             return self.cpu(
-                issuance.generate_copy,
-                job["format"], key.id, key.hmac_secret, product.gtin, n, suffix,
-            )  # fmt: skip
+                issuance.generate_lines, job["format"], key.id, key.hmac_secret, product.gtin, n
+            )
 
         sizes = [
             min(self.chunk_size, remaining - done) for done in range(0, remaining, self.chunk_size)
@@ -137,7 +136,7 @@ class JobRunner:
                 chunk = await ahead
                 if following:
                     ahead = generate(following)
-                await self._write_chunk(batch_id, chunk, count, regenerate=generate)
+                await self._write_chunk(batch_id, chunk, tail, count, regenerate=generate)
         async with self.pool.acquire() as conn:
             await batches.finish(conn, batch_id)
         log.info("job done", extra={"batch_id": str(batch_id)})
@@ -145,7 +144,8 @@ class JobRunner:
     async def _write_chunk(
         self,
         batch_id: UUID,
-        rows: bytes,
+        codes: bytes,
+        tail: bytes,
         count: int,
         *,
         regenerate: Callable[[int], asyncio.Future[bytes]],
@@ -153,12 +153,12 @@ class JobRunner:
         for _attempt in range(5):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await units.copy_text(conn, rows)
+                    await units.copy_codes(conn, codes, tail)
                     await batches.advance(conn, batch_id, count, self.lease_seconds)
                 return
             except asyncpg.UniqueViolationError:
                 # A random serial met an existing one (about 2**-72 per pair): draw anew.
-                rows = await regenerate(count)
+                codes = await regenerate(count)
         raise RuntimeError("could not write a chunk of unique codes")
 
 

@@ -20,22 +20,21 @@ async def copy(conn: Conn, rows: Sequence[UnitRow]) -> None:
     await conn.copy_records_to_table("units", records=rows, columns=COLUMNS)
 
 
-def copy_text_suffix(
+def row_tail(
     brand_id: UUID,
     product_id: UUID,
     batch_id: UUID,
     lot: str | None,
     expiry: date | None,
     state: str,
-) -> str:
+) -> bytes:
     """Every column after ``code`` of a units row, in COPY text format, with its newline.
 
-    An issuance job's rows differ only in their code, so a worker process can build a
-    whole chunk as ``code + suffix`` per row: the service then holds one bytes object per
-    chunk instead of a Python tuple per code.
+    An issuance job's rows differ only in their code, so each row is its code followed
+    by this tail (see ``copy_codes``).
     """
     values = (brand_id, product_id, batch_id, lot, expiry, state)
-    return "".join("\t" + _copy_text(v) for v in values) + "\n"
+    return ("".join("\t" + _copy_text(v) for v in values) + "\n").encode()
 
 
 def _copy_text(value: object) -> str:
@@ -47,20 +46,25 @@ def _copy_text(value: object) -> str:
     return text
 
 
-async def copy_text(conn: Conn, data: bytes) -> None:
-    """Write units given as COPY text rows in COLUMNS order (the caller owns the transaction).
+async def copy_codes(conn: Conn, codes: bytes, tail: bytes) -> None:
+    """Write units given as newline-ended codes, each completed by ``tail`` (``row_tail``)
+    into a row in COLUMNS order (the caller owns the transaction).
 
-    The codes in ``data`` are ours (Crockford symbols, digits and brackets): nothing to
-    escape; the other columns come from ``copy_text_suffix``.
+    The codes are ours (Crockford symbols, digits and brackets): nothing to escape.
     """
-    await conn.copy_to_table("units", source=_pieces(data), columns=COLUMNS, format="text")
+    await conn.copy_to_table("units", source=_rows(codes, tail), columns=COLUMNS, format="text")
 
 
-async def _pieces(data: bytes, size: int = 1 << 19) -> AsyncIterator[bytes]:
+async def _rows(codes: bytes, tail: bytes, size: int = 1 << 16) -> AsyncIterator[bytes]:
     # An async iterable, not a file: asyncpg reads files in its thread pool, and every
-    # thread that allocates there grows a malloc arena of its own in this process.
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
+    # thread that allocates there grows a malloc arena of its own in this process. Rows
+    # are made a piece at a time (one C-level replace each), so only a piece of the rows
+    # is ever held, never the chunk's.
+    start = 0
+    while start < len(codes):
+        end = codes.find(b"\n", start + size) + 1 or len(codes)
+        yield codes[start:end].replace(b"\n", tail)
+        start = end
 
 
 # Looking many codes up in the hash-partitioned units: ``code = any($1)`` cannot pick one
