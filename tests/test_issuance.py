@@ -333,3 +333,24 @@ def test_copy_rows_are_each_code_and_the_tail_whatever_the_piece_size(
     pieces = asyncio.run(collect())
     assert b"".join(pieces) == b"".join(code.encode() + tail for code in chosen)
     assert all(piece.endswith(b"\n") for piece in pieces)  # whole rows only
+
+
+async def test_the_database_refuses_batch_attributes_that_are_not_an_object(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    batch = await issue(client, world, 10, attributes={"made_in": "Lyon"})
+    conn = await asyncpg.connect(dsn)
+    try:
+        for value in ("[]", '"Lyon"', "null"):
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute(
+                    "update code_batches set attributes = $1::jsonb where id = $2",
+                    value,
+                    uuid.UUID(batch["id"]),
+                )
+        stored = await conn.fetchval(
+            "select attributes from code_batches where id = $1", uuid.UUID(batch["id"])
+        )
+    finally:
+        await conn.close()
+    assert json.loads(stored) == {"made_in": "Lyon"}
