@@ -1,7 +1,8 @@
 """The background job runner: issuance and import jobs, run inside the service.
 
 Each process runs one loop that claims a runnable job with a lease (pending, or running
-with an expired lease: its holder died) and works through it in chunks. An issuance job
+with an expired lease: its holder died), renews the lease while it works, and works through
+the job in chunks. An issuance job
 writes each chunk of codes with COPY and records its progress in the same transaction,
 so after a crash the job resumes where its last committed chunk ended: no code lost, none
 written twice. Units of a batch are not visible to verification until the batch is done.
@@ -89,6 +90,7 @@ class JobRunner:
         if job is None:
             return False
         log.info("job claimed", extra={"batch_id": str(job["id"]), "kind": job["kind"]})
+        keeper = asyncio.create_task(self._keep_lease(job["id"]), name="job-lease")
         try:
             if job["kind"] == "issue":
                 await self._issue(job)
@@ -100,12 +102,29 @@ class JobRunner:
             log.exception("job failed", extra={"batch_id": str(job["id"])})
             await batches.fail(self.pool, job["id"], f"{type(exc).__name__}")
         finally:
+            keeper.cancel()
+            await asyncio.wait([keeper])  # no renewal after this (a shutdown still propagates)
             if job["kind"] != "issue":
                 # Parsing a file leaves each worker's heap the size of its piece of the
                 # file; new workers (about half a second to start) are lighter.
                 self._workers.shutdown()
             release_memory()
         return True
+
+    async def _keep_lease(self, batch_id: UUID) -> None:
+        """Renew a running job's lease, three times a lease, until the job ends.
+
+        An import holds one transaction for as long as its file takes, and an issuance
+        chunk's renewal is only seen when its transaction commits: without this, a job that
+        outlasts its lease would be claimed and run a second time by another process (or
+        another API process of the same `serve`) while the first still runs it.
+        """
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await batches.renew(self.pool, batch_id, self.lease_seconds)
+            except (asyncpg.PostgresError, OSError):
+                log.warning("could not renew a job's lease", extra={"batch_id": str(batch_id)})
 
     async def _issue(self, job: asyncpg.Record) -> None:
         key = self.keyring.get(job["options"]["key_id"])

@@ -95,6 +95,16 @@ async def claim(conn: Conn | asyncpg.Pool, lease_seconds: float) -> asyncpg.Reco
     return row
 
 
+async def renew(conn: Conn | asyncpg.Pool, batch_id: UUID, lease_seconds: float) -> None:
+    """Extend a running job's lease (its holder is alive and at work)."""
+    await conn.execute(
+        "update code_batches set lease_until = now() + make_interval(secs => $2)"
+        " where id = $1 and status = 'running'",
+        batch_id,
+        lease_seconds,
+    )
+
+
 async def advance(conn: Conn, batch_id: UUID, done: int, lease_seconds: float) -> None:
     """Record ``done`` more codes written (in the transaction that wrote them)."""
     await conn.execute(
