@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.world import World, bearer
 from transparency.domain import epcis, gs1
+from transparency.domain import imports as rules
+from transparency.services import imports as service
 
 DATA = Path(__file__).parent / "data" / "epcis"
 
@@ -141,6 +146,38 @@ async def test_gs1_lines_in_every_form(client: httpx.AsyncClient, world: World) 
     assert reasons["line 5"] == "wrong_gtin"
     assert reasons["line 6"] == "bad_check_digit"
     assert reasons["line 7"] in ("unknown_format", "invalid_ai")
+
+
+async def test_repeats_across_pieces_of_a_file_are_refused_with_the_first_line(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "_PIECE", 100)  # three or four lines a piece
+    gtin = world.product_a["gtin"]
+    serials = [f"P{n}" for n in range(1, 41)]
+    serials[24] = serials[29] = "P3"  # lines 25 and 30 repeat line 3, pieces later
+    serials[34] = "P12"  # line 35 repeats line 12
+    content = "".join(f"01{gtin}21{serial}\n" for serial in serials)
+    batch = await post_import(client, world, content, "text/plain", mode="accept_valid")
+    assert batch["report"]["accepted"] == 37
+    assert [(r["position"], r["detail"]) for r in await rejections(client, world, batch)] == [
+        ("line 25", "serial already at line 3"),
+        ("line 30", "serial already at line 3"),
+        ("line 35", "serial already at line 12"),
+    ]
+    assert len(set(await units_of(client, world, batch))) == 37
+    refused = await post_import(client, world, content.replace("P", "Q"), "text/plain")
+    assert (refused["report"]["accepted"], refused["report"]["rejected"]) == (0, 3)
+    assert await units_of(client, world, refused) == []
+
+
+@given(st.text(st.sampled_from("ab\x1d\n"), max_size=300), st.integers(min_value=1, max_value=40))
+def test_pieces_of_a_line_file_join_back_with_their_line_numbers(text: str, size: int) -> None:
+    parts = list(rules.pieces(text, rules.ImportKind.GS1, size))
+    assert "\n".join(piece for _, piece in parts) == text
+    offset = 0
+    for first_line, piece in parts:
+        assert first_line == text.count("\n", 0, offset) + 1
+        offset += len(piece) + 1
 
 
 @dataclass(frozen=True)

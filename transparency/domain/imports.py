@@ -14,6 +14,7 @@ import calendar
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -85,18 +86,26 @@ def decode(content: bytes) -> str:
         raise InvalidInput("the file is not UTF-8 text", field="file") from None
 
 
-def pieces(text: str, kind: ImportKind, lines: int = 100_000) -> list[tuple[int, str]]:
-    """The file cut into (first line number, text) pieces that can be read independently.
+def pieces(text: str, kind: ImportKind, size: int = 4_000_000) -> Iterator[tuple[int, str]]:
+    """The file cut into (first line number, text) pieces that can be read independently,
+    of about ``size`` characters, each ending at a line's end.
 
-    Only line-per-code files are cut; a CSV field or a JSON document may span lines.
+    Only line-per-code files are cut; a CSV field or a JSON document may span lines. The
+    file is cut where it lies, never split into a string per line here.
     """
     if kind is not ImportKind.GS1:
-        return [(1, text)]
-    all_lines = text.split("\n")  # not splitlines(): GS (0x1D) is a separator, not a break
-    return [
-        (start + 1, "\n".join(all_lines[start : start + lines]))
-        for start in range(0, len(all_lines), lines)
-    ]
+        yield 1, text
+        return
+    start, line = 0, 1
+    while True:
+        # not splitlines() semantics: GS (0x1D) is a separator, not a break; only \n is.
+        end = text.find("\n", start + size) if start + size < len(text) else -1
+        if end == -1:
+            yield line, text[start:]
+            return
+        yield line, text[start:end]
+        line += text.count("\n", start, end) + 1
+        start = end + 1
 
 
 @dataclass(frozen=True, slots=True)

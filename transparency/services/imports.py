@@ -7,13 +7,15 @@ leaves nothing half-written and the job simply runs again.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Collection
 from dataclasses import asdict
-from itertools import repeat
+from itertools import islice, repeat
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -36,6 +38,8 @@ _KIND_BY_MEDIA = {
 }
 MEDIA_TYPES = tuple(_KIND_BY_MEDIA)
 _CHUNK = 50_000
+_PIECE = 4_000_000  # characters of a line file read as one piece (about 100,000 lines)
+_AHEAD = 2  # pieces being read while one is written: both workers busy, memory bounded
 
 
 def kind_of(content_type: str | None, given: ImportKind | None) -> ImportKind:
@@ -103,9 +107,10 @@ async def create_import(
 async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner) -> None:
     """The job: read the file, check every row, register the accepted units at once.
 
-    Pieces of the file are read in worker processes while the rows of earlier pieces are
-    checked against the registered codes and written, all in one transaction: an
-    all-or-nothing import that meets a bad row rolls the whole file back.
+    Pieces of the file are read in worker processes (two pieces ahead) while the rows of
+    earlier pieces are checked and written, all in one transaction: an all-or-nothing
+    import that meets a bad row rolls the whole file back. Only the pieces in hand are held
+    (all of a file's read pieces, waiting for the database, once held every row at once).
     """
     upload = await imports.upload(pool, job["id"])
     product = await products.get(pool, job["product_id"])
@@ -115,30 +120,43 @@ async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner)
     kind = ImportKind(upload["content_type"])
     gtin = product.gtin
     try:
-        parts = rules.pieces(rules.decode(upload["content"]), kind)
+        text = rules.decode(upload["content"])
     except InvalidInput as exc:
         await batches.fail(pool, job["id"], exc.detail, {"accepted": 0, "rejected": 0})
         return
-    reads = [runner.cpu(rules.read_for_job, text, kind, gtin, first) for first, text in parts]
+    del upload  # the file's bytes: only its text is needed from here
+    parts = rules.pieces(text, kind, _PIECE)
+    reads: deque[asyncio.Future[tuple[rules.Columns, list[rules.Rejection]]]] = deque()
+
+    def read_ahead() -> None:
+        for first, piece in islice(parts, _AHEAD - len(reads)):
+            reads.append(runner.cpu(rules.read_for_job, piece, kind, gtin, first))
+
+    read_ahead()
     accepted = 0
     rejected: list[rules.Rejection] = []
     seen: dict[str, str] = {}
     try:
         async with pool.acquire() as conn, conn.transaction():
-            for pending in reads:
-                columns, refused = await pending
+            while reads:
+                columns, refused = await reads.popleft()
+                read_ahead()
                 rejected.extend(refused)
                 keys = columns.keys
                 keep = [True] * len(keys)
-                for i in _indexes(keys, seen.keys() & keys):
-                    earlier = f"serial already at {seen[keys[i]]}"
+                first_seen = {key: seen[key] for key in seen.keys() & keys}
+                for i in _indexes(keys, first_seen.keys()):
+                    detail = f"serial already at {first_seen[keys[i]]}"
                     rejected.append(
-                        rules.Rejection(columns.positions[i], "duplicate_in_file", earlier)
+                        rules.Rejection(columns.positions[i], "duplicate_in_file", detail)
                     )
                     keep[i] = False
                 seen.update(zip(keys, columns.positions, strict=True))
+                seen.update(first_seen)  # a repeat names the first line, not the last
                 taken = await units.existing(conn, keys)
                 for i in _indexes(keys, taken):
+                    if not keep[i]:  # a repeat of an earlier piece's row, registered by it
+                        continue
                     detail = "this serial is registered"
                     rejected.append(
                         rules.Rejection(columns.positions[i], "already_registered", detail)
@@ -164,6 +182,9 @@ async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner)
             await _close(conn, job["id"], mode, 0, rejected, register=False)
     except InvalidInput as exc:
         await batches.fail(pool, job["id"], exc.detail, {"accepted": 0, "rejected": 0})
+    finally:
+        for pending in reads:  # a failed job's pieces still being read
+            pending.cancel()
 
 
 def _indexes(keys: list[str], wanted: Collection[str]) -> list[int]:
