@@ -6,9 +6,12 @@
 It starts the real service (`transparency serve`, embedded PostgreSQL in a temporary
 directory, default settings: one API process per core) on a free port and talks to it over
 HTTP, as a brand would. The service's memory is that of `serve`, its API processes and
-their workers together, PostgreSQL aside. Its figure is their PSS summed, which counts each
-page once, as the kernel charges the memory of a service's cgroup; their RSS summed counts
-the interpreter and every shared library again in each process, and is printed beside it.
+their workers together, PostgreSQL aside: their RSS summed (which counts the interpreter
+and every shared library again in each process) is the figure, and their PSS summed (each
+page once, as the kernel charges a service's cgroup) is printed beside it. It is measured
+during a 10M-code job twice: on the service that has just run the 1M issuance and import
+(reported: the import leaves its API process's heap larger, see the README), and on a
+fresh one, whose figure is compared with the goal.
 """
 
 from __future__ import annotations
@@ -214,22 +217,42 @@ def main() -> None:
                 ">= 50,000",
                 rate >= 50_000,
             )
-            if args.memory:
-                peaks = [0.0, 0.0, 0.0]  # PSS summed, RSS summed, largest process's RSS
-
-                def sample() -> None:
-                    for i, value in enumerate(service.memory_mb()):
-                        peaks[i] = max(peaks[i], value)
-
-                seconds = issue(http, key, product, 10_000_000, sample=sample)
-                pss, rss, largest = peaks
-                row("10,000,000-code job: service memory (peak PSS)", pss, "MB", "< 300",
-                    pss < 300)  # fmt: skip
-                row("  RSS summed over its processes (peak)", rss, "MB", "(reported)", True)
-                row("  largest process's RSS (peak)", largest, "MB", "(reported)", True)
-                row("10,000,000-code job rate", 10_000_000 / seconds, "codes/s", "(reported)", True)
+            if args.memory:  # the same service, after the 1M issuance and import above
+                memory_during_job(service, http, key, product, "after the jobs above", None)
         finally:
             service.stop()
+    if args.memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            service = Service(Path(tmp))
+            try:
+                http = httpx.Client(base_url=service.url, timeout=600)
+                key, product = setup_brand(http, service.admin)
+                issue(http, key, product, 10_000)  # warm up: worker process, caches
+                memory_during_job(service, http, key, product, "fresh service", 300)
+            finally:
+                service.stop()
+
+
+def memory_during_job(
+    service: Service, http: httpx.Client, key: str, product: str, when: str, goal: int | None
+) -> None:
+    """The service's memory during a 10M-code job: RSS summed over its processes (each
+    shared library counted again in each), and PSS summed (each page once)."""
+    peaks = [0.0, 0.0, 0.0]  # PSS summed, RSS summed, largest process's RSS
+
+    def sample() -> None:
+        for i, value in enumerate(service.memory_mb()):
+            peaks[i] = max(peaks[i], value)
+
+    seconds = issue(http, key, product, 10_000_000, sample=sample)
+    pss, rss, largest = peaks
+    if goal is None:
+        row(f"10M-code job, {when}: RSS summed (peak)", rss, "MB", "(reported)", True)
+    else:
+        row(f"10M-code job, {when}: RSS summed (peak)", rss, "MB", f"< {goal}", rss < goal)
+    row("  PSS summed (peak)", pss, "MB", "(reported)", True)
+    row("  largest process's RSS (peak)", largest, "MB", "(reported)", True)
+    row("  job rate", 10_000_000 / seconds, "codes/s", "(reported)", True)
 
 
 if __name__ == "__main__":
