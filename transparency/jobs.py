@@ -2,11 +2,11 @@
 
 Each process runs one loop that claims a runnable job with a lease (pending, or running
 with an expired lease: its holder died), renews the lease while it works, and works through
-the job in chunks. An issuance job
-writes each chunk of codes with COPY and records its progress in the same transaction,
-so after a crash the job resumes where its last committed chunk ended: no code lost, none
-written twice. Units of a batch are not visible to verification until the batch is done.
-Code generation runs in a worker process, overlapped with the COPY of the previous chunk.
+the job in chunks. An issuance job writes each chunk of codes with COPY and records its
+progress in the same transaction, so after a crash the job resumes where its last
+committed chunk ended: no code lost, none written twice. Units of a batch are not visible
+to verification until the batch is done. Code generation runs in a worker process,
+overlapped with the COPY of the previous chunk.
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ class JobRunner:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
                 await batches.renew(self.pool, batch_id, self.lease_seconds)
-            except (asyncpg.PostgresError, OSError):
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                # The next turn tries again; a lease outlives two missed renewals.
                 log.warning("could not renew a job's lease", extra={"batch_id": str(batch_id)})
 
     async def _issue(self, job: asyncpg.Record) -> None:
