@@ -14,7 +14,7 @@ from transparency.envelope import MasterKey
 from transparency.jobs import JobRunner
 from transparency.keyring import KeyRing
 
-LEASE = 0.6
+LEASE = 1.2  # renewed every 0.4 s: a pause of this machine up to 0.8 s is tolerated
 
 
 async def queue_import(conn: asyncpg.Connection) -> uuid.UUID:
@@ -43,7 +43,7 @@ async def test_a_job_longer_than_its_lease_is_never_claimed_twice(dsn: str) -> N
 
     async def slow_import(pool: asyncpg.Pool, job: asyncpg.Record, _: JobRunner) -> None:
         started.set()
-        await asyncio.sleep(5 * LEASE)  # an import's one long transaction, say
+        await asyncio.sleep(3 * LEASE)  # an import's one long transaction, say
         async with pool.acquire() as conn:
             await batches.finish(conn, job["id"])
 
@@ -61,7 +61,7 @@ async def test_a_job_longer_than_its_lease_is_never_claimed_twice(dsn: str) -> N
             claims.append(await batches.claim(pool, LEASE))
             await asyncio.sleep(LEASE / 6)
         assert running.result() is True
-        assert len(claims) > 20
+        assert len(claims) > 10
         assert [c for c in claims if c is not None] == []
         async with pool.acquire() as conn:
             status = await conn.fetchval("select status from code_batches where id = $1", batch_id)
