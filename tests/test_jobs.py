@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import asyncpg
+import pytest
 
 from tests.world import new_gtin
 from transparency.db import batches
@@ -45,7 +46,7 @@ async def test_a_job_longer_than_its_lease_is_never_claimed_twice(dsn: str) -> N
         started.set()
         await asyncio.sleep(3 * LEASE)  # an import's one long transaction, say
         async with pool.acquire() as conn:
-            await batches.finish(conn, job["id"])
+            await batches.finish(conn, job["id"], job["lease_token"])
 
     async with open_pool(dsn, min_size=1, max_size=4) as pool:
         async with pool.acquire() as conn:
@@ -80,3 +81,57 @@ async def test_the_job_of_a_runner_that_died_is_taken_over(dsn: str) -> None:
         again = await batches.claim(pool, LEASE)
         assert again is not None
         assert again["id"] == batch_id
+
+
+async def test_a_holder_whose_lease_ran_out_writes_nothing(dsn: str) -> None:
+    async with open_pool(dsn, min_size=1, max_size=4) as pool:
+        async with pool.acquire() as conn:
+            batch_id = await queue_import(conn)
+        late = await batches.claim(pool, 0.1)  # then paused past its lease
+        assert late is not None
+        await asyncio.sleep(0.3)
+        taker = await batches.claim(pool, 60)
+        assert taker is not None
+        assert taker["id"] == batch_id
+        assert taker["lease_token"] != late["lease_token"]
+        async with pool.acquire() as conn:
+
+            async def late_chunk() -> None:  # its writes, then its progress, in one transaction
+                async with conn.transaction():
+                    await conn.execute("update code_batches set lot = 'L' where id = $1", batch_id)
+                    await batches.advance(conn, batch_id, late["lease_token"], 1, 60)
+
+            assert not await batches.renew(conn, batch_id, late["lease_token"], 60)
+            with pytest.raises(batches.LeaseLost):
+                await late_chunk()
+            with pytest.raises(batches.LeaseLost):
+                await batches.finish(conn, batch_id, late["lease_token"], {"by": "late"})
+            await batches.fail(conn, batch_id, late["lease_token"], "late")
+            row = await conn.fetchrow(
+                "select status, lot, progress, error from code_batches where id = $1", batch_id
+            )
+            assert dict(row) == {"status": "running", "lot": None, "progress": 0, "error": None}
+            assert await batches.renew(conn, batch_id, taker["lease_token"], 60)
+            await batches.finish(conn, batch_id, taker["lease_token"], {"by": "taker"})
+            assert (
+                await conn.fetchval("select status from code_batches where id = $1", batch_id)
+                == "done"
+            )
+
+
+async def test_a_runner_whose_job_was_taken_over_does_not_fail_it(dsn: str) -> None:
+    async def taken_over(pool: asyncpg.Pool, job: asyncpg.Record, _: JobRunner) -> None:
+        async with pool.acquire() as conn:  # another process claims it meanwhile
+            await conn.execute(
+                "update code_batches set lease_token = gen_random_uuid() where id = $1", job["id"]
+            )
+            await batches.finish(conn, job["id"], job["lease_token"])
+
+    async with open_pool(dsn, min_size=1, max_size=4) as pool:
+        async with pool.acquire() as conn:
+            batch_id = await queue_import(conn)
+        keyring = KeyRing(MasterKey.from_text(MasterKey.generate_text()))
+        runner = JobRunner(pool, keyring, chunk_size=100, import_handler=taken_over)
+        assert await runner.run_one()
+        status = await pool.fetchval("select status from code_batches where id = $1", batch_id)
+        assert status == "running"  # the other process's to finish, not failed by this one

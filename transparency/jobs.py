@@ -90,7 +90,9 @@ class JobRunner:
         if job is None:
             return False
         log.info("job claimed", extra={"batch_id": str(job["id"]), "kind": job["kind"]})
-        keeper = asyncio.create_task(self._keep_lease(job["id"]), name="job-lease")
+        keeper = asyncio.create_task(
+            self._keep_lease(job["id"], job["lease_token"]), name="job-lease"
+        )
         try:
             if job["kind"] == "issue":
                 await self._issue(job)
@@ -98,9 +100,11 @@ class JobRunner:
                 await self.import_handler(self.pool, job, self)
         except asyncio.CancelledError:
             raise  # shutting down: the lease expires and the job resumes later
+        except batches.LeaseLost:
+            log.warning("job taken over by another process", extra={"batch_id": str(job["id"])})
         except Exception as exc:
             log.exception("job failed", extra={"batch_id": str(job["id"])})
-            await batches.fail(self.pool, job["id"], f"{type(exc).__name__}")
+            await batches.fail(self.pool, job["id"], job["lease_token"], f"{type(exc).__name__}")
         finally:
             keeper.cancel()
             await asyncio.wait([keeper])  # no renewal after this (a shutdown still propagates)
@@ -111,18 +115,20 @@ class JobRunner:
             release_memory()
         return True
 
-    async def _keep_lease(self, batch_id: UUID) -> None:
+    async def _keep_lease(self, batch_id: UUID, token: UUID) -> None:
         """Renew a running job's lease, three times a lease, until the job ends.
 
         An import holds one transaction for as long as its file takes, and an issuance
         chunk's renewal is only seen when its transaction commits: without this, a job that
         outlasts its lease would be claimed and run a second time by another process (or
-        another API process of the same `serve`) while the first still runs it.
+        another API process of the same `serve`) while the first still runs it. Should the
+        lease run out all the same (a long pause), the job's next write raises LeaseLost.
         """
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                await batches.renew(self.pool, batch_id, self.lease_seconds)
+                if not await batches.renew(self.pool, batch_id, token, self.lease_seconds):
+                    return
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 # The next turn tries again; a lease outlives two missed renewals.
                 log.warning("could not renew a job's lease", extra={"batch_id": str(batch_id)})
@@ -137,6 +143,7 @@ class JobRunner:
         product = await products.get(self.pool, job["product_id"])
         assert product is not None
         batch_id: UUID = job["id"]
+        token: UUID = job["lease_token"]
         remaining = job["requested"] - job["progress"]
         tail = units.row_tail(
             job["brand_id"], job["product_id"], batch_id, job["lot"], job["expiry"], "active"
@@ -156,14 +163,15 @@ class JobRunner:
                 chunk = await ahead
                 if following:
                     ahead = generate(following)
-                await self._write_chunk(batch_id, chunk, tail, count, regenerate=generate)
+                await self._write_chunk(batch_id, token, chunk, tail, count, regenerate=generate)
         async with self.pool.acquire() as conn:
-            await batches.finish(conn, batch_id)
+            await batches.finish(conn, batch_id, token)
         log.info("job done", extra={"batch_id": str(batch_id)})
 
     async def _write_chunk(
         self,
         batch_id: UUID,
+        token: UUID,
         codes: bytes,
         tail: bytes,
         count: int,
@@ -174,7 +182,7 @@ class JobRunner:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     await units.copy_codes(conn, codes, tail)
-                    await batches.advance(conn, batch_id, count, self.lease_seconds)
+                    await batches.advance(conn, batch_id, token, count, self.lease_seconds)
                 return
             except asyncpg.UniqueViolationError:
                 # A random serial met an existing one (about 2**-72 per pair): draw anew.

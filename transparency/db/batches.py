@@ -80,58 +80,90 @@ async def find_import(conn: Conn, product_id: UUID, content_sha256: bytes) -> as
     return row
 
 
+class LeaseLost(Exception):
+    """Another process has claimed this job since this one's lease ran out: write nothing."""
+
+
 async def claim(conn: Conn | asyncpg.Pool, lease_seconds: float) -> asyncpg.Record | None:
-    """Take the oldest runnable job: a pending one, or a running one whose holder died."""
+    """Take the oldest runnable job: a pending one, or a running one whose holder died.
+    The row carries ``lease_token``, which the holder names in every later write."""
     row: asyncpg.Record | None = await conn.fetchrow(
         "update code_batches set status = 'running',"
         " started_at = coalesce(started_at, now()),"
-        " lease_until = now() + make_interval(secs => $1)"
+        " lease_until = now() + make_interval(secs => $1), lease_token = gen_random_uuid()"
         " where id = (select id from code_batches"
         "   where status = 'pending' or (status = 'running' and lease_until < now())"
         "   order by created_at for update skip locked limit 1)"
-        f" returning {_COLUMNS}",
+        f" returning {_COLUMNS}, lease_token",
         lease_seconds,
     )
     return row
 
 
-async def renew(conn: Conn | asyncpg.Pool, batch_id: UUID, lease_seconds: float) -> None:
-    """Extend a running job's lease (its holder is alive and at work)."""
-    await conn.execute(
-        "update code_batches set lease_until = now() + make_interval(secs => $2)"
-        " where id = $1 and status = 'running'",
-        batch_id,
-        lease_seconds,
+def _held(status: str) -> bool:
+    return status != "UPDATE 0"
+
+
+async def renew(
+    conn: Conn | asyncpg.Pool, batch_id: UUID, token: UUID, lease_seconds: float
+) -> bool:
+    """Extend a running job's lease (its holder is alive and at work); False if it is no
+    longer this holder's."""
+    return _held(
+        await conn.execute(
+            "update code_batches set lease_until = now() + make_interval(secs => $3)"
+            " where id = $1 and lease_token = $2 and status = 'running'",
+            batch_id,
+            token,
+            lease_seconds,
+        )
     )
 
 
-async def advance(conn: Conn, batch_id: UUID, done: int, lease_seconds: float) -> None:
-    """Record ``done`` more codes written (in the transaction that wrote them)."""
-    await conn.execute(
-        "update code_batches set progress = progress + $2,"
-        " lease_until = now() + make_interval(secs => $3) where id = $1",
+async def advance(conn: Conn, batch_id: UUID, token: UUID, done: int, lease_seconds: float) -> None:
+    """Record ``done`` more codes written (in the transaction that wrote them, which
+    LeaseLost rolls back)."""
+    status = await conn.execute(
+        "update code_batches set progress = progress + $3,"
+        " lease_until = now() + make_interval(secs => $4)"
+        " where id = $1 and lease_token = $2 and status = 'running'",
         batch_id,
+        token,
         done,
         lease_seconds,
     )
+    if not _held(status):
+        raise LeaseLost
 
 
-async def finish(conn: Conn, batch_id: UUID, report: dict[str, Any] | None = None) -> None:
-    await conn.execute(
+async def finish(
+    conn: Conn, batch_id: UUID, token: UUID, report: dict[str, Any] | None = None
+) -> None:
+    """The job is done (in the transaction of its last writes, which LeaseLost rolls back)."""
+    status = await conn.execute(
         "update code_batches set status = 'done', finished_at = now(), lease_until = null,"
-        " report = $2 where id = $1",
+        " report = $3 where id = $1 and lease_token = $2 and status = 'running'",
         batch_id,
+        token,
         report,
     )
+    if not _held(status):
+        raise LeaseLost
 
 
 async def fail(
-    conn: Conn | asyncpg.Pool, batch_id: UUID, error: str, report: dict[str, Any] | None = None
+    conn: Conn | asyncpg.Pool,
+    batch_id: UUID,
+    token: UUID,
+    error: str,
+    report: dict[str, Any] | None = None,
 ) -> None:
+    """The job failed; nothing happens if another process holds it now (it decides)."""
     await conn.execute(
         "update code_batches set status = 'failed', finished_at = now(), lease_until = null,"
-        " error = $2, report = $3 where id = $1",
+        " error = $3, report = $4 where id = $1 and lease_token = $2 and status = 'running'",
         batch_id,
+        token,
         error,
         report,
     )

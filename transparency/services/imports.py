@@ -119,10 +119,11 @@ async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner)
     mode = ImportMode(upload["mode"])
     kind = ImportKind(upload["content_type"])
     gtin = product.gtin
+    token: UUID = job["lease_token"]
     try:
         text = rules.decode(upload["content"])
     except InvalidInput as exc:
-        await batches.fail(pool, job["id"], exc.detail, {"accepted": 0, "rejected": 0})
+        await batches.fail(pool, job["id"], token, exc.detail, {"accepted": 0, "rejected": 0})
         return
     del upload  # the file's bytes: only its text is needed from here
     parts = rules.pieces(text, kind, _PIECE)
@@ -176,12 +177,12 @@ async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner)
             register = not (rejected and mode is ImportMode.ALL_OR_NOTHING)
             if not register:
                 raise _RollBack
-            await _close(conn, job["id"], mode, accepted, rejected, register=True)
+            await _close(conn, job["id"], token, mode, accepted, rejected, register=True)
     except _RollBack:
         async with pool.acquire() as conn, conn.transaction():
-            await _close(conn, job["id"], mode, 0, rejected, register=False)
+            await _close(conn, job["id"], token, mode, 0, rejected, register=False)
     except InvalidInput as exc:
-        await batches.fail(pool, job["id"], exc.detail, {"accepted": 0, "rejected": 0})
+        await batches.fail(pool, job["id"], token, exc.detail, {"accepted": 0, "rejected": 0})
     finally:
         for pending in reads:  # a failed job's pieces still being read
             pending.cancel()
@@ -201,6 +202,7 @@ class _RollBack(Exception):
 async def _close(
     conn: Conn,
     batch_id: UUID,
+    token: UUID,
     mode: ImportMode,
     accepted: int,
     rejected: list[rules.Rejection],
@@ -221,7 +223,7 @@ async def _close(
         "first_rejections": [asdict(r) for r in rejected[:100]],
     }
     await batches.set_requested(conn, batch_id, rows)
-    await batches.finish(conn, batch_id, report)
+    await batches.finish(conn, batch_id, token, report)
     await imports.drop_upload(conn, batch_id)
 
 
