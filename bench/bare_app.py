@@ -4,10 +4,10 @@
 
 POST /lookup {"scan": code} -> {"state": ...}: the least any claim over HTTP must do (parse
 a JSON body, one asyncpg query on a pooled connection, a JSON answer), served the way
-`transparency serve` is served: uvicorn, uvloop, httptools, the same number of processes
-(--workers, like TRANSPARENCY_WORKERS, each with its own socket), the same pool size
-(--pool: the bench passes the embedded default, as the service under test runs) and the
-same pool reset.
+`transparency serve` is served: uvicorn, uvloop, httptools with each response sent in one
+piece (transparency.http), the same number of processes (--workers, like
+TRANSPARENCY_WORKERS, each with its own socket), the same pool size (--pool: the bench
+passes the embedded default, as the service under test runs) and the same pool reset.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def main() -> None:
         "host": "127.0.0.1",
         "port": args.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": "transparency.http:CoalescingHttpTools",  # as the service: a response sent whole
         "log_config": None,
         "access_log": False,
         "server_header": False,

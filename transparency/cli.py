@@ -140,7 +140,7 @@ def _server_options(settings: Settings) -> dict[str, Any]:
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": "transparency.http:CoalescingHttpTools",  # httptools, a response sent whole
         "log_config": None,
         "access_log": False,
         "server_header": False,
