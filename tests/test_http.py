@@ -149,3 +149,17 @@ async def test_writes_of_any_bytes_type_are_sent(piece: Any) -> None:
     assert recorder.sent == []  # held until the end of this turn of the loop
     await asyncio.sleep(0)
     assert recorder.sent == [b"xy"]
+
+
+async def test_every_way_of_writing_keeps_the_order_and_close_sends_first() -> None:
+    from transparency.http import _Coalescing
+
+    recorder = Recorder()
+    transport = _Coalescing(recorder, asyncio.get_running_loop())
+    transport.write(b"a")
+    transport.writelines([b"b", b"c"])
+    transport.close()
+    assert recorder.sent == [b"abc"]
+    assert recorder.closed
+    await asyncio.sleep(0)
+    assert recorder.sent == [b"abc"]  # nothing more once closed

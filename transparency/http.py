@@ -38,6 +38,14 @@ class _Coalescing:
         if not self._transport.is_closing():
             self._transport.write(data)
 
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def close(self) -> None:
         self._flush()
         self._transport.close()
