@@ -277,6 +277,46 @@ def test_an_api_process_that_dies_is_replaced(data_dir: Path) -> None:
     assert code == 0, err
 
 
+def test_a_process_that_served_and_died_while_another_starts_is_replaced(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    code = (
+        "from transparency.supervisor import serve_processes\n"
+        f"serve_processes('tests.supervised_app:app_factory', 2, {{'host': '127.0.0.1',"
+        f" 'port': {port}, 'log_config': None}})\n"
+    )
+    env = {**os.environ, "SUPERVISED_FIRST": str(tmp_path / "first")}
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, cwd=Path(__file__).parents[1]
+    )
+    try:
+        first = ""
+        for _ in range(150):  # the first process serves; the second is still starting
+            try:
+                first = httpx.get(f"http://127.0.0.1:{port}/", timeout=1).text
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert first, "the first process never served"
+        os.kill(int(first), signal.SIGKILL)
+        answered: set[str] = set()
+        deadline = time.monotonic() + 30
+        while len(answered) < 2 and time.monotonic() < deadline:
+            assert supervisor.poll() is None, "serve gave up on a process that had served"
+            try:
+                with httpx.Client() as fresh:  # a new connection: the kernel picks a process
+                    answered.add(fresh.get(f"http://127.0.0.1:{port}/", timeout=1).text)
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert len(answered) == 2, answered  # the slow one and the replacement
+        assert first not in answered
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        assert supervisor.wait(timeout=60) == 0
+
+
 def test_api_processes_die_with_serve_even_when_it_is_killed(data_dir: Path) -> None:
     served = Served(data_dir, free_port(), TRANSPARENCY_WORKERS="2")
     served.wait_ready()

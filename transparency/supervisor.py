@@ -8,9 +8,9 @@ two processes. With a socket per process and SO_REUSEPORT, the kernel spreads co
 over the processes by a hash of their addresses.
 
 The supervisor starts ``count`` processes, each running uvicorn on its own socket. A process
-that dies before all have started (its app, settings or database failed) stops them all
-and raises ``StartupFailed``; once they serve, one that dies is replaced, after a pause that
-doubles (up to a minute) while replacements keep dying. SIGINT or SIGTERM stops them all
+that dies without ever serving, before all have started (its app, settings or database
+failed), stops them all and raises ``StartupFailed``; any other that dies is replaced, after
+a pause that doubles (up to a minute) while replacements keep dying. SIGINT or SIGTERM stops them all
 (SIGTERM: requests in flight finish). Each process dies with the supervisor, even if the
 supervisor is killed outright.
 """
@@ -111,7 +111,10 @@ def serve_processes(factory: str, count: int, options: dict[str, Any]) -> None:
             for n, child in enumerate(children):
                 if stopping or child.process.is_alive():
                     continue
-                if not serving:  # the first start failed: the app, its settings, its database
+                if not serving and not child.started.is_set():
+                    # It never served: the app, its settings or its database are wrong, and
+                    # another start would fail alike. (One that served, then died while
+                    # another was still starting, is replaced like any later death.)
                     failed = stopping = True
                     break
                 log.warning("API process %s exited (%s); another starts in %.0f s",
