@@ -10,9 +10,9 @@ over the processes by a hash of their addresses.
 The supervisor starts ``count`` processes, each running uvicorn on its own socket. A process
 that dies without ever serving, before all have started (its app, settings or database
 failed), stops them all and raises ``StartupFailed``; any other that dies is replaced, after
-a pause that doubles (up to a minute) while replacements keep dying. SIGINT or SIGTERM stops them all
-(SIGTERM: requests in flight finish). Each process dies with the supervisor, even if the
-supervisor is killed outright.
+a pause that doubles (up to a minute) while replacements keep dying. SIGINT or SIGTERM
+stops them all (SIGTERM: requests in flight finish). Each process dies with the supervisor,
+even if the supervisor is killed outright.
 """
 
 from __future__ import annotations
