@@ -17,7 +17,6 @@ even if the supervisor is killed outright.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -29,10 +28,11 @@ from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
+from transparency.workers import die_with_parent
+
 log = logging.getLogger("transparency.supervisor")
 
 _STOP_SECONDS = 45  # beyond the servers' own graceful shutdown
-_PR_SET_PDEATHSIG = 1
 
 
 class StartupFailed(Exception):
@@ -50,22 +50,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux for SIGTERM when the supervisor dies, however it dies."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the supervisor's own stop still applies
-        return
-    if os.getppid() != parent:  # it died before we asked
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def _serve_one(factory: str, options: dict[str, Any], parent: int, started: Event) -> None:
     """One API process: uvicorn on a socket of its own; ``started`` once it serves."""
     import uvicorn
 
-    _die_with_parent(parent)
+    die_with_parent(parent, signal.SIGTERM)  # requests in flight get their answers
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

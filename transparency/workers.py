@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
 
+_PR_SET_PDEATHSIG = 1
 
-def _die_with_parent() -> None:
-    """In the worker: end when the service process ends, even by kill -9 (Linux)."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
+    """In a child process: receive ``sig`` when the process ``parent`` ends, however it ends,
+    even by kill -9 (Linux; elsewhere the parent's own stop still applies)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # it died before we asked
+        os.kill(os.getpid(), sig)
 
 
 def release_memory() -> None:
@@ -38,7 +46,8 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_die_with_parent,
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
     )
 
 
