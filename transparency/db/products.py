@@ -70,11 +70,6 @@ async def list_for_brand(
     return [Product(**r) for r in rows]
 
 
-async def by_gtin(conn: Conn | asyncpg.Pool, gtin: str) -> Product | None:
-    row = await conn.fetchrow(f"select {_COLUMNS} from products where gtin = $1", gtin)
-    return None if row is None else Product(**row)
-
-
 async def by_gtins(conn: Conn | asyncpg.Pool, gtins: list[str]) -> dict[str, Product]:
     """The products of ``gtins`` that exist, by GTIN."""
     rows = await conn.fetch(f"select {_COLUMNS} from products where gtin = any($1::text[])", gtins)
