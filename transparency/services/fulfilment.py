@@ -81,7 +81,7 @@ def _offline_fail(
         code, "fulfilment", "fail", reason.value, brand_id=brand_id, product_id=product_id,
         site_id=actor.site_id, api_key_id=actor.key_id, shipment_id=shipment_id,
     )  # fmt: skip
-    return {"result": "fail", "reason": reason.value, "unit": None, "first_shipped": None}
+    return _reply(None, reason)
 
 
 async def verify_many(
@@ -171,7 +171,7 @@ async def _without_code(
                 product_id=product.id if product else None,
             )  # fmt: skip
         else:
-            replies[i] = {"result": "pass", "reason": None, "unit": None, "first_shipped": None}
+            replies[i] = _reply(None, None)
 
 
 async def verify_one(
