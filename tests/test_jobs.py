@@ -99,7 +99,7 @@ async def test_a_holder_whose_lease_ran_out_writes_nothing(dsn: str) -> None:
             async def late_chunk() -> None:  # its writes, then its progress, in one transaction
                 async with conn.transaction():
                     await conn.execute("update code_batches set lot = 'L' where id = $1", batch_id)
-                    await batches.advance(conn, batch_id, late["lease_token"], 1, 60)
+                    await batches.advance(conn, batch_id, late["lease_token"], 1)
 
             assert not await batches.renew(conn, batch_id, late["lease_token"], 60)
             with pytest.raises(batches.LeaseLost):

@@ -118,11 +118,11 @@ class JobRunner:
     async def _keep_lease(self, batch_id: UUID, token: UUID) -> None:
         """Renew a running job's lease, three times a lease, until the job ends.
 
-        An import holds one transaction for as long as its file takes, and an issuance
-        chunk's renewal is only seen when its transaction commits: without this, a job that
-        outlasts its lease would be claimed and run a second time by another process (or
-        another API process of the same `serve`) while the first still runs it. Should the
-        lease run out all the same (a long pause), the job's next write raises LeaseLost.
+        The one place a lease is extended. An import holds one transaction for as long as
+        its file takes: without this, a job that outlasts its lease would be claimed and run
+        a second time by another process (or another API process of the same `serve`) while
+        the first still runs it. Should the lease run out all the same (a long pause), the
+        job's next write raises LeaseLost.
         """
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
@@ -182,7 +182,7 @@ class JobRunner:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     await units.copy_codes(conn, codes, tail)
-                    await batches.advance(conn, batch_id, token, count, self.lease_seconds)
+                    await batches.advance(conn, batch_id, token, count)
                 return
             except asyncpg.UniqueViolationError:
                 # A random serial met an existing one (about 2**-72 per pair): draw anew.

@@ -120,17 +120,15 @@ async def renew(
     )
 
 
-async def advance(conn: Conn, batch_id: UUID, token: UUID, done: int, lease_seconds: float) -> None:
+async def advance(conn: Conn, batch_id: UUID, token: UUID, done: int) -> None:
     """Record ``done`` more codes written (in the transaction that wrote them, which
-    LeaseLost rolls back)."""
+    LeaseLost rolls back). The lease is the holder's to renew (``renew``)."""
     status = await conn.execute(
-        "update code_batches set progress = progress + $3,"
-        " lease_until = now() + make_interval(secs => $4)"
+        "update code_batches set progress = progress + $3"
         " where id = $1 and lease_token = $2 and status = 'running'",
         batch_id,
         token,
         done,
-        lease_seconds,
     )
     if not _held(status):
         raise LeaseLost
