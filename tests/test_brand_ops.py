@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.world import World, bearer, issue_codes
 from transparency.db.pool import connect
@@ -252,3 +253,21 @@ async def test_every_brand_action_is_audited_with_its_reason_and_key(
         }
         for n, (body, target, units) in enumerate(actions)
     ]
+
+
+@pytest.mark.parametrize(
+    ("query", "span"),
+    [
+        ({"to": "0001-01-05"}, ("0001-01-01", "0001-01-05")),  # 30 days back: before day one
+        ({"from": "0001-01-01", "to": "0001-01-02"}, ("0001-01-01", "0001-01-02")),
+        ({"from": "9999-12-30", "to": "9999-12-31"}, ("9999-12-30", "9999-12-31")),
+    ],
+)
+async def test_dashboard_dates_at_the_ends_of_the_calendar(
+    client: httpx.AsyncClient, world: World, query: dict[str, str], span: tuple[str, str]
+) -> None:
+    r = await client.get(
+        f"/v1/brands/{world.brand_a_id}/dashboard", params=query, headers=bearer(world.brand_a)
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["from"], r.json()["to"], r.json()["days"]) == (*span, [])

@@ -115,7 +115,8 @@ async def dashboard(
     if actor.role is Role.BRAND and actor.brand_id != brand_id:
         raise NotFound(f"no brand {brand_id}")
     last = last or date.today()
-    first = first or last - timedelta(days=30)
+    # The last 30 days by default, from the calendar's first day at the earliest.
+    first = first or last - timedelta(days=min(30, (last - date.min).days))
     if first > last or (last - first).days > 366:
         raise InvalidInput("the range must run forward and span at most a year", field="from")
     rows = await db.dashboard(pool, brand_id, first, last)
