@@ -246,14 +246,19 @@ def test_api_processes_share_each_customers_budget(data_dir: Path) -> None:
 
 def api_processes(served: Served) -> list[int]:
     """The pids of the processes `serve` started (its API processes with several workers)."""
+    return spawned_by(served.proc.pid)
+
+
+def spawned_by(parent: int) -> list[int]:
+    """The pids of the processes ``parent`` started with multiprocessing's spawn."""
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            spawned = "spawn_main" in (stat.parent / "cmdline").read_text()
         except OSError:
             continue
-        spawned = "spawn_main" in (stat.parent / "cmdline").read_text()
-        if int(fields[1]) == served.proc.pid and spawned:
+        if int(fields[1]) == parent and spawned:
             children.append(int(stat.parent.name))
     return children
 
@@ -277,9 +282,8 @@ def test_an_api_process_that_dies_is_replaced(data_dir: Path) -> None:
     assert code == 0, err
 
 
-def test_a_process_that_served_and_died_while_another_starts_is_replaced(
-    tmp_path: Path,
-) -> None:
+@pytest.mark.parametrize("victim", ["served", "starting"])
+def test_a_process_killed_while_another_starts_is_replaced(tmp_path: Path, victim: str) -> None:
     port = free_port()
     code = (
         "from transparency.supervisor import serve_processes\n"
@@ -299,7 +303,12 @@ def test_a_process_that_served_and_died_while_another_starts_is_replaced(
             except httpx.TransportError:
                 time.sleep(0.1)
         assert first, "the first process never served"
-        os.kill(int(first), signal.SIGKILL)
+        if victim == "served":
+            killed = first
+        else:  # the other one, still in its slow start: killed, not failed
+            (starting,) = [pid for pid in spawned_by(supervisor.pid) if str(pid) != first]
+            killed = str(starting)
+        os.kill(int(killed), signal.SIGKILL)
         answered: set[str] = set()
         deadline = time.monotonic() + 30
         while len(answered) < 2 and time.monotonic() < deadline:
@@ -310,8 +319,8 @@ def test_a_process_that_served_and_died_while_another_starts_is_replaced(
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        assert len(answered) == 2, answered  # the slow one and the replacement
-        assert first not in answered
+        assert len(answered) == 2, answered  # the survivor and the replacement
+        assert killed not in answered
     finally:
         supervisor.send_signal(signal.SIGINT)
         assert supervisor.wait(timeout=60) == 0

@@ -8,11 +8,11 @@ two processes. With a socket per process and SO_REUSEPORT, the kernel spreads co
 over the processes by a hash of their addresses.
 
 The supervisor starts ``count`` processes, each running uvicorn on its own socket. A process
-that dies without ever serving, before all have started (its app, settings or database
-failed), stops them all and raises ``StartupFailed``; any other that dies is replaced, after
-a pause that doubles (up to a minute) while replacements keep dying. SIGINT or SIGTERM
-stops them all (SIGTERM: requests in flight finish). Each process dies with the supervisor,
-even if the supervisor is killed outright.
+that exits without ever serving, before all have started (its app, settings or database
+failed), stops them all and raises ``StartupFailed``; any other that dies (a signal killed
+it, or it had served) is replaced, after a pause that doubles (up to a minute) while
+replacements keep dying. SIGINT or SIGTERM stops them all (SIGTERM: requests in flight
+finish). Each process dies with the supervisor, even if the supervisor is killed outright.
 """
 
 from __future__ import annotations
@@ -100,10 +100,12 @@ def serve_processes(factory: str, count: int, options: dict[str, Any]) -> None:
             for n, child in enumerate(children):
                 if stopping or child.process.is_alive():
                     continue
-                if not serving and not child.started.is_set():
-                    # It never served: the app, its settings or its database are wrong, and
-                    # another start would fail alike. (One that served, then died while
-                    # another was still starting, is replaced like any later death.)
+                exitcode = child.process.exitcode or 0
+                if not serving and not child.started.is_set() and exitcode > 0:
+                    # It never served and exited on its own: the app, its settings or its
+                    # database are wrong, and another start would fail alike. One killed by
+                    # a signal, or one that served and then died while another was still
+                    # starting, is replaced like any later death.
                     failed = stopping = True
                     break
                 log.warning("API process %s exited (%s); another starts in %.0f s",
