@@ -5,7 +5,7 @@
 POST /lookup {"scan": code} -> {"state": ...}: the least any claim over HTTP must do (parse
 a JSON body, one asyncpg query on a pooled connection, a JSON answer), served the way
 `transparency serve` is served: uvicorn, uvloop, httptools with each response sent in one
-piece (transparency.http), the same number of processes (--workers, like
+piece (transparency.serve.http), the same number of processes (--workers, like
 TRANSPARENCY_WORKERS, each with its own socket), the same pool size (--pool: the bench
 passes the embedded default, as the service under test runs) and the same pool reset.
 """
@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
-from transparency.supervisor import serve_processes
+from transparency.serve.supervisor import serve_processes
 
 
 class LookupIn(BaseModel):
@@ -83,7 +83,8 @@ def main() -> None:
         "host": "127.0.0.1",
         "port": args.port,
         "loop": "uvloop",
-        "http": "transparency.http:CoalescingHttpTools",  # as the service: a response sent whole
+        # as the service: a response sent whole
+        "http": "transparency.serve.http:CoalescingHttpTools",
         "log_config": None,
         "access_log": False,
         "server_header": False,

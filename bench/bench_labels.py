@@ -24,7 +24,7 @@ from typing import BinaryIO, cast
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codegen.labels import Label, Symbology, png, svg, write_pdf  # noqa: E402
+from transparency.labels.render import Label, Symbology, png, svg, write_pdf  # noqa: E402
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PDF_SECONDS_GOAL = 60.0
@@ -70,8 +70,8 @@ def reportlab_pdf(n: int, sink: CountingSink) -> int:
     """The same sheet with reportlab: vector modules, compressed pages, Courier text."""
     from reportlab.pdfgen.canvas import Canvas
 
-    from codegen.labels import DEFAULT_LAYOUT as layout
-    from codegen.labels import MM, modules
+    from transparency.labels.render import DEFAULT_LAYOUT as layout
+    from transparency.labels.render import MM, modules
 
     canvas = Canvas(sink, pagesize=tuple(v * MM for v in layout.page_mm), pageCompression=1)
     page_h = layout.page_mm[1] * MM

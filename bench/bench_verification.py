@@ -54,7 +54,7 @@ import httpx
 from service import Service, free_port, wait_ready
 
 from loadtest.prepare import forge, prepare
-from transparency import embedded
+from transparency.serve import embedded
 
 HERE = Path(__file__).resolve().parent
 SINGLE = "/v1/fulfilment/verifications"

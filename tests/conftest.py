@@ -27,13 +27,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.test_serve import Served, free_port
 from tests.world import World, build_world
-from transparency import embedded
 from transparency.api.app import create_app
-from transparency.cli import prepare
 from transparency.db.migrate import migrate
 from transparency.domain.api_keys import new_api_key
-from transparency.envelope import MasterKey
-from transparency.settings import Settings
+from transparency.runtime.envelope import MasterKey
+from transparency.runtime.settings import Settings
+from transparency.serve import embedded
+from transparency.serve.cli import prepare
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -1,15 +1,242 @@
-"""Layering rules: a pure domain, and SQL only in transparency/db."""
+"""Layering rules: a table of which layer may import which, a pure domain, SQL only in
+transparency/db.
+
+Every module sits in a layer named by its folder. ``LAYERS`` says what each layer may
+import; the tests fail on any other import, on a module outside every layer, and on a
+cycle between layers. The checkers are tested on imports made up to break them.
+"""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("transparency", "codegen", "scanner", "loadtest")
+
+# Layer -> the layers (or single modules) it may import, itself included. A name matches
+# the module of that name and every module under it, "=name" that module alone; a module
+# belongs to the longest layer name that matches it.
+LAYERS: dict[str, frozenset[str]] = {
+    "transparency.domain": frozenset({"transparency.domain"}),
+    "transparency.db": frozenset({"transparency.db", "transparency.domain"}),
+    "transparency.labels": frozenset({"transparency.labels", "transparency.domain"}),
+    "transparency.runtime": frozenset(
+        {"transparency.runtime", "transparency.db", "transparency.domain"}
+    ),
+    "transparency.services": frozenset(
+        {
+            "transparency.services",
+            "transparency.runtime",
+            "transparency.labels",
+            "transparency.db",
+            "transparency.domain",
+            "=scanner",  # the decoding library's public face for /v1/scans, nothing deeper
+        }
+    ),
+    "transparency.api": frozenset(
+        {
+            "transparency.api",
+            "transparency.services",
+            "transparency.runtime",
+            "transparency.labels",
+            "transparency.db.pool",  # the pool is born in the app's lifespan; no queries
+            "transparency.domain",
+        }
+    ),
+    "transparency.serve": frozenset(
+        {
+            "transparency.serve",
+            "transparency.api",
+            "transparency.services",
+            "transparency.runtime",
+            "transparency.db",
+            "transparency.domain",
+        }
+    ),
+    "transparency.__main__": frozenset(
+        {"transparency.serve", "transparency.runtime", "transparency.db"}
+    ),
+    # The tools know the service through HTTP and the domain's formats only.
+    "codegen": frozenset({"codegen", "transparency.domain"}),
+    "scanner": frozenset({"scanner", "transparency.domain"}),
+    "loadtest": frozenset({"loadtest", "transparency.domain"}),
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _project_imports(path: Path) -> set[str]:
+    """The project modules ``path`` imports, relative imports resolved."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.add(base)
+            # `from transparency.api import problems` imports the module problems
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.split(".")[0] in PACKAGES}
+
+
+# The package's own __init__ holds the version and imports nothing: any layer may read it.
+LEAVES = frozenset({"transparency"})
+
+
+def _matches(module: str, name: str) -> bool:
+    if name.startswith("="):
+        return module == name[1:]
+    return module == name or module.startswith(name + ".")
+
+
+def layer_of(module: str, layers: Iterable[str] = LAYERS) -> str | None:
+    matching = [layer for layer in layers if _matches(module, layer)]
+    return max(matching, key=len) if matching else None
+
+
+def violations(
+    imports: Mapping[str, set[str]], layers: Mapping[str, frozenset[str]] = LAYERS
+) -> list[str]:
+    """Every import of ``imports`` (module -> modules it imports) the table forbids."""
+    found = []
+    for module, imported in sorted(imports.items()):
+        layer = layer_of(module, layers)
+        if module in LEAVES:
+            found += [f"{module} imports {name}" for name in sorted(imported)]
+            continue
+        if layer is None:
+            found.append(f"{module}: in no layer")
+            continue
+        for name in sorted(imported):
+            target = layer_of(name, layers)
+            if target is None or name in LEAVES:
+                continue  # `from transparency.api import problems` names a module too
+            if not any(_matches(name, allowed) for allowed in layers[layer]):
+                found.append(f"{module} ({layer}) imports {name} ({target})")
+    return found
+
+
+def layer_cycles(
+    imports: Mapping[str, set[str]], layers: Mapping[str, frozenset[str]] = LAYERS
+) -> list[list[str]]:
+    """Cycles in the graph of layers that ``imports`` actually draws."""
+    edges: dict[str, set[str]] = {layer: set() for layer in layers}
+    for module, imported in imports.items():
+        source = layer_of(module, layers)
+        for name in imported:
+            target = layer_of(name, layers)
+            if source and target and target != source:
+                edges[source].add(target)
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        for nxt in sorted(edges[node]):
+            if nxt == path[0]:
+                cycles.append([*path, nxt])
+            elif nxt not in path and nxt > path[0]:  # each cycle once, from its least layer
+                visit(nxt, [*path, nxt])
+
+    for start in sorted(edges):
+        visit(start, [start])
+    return cycles
+
+
+def project_imports() -> dict[str, set[str]]:
+    return {
+        _module_name(path): _project_imports(path)
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+    }
+
+
+def test_every_import_follows_the_layer_table() -> None:
+    assert violations(project_imports()) == []
+
+
+def test_no_two_layers_import_each_other_even_through_others() -> None:
+    assert layer_cycles(project_imports()) == []
+
+
+def test_transparency_holds_only_its_entry_points_and_layer_folders() -> None:
+    top = ROOT / "transparency"
+    loose = sorted(p.name for p in top.glob("*.py") if p.name not in {"__init__.py", "__main__.py"})
+    folders = sorted(p.name for p in top.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    assert loose == []
+    assert sorted(f"transparency.{f}" for f in folders) == sorted(
+        layer for layer in LAYERS if layer.startswith("transparency.") and "__" not in layer
+    )
+
+
+def test_every_layer_folder_says_what_it_may_import() -> None:
+    for layer in (layer for layer in LAYERS if "__" not in layer):
+        init = ROOT.joinpath(*layer.split("."), "__init__.py")
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert "import" in doc, f"{init.relative_to(ROOT)} has no docstring on its imports"
+
+
+def test_the_checker_refuses_an_import_against_the_table() -> None:
+    wrong = {
+        "transparency.db.units": {"transparency.api.app"},  # the data layer reaching up
+        "transparency.api.routes.codes": {"transparency.db.units"},  # a route with SQL
+        "scanner.station": {"transparency.services.fulfilment"},  # a tool inside the server
+        "transparency.services.photos": {"scanner.station"},  # past scanner's public face
+        "transparency.loose": set(),
+    }
+    assert violations(wrong) == [
+        "scanner.station (scanner) imports transparency.services.fulfilment"
+        " (transparency.services)",
+        "transparency.api.routes.codes (transparency.api) imports transparency.db.units"
+        " (transparency.db)",
+        "transparency.db.units (transparency.db) imports transparency.api.app (transparency.api)",
+        "transparency.loose: in no layer",
+        "transparency.services.photos (transparency.services) imports scanner.station (scanner)",
+    ]
+    assert violations({"transparency": {"transparency.api"}}) == [
+        "transparency imports transparency.api"
+    ]
+    allowed = {
+        "transparency.api.app": {"transparency.db.pool", "transparency.services.auth"},
+        "transparency.services.photos": {"scanner"},
+        "codegen.cli": {"transparency.domain.codes"},
+    }
+    assert violations(allowed) == []
+
+
+def test_the_cycle_finder_sees_a_cycle_through_a_third_layer() -> None:
+    layers = {
+        "a": frozenset({"a", "b", "c"}),
+        "b": frozenset({"a", "b", "c"}),
+        "c": frozenset({"a", "b", "c"}),
+    }
+    assert layer_cycles({"a.x": {"b.y"}, "b.y": {"c.z"}, "c.z": {"a.w"}}, layers) == [
+        ["a", "b", "c", "a"]
+    ]
+    assert layer_cycles({"a.x": {"b.y"}, "b.y": {"c.z"}}, layers) == []
+
+
+def test_the_import_reader_resolves_relative_and_from_imports(tmp_path: Path) -> None:
+    source = ROOT / "transparency" / "api" / "app.py"
+    names = _project_imports(source)
+    assert "transparency.api.problems" in names
+    assert "transparency.db.pool" in names
+
+
 FORBIDDEN_IN_DOMAIN = {
     "fastapi", "starlette", "asyncpg", "httpx", "uvicorn", "qrcode", "pgserver", "socket",
     "prometheus_client", "cv2", "pyzbar", "zxingcpp", "sqlite3", "urllib", "requests",
@@ -85,7 +312,7 @@ def _query_calls(source: str) -> list[int]:
 
 def test_queries_run_only_in_the_db_package() -> None:
     offenders = []
-    for package in ("transparency", "codegen", "scanner", "loadtest"):
+    for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             if (ROOT / "transparency" / "db") in path.parents:
                 continue

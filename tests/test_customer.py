@@ -12,12 +12,12 @@ from fastapi import FastAPI
 
 from tests.conftest import make_client
 from tests.world import World, bearer, issue_codes, make_product, ship
-from transparency.api import i18n
 from transparency.api.app import create_app
+from transparency.api.pages import i18n
 from transparency.api.schemas import CustomerAnswer
 from transparency.domain import codes
 from transparency.domain.verification import CloneThresholds, Warning
-from transparency.settings import Settings
+from transparency.runtime.settings import Settings
 
 
 def answer_of(r: httpx.Response) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.conftest import with_lifespan_state
 from tests.world import World, bearer, issue_codes
-from transparency.api.fastlane import LaneApp
+from transparency.api.fastpath.lane import LaneApp
 from transparency.api.metrics import Metrics
 
 SINGLE = "/v1/fulfilment/verifications"

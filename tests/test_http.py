@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
-from transparency.http import CoalescingHttpTools
+from transparency.serve.http import CoalescingHttpTools
 
 
 class Recorder(asyncio.Transport):
@@ -140,7 +140,7 @@ async def test_100_continue_is_sent_before_the_body_is_awaited() -> None:
 
 @pytest.mark.parametrize("piece", [b"x", bytearray(b"x"), memoryview(b"x")])
 async def test_writes_of_any_bytes_type_are_sent(piece: Any) -> None:
-    from transparency.http import _Coalescing
+    from transparency.serve.http import _Coalescing
 
     recorder = Recorder()
     transport = _Coalescing(recorder, asyncio.get_running_loop())
@@ -152,7 +152,7 @@ async def test_writes_of_any_bytes_type_are_sent(piece: Any) -> None:
 
 
 async def test_every_way_of_writing_keeps_the_order_and_close_sends_first() -> None:
-    from transparency.http import _Coalescing
+    from transparency.serve.http import _Coalescing
 
     recorder = Recorder()
     transport = _Coalescing(recorder, asyncio.get_running_loop())

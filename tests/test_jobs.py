@@ -11,9 +11,9 @@ import pytest
 from tests.world import new_gtin
 from transparency.db import batches
 from transparency.db.pool import open_pool
-from transparency.envelope import MasterKey
-from transparency.jobs import JobRunner
-from transparency.keyring import KeyRing
+from transparency.runtime.envelope import MasterKey
+from transparency.runtime.jobs import JobRunner
+from transparency.runtime.keyring import KeyRing
 
 LEASE = 1.2  # renewed every 0.4 s: a pause of this machine up to 0.8 s is tolerated
 

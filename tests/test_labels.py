@@ -21,7 +21,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from codegen.labels import (
+from transparency.labels.render import (
     QUIET_ZONE,
     Label,
     SheetLayout,

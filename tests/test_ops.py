@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.world import World, bearer
-from transparency.logs import JsonFormatter, RequestIdFilter
+from transparency.runtime.logs import JsonFormatter, RequestIdFilter
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:

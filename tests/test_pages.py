@@ -13,12 +13,12 @@ from starlette.requests import Request
 
 from tests.conftest import make_client
 from tests.world import World, bearer, issue_codes, make_product, ship
-from transparency.api import i18n
 from transparency.api.app import create_app
-from transparency.api.routes import pages
+from transparency.api.pages import i18n
+from transparency.api.pages import routes as pages
 from transparency.domain import codes
 from transparency.domain.errors import Unavailable
-from transparency.settings import Settings
+from transparency.runtime.settings import Settings
 
 MAX_PAGE_BYTES = 30_000
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.test_serve import Served
-from transparency.settings import Settings
+from transparency.runtime.settings import Settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

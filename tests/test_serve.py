@@ -19,11 +19,11 @@ import httpx
 import pytest
 
 from tests.world import bearer
-from transparency import embedded
-from transparency.cli import resolve
 from transparency.domain.api_keys import new_api_key
-from transparency.envelope import MasterKey
-from transparency.settings import Settings
+from transparency.runtime.envelope import MasterKey
+from transparency.runtime.settings import Settings
+from transparency.serve import embedded
+from transparency.serve.cli import resolve
 
 # Whether setting $1 is $2; sizes compare as sizes (1024MB is 1GB).
 SAME_SETTING = (
@@ -286,7 +286,7 @@ def test_an_api_process_that_dies_is_replaced(data_dir: Path) -> None:
 def test_a_process_killed_while_another_starts_is_replaced(tmp_path: Path, victim: str) -> None:
     port = free_port()
     code = (
-        "from transparency.supervisor import serve_processes\n"
+        "from transparency.serve.supervisor import serve_processes\n"
         f"serve_processes('tests.supervised_app:app_factory', 2, {{'host': '127.0.0.1',"
         f" 'port': {port}, 'log_config': None}})\n"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from transparency.domain.api_keys import new_api_key
-from transparency.settings import SettingsError, get_settings
+from transparency.runtime.settings import SettingsError, get_settings
 
 
 @pytest.mark.parametrize(

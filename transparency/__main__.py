@@ -12,9 +12,9 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     import asyncpg
 
-    from transparency.cli import CliError, run
     from transparency.db.migrate import MigrationError
-    from transparency.settings import SettingsError
+    from transparency.runtime.settings import SettingsError
+    from transparency.serve.cli import CliError, run
 
     try:
         run(argv)

@@ -11,11 +11,13 @@ from typing import TypedDict
 import asyncpg
 from fastapi import FastAPI
 
-from transparency import __version__, logs
-from transparency.api import lean, problems
-from transparency.api.fastlane import LaneApp
+from transparency import __version__
+from transparency.api import problems
+from transparency.api.fastpath import lean
+from transparency.api.fastpath.lane import LaneApp
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
+from transparency.api.pages import routes as pages
 from transparency.api.ratelimit import (
     SHARED_FILE_ENV,
     LocalBuckets,
@@ -29,19 +31,19 @@ from transparency.api.routes import (
     customer,
     fulfilment,
     ops,
-    pages,
     products,
     verification,
 )
 from transparency.db.pool import open_pool
-from transparency.events import EventBuffer
-from transparency.jobs import JobRunner
-from transparency.keyring import KeyRing
-from transparency.notifications import listening
+from transparency.runtime import logs
+from transparency.runtime.events import EventBuffer
+from transparency.runtime.jobs import JobRunner
+from transparency.runtime.keyring import KeyRing
+from transparency.runtime.notifications import listening
+from transparency.runtime.settings import Settings, get_settings, load_master_key
+from transparency.runtime.workers import LazyPool
 from transparency.services.auth import KeyCache
 from transparency.services.imports import run_import
-from transparency.settings import Settings, get_settings, load_master_key
-from transparency.workers import LazyPool
 
 
 class State(TypedDict):

@@ -14,11 +14,11 @@ from fastapi import Depends, Request
 
 from transparency.domain.identity import Principal, Role
 from transparency.domain.verification import CloneThresholds
-from transparency.jobs import JobRunner
-from transparency.keyring import KeyRing
+from transparency.runtime.jobs import JobRunner
+from transparency.runtime.keyring import KeyRing
+from transparency.runtime.settings import Settings
 from transparency.services.auth import KeyCache, authenticate
-from transparency.services.fulfilment import Context
-from transparency.settings import Settings
+from transparency.services.context import Context
 
 
 async def get_pool(request: Request) -> asyncpg.Pool:

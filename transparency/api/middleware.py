@@ -11,10 +11,10 @@ import time
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from transparency import logs
 from transparency.api.metrics import Metrics
 from transparency.api.problems import internal_error, problem
 from transparency.domain.errors import PayloadTooLarge
+from transparency.runtime import logs
 
 log = logging.getLogger("transparency.access")
 errors = logging.getLogger("transparency.errors")

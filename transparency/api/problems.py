@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from transparency import logs
 from transparency.domain import errors as e
+from transparency.runtime import logs
 
 log = logging.getLogger("transparency.errors")
 

@@ -7,7 +7,7 @@ from uuid import UUID
 import asyncpg
 
 from transparency.db.pool import Conn
-from transparency.envelope import Sealed
+from transparency.domain.signing_keys import Sealed
 
 _COLUMNS = (
     "id, brand_id, status, created_at, ed25519_public, wrapped_dek, kek_fingerprint,"

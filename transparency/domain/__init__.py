@@ -1,5 +1,6 @@
-"""The pure core: code formats, the unit lifecycle, identities and the error tree.
+"""The pure core: code formats, GS1, EPCIS, the unit lifecycle, authenticity checks, code
+issuance, identities, records and the error tree.
 
-Nothing in this package touches the web, the database or the file system; a test
-(tests/test_architecture.py) fails if it ever imports them.
+May import nothing outside ``transparency.domain``. Nothing here touches the web, the
+database or the file system; tests/test_architecture.py fails if it ever imports them.
 """

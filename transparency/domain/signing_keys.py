@@ -1,4 +1,4 @@
-"""A brand's signing key, as held in memory once decrypted."""
+"""A brand's signing key, as held in memory once decrypted, and as sealed at rest."""
 
 from __future__ import annotations
 
@@ -28,6 +28,16 @@ class SigningKey:
 
     def __repr__(self) -> str:  # secrets never reach a log through repr()
         return f"SigningKey(id={self.id}, brand_id={self.brand_id}, status={self.status})"
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A signing key's secrets as stored: encrypted under a data key that the master key
+    wraps (see ``transparency.runtime.envelope``)."""
+
+    wrapped_dek: bytes
+    kek_fingerprint: str
+    ciphertexts: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from transparency.db import api_keys
 from transparency.domain.api_keys import digest_matches, parse_api_key
 from transparency.domain.errors import Unauthenticated
 from transparency.domain.identity import Principal, Role
-from transparency.notifications import Listener
+from transparency.runtime.notifications import Listener
 
 
 class KeyCache:

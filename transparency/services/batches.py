@@ -14,8 +14,8 @@ from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import LimitExceeded, NotFound, NotReady
 from transparency.domain.identity import Principal, Role
 from transparency.domain.models import Product
-from transparency.jobs import JobRunner, options_for_issue
-from transparency.keyring import KeyRing
+from transparency.runtime.jobs import JobRunner, options_for_issue
+from transparency.runtime.keyring import KeyRing
 from transparency.services.keys import ensure_active
 
 

@@ -8,14 +8,14 @@ from uuid import UUID
 
 import asyncpg
 
-from transparency import authenticity
 from transparency.db import audit, batches, products, scans
 from transparency.db import brand_ops as db
+from transparency.domain import authenticity
 from transparency.domain.errors import InvalidInput, NotFound
 from transparency.domain.identity import Principal, Role
 from transparency.domain.lifecycle import UnitEvent, states_allowing
 from transparency.domain.verification import Reason
-from transparency.keyring import KeyRing
+from transparency.runtime.keyring import KeyRing
 
 ACTIONS = {
     "revoke": UnitEvent.REVOKE,
@@ -32,7 +32,7 @@ _END_STATES = {
 
 
 def unit_key_of(keyring: KeyRing, scan: str) -> str:
-    checked = authenticity.check(scan, keyring)
+    checked = authenticity.check(scan, keyring.get)
     if checked.unit_key is None:
         raise NotFound(f"no such unit ({(checked.reason or Reason.MALFORMED).value})")
     return checked.unit_key

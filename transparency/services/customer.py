@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from transparency import authenticity
 from transparency.db import scans
+from transparency.domain import authenticity
 from transparency.domain.lifecycle import UnitState
 from transparency.domain.verification import (
     CloneThresholds,
@@ -22,7 +22,7 @@ from transparency.domain.verification import (
     customer_verdict,
     customer_warnings,
 )
-from transparency.services.fulfilment import Context
+from transparency.services.context import Context
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ async def verify(
     the unit was made, say), keeping only text and numbers, then the unit's lot and expiry.
     Anyone holding the label reads them: they are for facts about the product, not people.
     """
-    checked = authenticity.check(scan, ctx.keyring)
+    checked = authenticity.check(scan, ctx.keyring.get)
     if checked.unit_key is None:
         reason = checked.reason or Reason.MALFORMED
         ctx.events.add(scan.strip(), "customer", "rejected", reason.value, region=region)

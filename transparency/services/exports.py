@@ -25,11 +25,11 @@ from transparency.domain import codes, epcis
 from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import Conflict, InvalidInput
 from transparency.domain.identity import Principal
-from transparency.keyring import KeyRing
+from transparency.runtime.keyring import KeyRing
 from transparency.services.batches import Batch, finished_batch
 
 if TYPE_CHECKING:  # the renderer (numpy, Pillow, zxing-cpp) loads with the first label file
-    from codegen.labels import Label, SheetLayout
+    from transparency.labels.render import Label, SheetLayout
 
 _EPCIS_EVENT_SIZE = 10_000
 FIELDS = ("code", "symbol", "human_readable", "url", "lot", "expiry")
@@ -185,7 +185,7 @@ async def _first_code(pool: asyncpg.Pool, batch_id: UUID) -> str | None:
 
 
 def _label(batch: Batch, row: ExportRow) -> Label:
-    from codegen.labels import Label, Symbology
+    from transparency.labels.render import Label, Symbology
 
     symbology = Symbology.GS1_DATAMATRIX if batch.format is CodeFormat.GS1 else Symbology.QR
     return Label(symbol_text=row.symbol, human_text=row.human_readable, symbology=symbology)
@@ -244,7 +244,7 @@ async def labels_file(
                         yield _label(batch, exporter.row(r["code"], r["lot"], r["expiry"]))
 
             def render() -> None:
-                from codegen.labels import write_pdf, write_zip
+                from transparency.labels.render import write_pdf, write_zip
 
                 out = io.BufferedWriter(_QueueWriter(loop, queue, cancelled), buffer_size=1 << 16)
                 try:

@@ -14,30 +14,22 @@ from uuid import UUID
 
 import asyncpg
 
-from transparency import authenticity
 from transparency.db import products as db_products
 from transparency.db import scans
 from transparency.db.pool import Conn
+from transparency.domain import authenticity
 from transparency.domain.errors import NotFound, ReversalRefused
 from transparency.domain.gtin import normalize_gtin
 from transparency.domain.identity import Principal, Role
 from transparency.domain.lifecycle import UnitEvent, UnitState, next_state
 from transparency.domain.verification import Reason
-from transparency.events import EventBuffer
-from transparency.keyring import KeyRing
+from transparency.services.context import Context
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
     scan: str
     gtin: str
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    pool: asyncpg.Pool
-    keyring: KeyRing
-    events: EventBuffer
 
 
 def _reply(row: asyncpg.Record | None, reason: Reason | str | None) -> dict[str, Any]:
@@ -100,7 +92,7 @@ async def verify_many(
         if not item.scan.strip():
             empty.append((i, gtin))
             continue
-        checked = authenticity.check(item.scan, ctx.keyring)
+        checked = authenticity.check(item.scan, ctx.keyring.get)
         if checked.reason is not None or checked.unit_key is None:
             reason = checked.reason or Reason.MALFORMED
             code = checked.unit_key or item.scan.strip()
@@ -242,7 +234,7 @@ async def _locked_unit(conn: Conn, unit_key: str) -> asyncpg.Record:
 
 
 def _unit_key(ctx: Context, scan: str) -> str:
-    checked = authenticity.check(scan, ctx.keyring)
+    checked = authenticity.check(scan, ctx.keyring.get)
     if checked.unit_key is None:
         raise NotFound(f"not a unit of ours ({(checked.reason or Reason.MALFORMED).value})")
     return checked.unit_key

@@ -27,7 +27,7 @@ from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import InvalidInput, LimitExceeded
 from transparency.domain.identity import Principal
 from transparency.domain.imports import ImportKind, ImportMode
-from transparency.jobs import JobRunner
+from transparency.runtime.jobs import JobRunner
 from transparency.services.batches import Batch, brand_product, get_batch
 
 _KIND_BY_MEDIA = {

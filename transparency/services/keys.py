@@ -12,7 +12,7 @@ from transparency.db.pool import Conn
 from transparency.domain.errors import NotFound
 from transparency.domain.identity import Principal, Role
 from transparency.domain.signing_keys import PublicKeyInfo, SigningKey
-from transparency.keyring import KeyRing
+from transparency.runtime.keyring import KeyRing
 
 
 def _public(key: SigningKey) -> PublicKeyInfo:

@@ -11,7 +11,7 @@ from transparency.domain.errors import ImageTooLarge, InvalidInput, ScanTimeout,
 from transparency.domain.identity import Principal, Role
 from transparency.domain.verification import CloneThresholds
 from transparency.services import customer, fulfilment
-from transparency.services.fulfilment import Context
+from transparency.services.context import Context
 
 Found = tuple[str, str, str | None, list[list[int]]]  # text, symbology, identifier, corners
 
@@ -21,11 +21,10 @@ def decode(content: bytes, max_pixels: int, budget: float) -> tuple[str, str] | 
 
     Errors travel as values: exceptions with their own constructors do not unpickle."""
     import scanner
-    from scanner.errors import ImageTooLarge as TooLarge
 
     try:
         results = scanner.decode(content, time_budget=budget, max_pixels=max_pixels)
-    except TooLarge as exc:
+    except scanner.ImageTooLarge as exc:
         return ("too_large", str(exc))
     except scanner.ScannerError as exc:
         return ("unreadable", str(exc))

@@ -88,7 +88,7 @@ async def download_labels(
     if kind not in ("pdf", "zip"):
         raise NotFound(f"no file labels.{kind}")
     # Imported here: the renderer's libraries stay out of the API process until used.
-    from codegen.labels import SheetLayout
+    from transparency.labels.render import SheetLayout
 
     try:
         layout = SheetLayout(

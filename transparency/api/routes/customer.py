@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from transparency.api.deps import customer_limit, get_context, get_settings, thresholds
-from transparency.api.lean import LeanRoute, documented, query_docs, read_body, read_query
+from transparency.api.fastpath.lean import LeanRoute, documented, query_docs, read_body, read_query
 from transparency.api.schemas import CustomerAnswer, CustomerQuery, VerifyIn
 from transparency.services import customer
 

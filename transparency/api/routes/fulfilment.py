@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from transparency.api.deps import get_context, station_key
-from transparency.api.lean import LeanRoute, documented, header_doc, read_body, read_header
+from transparency.api.fastpath.lean import LeanRoute, documented, header_doc, read_body, read_header
 from transparency.api.schemas import (
     FulfilmentBatchIn,
     FulfilmentBatchOut,

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transparency.domain.api_keys import parse_api_key
-from transparency.envelope import MasterKey, MasterKeyError
+from transparency.runtime.envelope import MasterKey, MasterKeyError
 
 
 class Settings(BaseSettings):

@@ -20,12 +20,12 @@ from uuid import UUID
 
 import asyncpg
 
-from transparency import issuance
 from transparency.db import batches, products, units
-from transparency.keyring import KeyRing
-from transparency.workers import LazyPool, release_memory
+from transparency.domain import issuance
+from transparency.runtime.keyring import KeyRing
+from transparency.runtime.workers import LazyPool, release_memory
 
-log = logging.getLogger("transparency.jobs")
+log = logging.getLogger("transparency.runtime.jobs")
 
 POLL_SECONDS = 0.5
 

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
-from transparency.api import i18n, problems
+from transparency.api import problems
 from transparency.api.deps import Ctx, CustomerLimit, SettingsDep, thresholds
+from transparency.api.pages import i18n
 from transparency.domain.errors import TransparencyError
 from transparency.domain.verification import Reason, Verdict
 from transparency.services import customer
@@ -44,7 +45,7 @@ _DIGITAL_LINK_BASE = "https://id.gs1.org"
 @cache
 def _templates() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("transparency.api", "templates"),
+        loader=jinja2.PackageLoader("transparency.api.pages", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,  # a missing message fails loudly, in tests
         trim_blocks=True,

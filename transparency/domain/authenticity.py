@@ -4,10 +4,13 @@ Transparency codes carry an HMAC tag and offline codes an Ed25519 signature, bot
 against the in-memory keyring; a forged or mistyped code is refused here, so it costs no
 database query. GS1 codes carry no tag the brand's own serials would share, so they are
 decided by the database.
+
+Pure: the caller hands in how to find a signing key by its id (the keyring's ``get``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -16,7 +19,6 @@ from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import InvalidCode
 from transparency.domain.signing_keys import KeyStatus, SigningKey
 from transparency.domain.verification import Reason
-from transparency.keyring import KeyRing
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +34,14 @@ class Checked:
         return self.reason is Reason.KEY_REVOKED
 
 
-def check(scan: str, keyring: KeyRing) -> Checked:
+KeyLookup = Callable[[int], SigningKey | None]
+"""A signing key by its id, or None when no such key was ever issued."""
+
+
+def check(scan: str, key_of: KeyLookup) -> Checked:
     bare = codes.read_bare(scan)
     if bare is not None:  # the everyday case, without building a ParsedCode
-        key = keyring.get(bare.key_id)
+        key = key_of(bare.key_id)
         if key is None:
             return Checked(None, Reason.FORGED)
         genuine = codes.tag_matches(bare.payload, bare.tag, key.hmac_secret)
@@ -47,7 +53,7 @@ def check(scan: str, keyring: KeyRing) -> Checked:
     if parsed.format is CodeFormat.GS1:
         return Checked(parsed.unit_key, None)
     assert parsed.key_id is not None
-    key = keyring.get(parsed.key_id)
+    key = key_of(parsed.key_id)
     if key is None:
         return Checked(None, Reason.FORGED)
     if parsed.format is CodeFormat.TRANSPARENCY:

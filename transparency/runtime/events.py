@@ -20,7 +20,7 @@ import asyncpg
 
 from transparency.db import scans
 
-log = logging.getLogger("transparency.events")
+log = logging.getLogger("transparency.runtime.events")
 
 
 class EventBuffer:

@@ -17,11 +17,11 @@ import nacl.signing
 
 from transparency.db import signing_keys as db
 from transparency.db.pool import Conn
-from transparency.domain.signing_keys import KeyStatus, SigningKey
-from transparency.envelope import MasterKey, Sealed
-from transparency.notifications import Listener
+from transparency.domain.signing_keys import KeyStatus, Sealed, SigningKey
+from transparency.runtime.envelope import MasterKey
+from transparency.runtime.notifications import Listener
 
-log = logging.getLogger("transparency.keyring")
+log = logging.getLogger("transparency.runtime.keyring")
 
 
 def _context(brand_id: UUID, key_id: int) -> bytes:

@@ -201,7 +201,7 @@ def _holders(pgdata: Path) -> list[int]:
 
 def master_key_file(data_dir: Path) -> Path:
     """``<data_dir>/master.key``, made (mode 0600) with a fresh key if it does not exist."""
-    from transparency.envelope import MasterKey
+    from transparency.runtime.envelope import MasterKey
 
     path = data_dir / "master.key"
     try:

@@ -11,23 +11,17 @@ import base64
 import binascii
 import hashlib
 import os
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from transparency.domain.signing_keys import Sealed
 
 _NONCE = 12
 
 
 class MasterKeyError(Exception):
     """The master key is missing, malformed, or not the one the keys were sealed with."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sealed:
-    wrapped_dek: bytes
-    kek_fingerprint: str
-    ciphertexts: tuple[bytes, ...]
 
 
 class MasterKey:

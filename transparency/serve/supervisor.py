@@ -28,9 +28,9 @@ from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
-from transparency.workers import die_with_parent
+from transparency.runtime.workers import die_with_parent
 
-log = logging.getLogger("transparency.supervisor")
+log = logging.getLogger("transparency.serve.supervisor")
 
 _STOP_SECONDS = 45  # beyond the servers' own graceful shutdown
 

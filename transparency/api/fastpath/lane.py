@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from transparency.api.lean import LeanRoute
+from transparency.api.fastpath.lean import LeanRoute
 
 
 class LaneApp(FastAPI):

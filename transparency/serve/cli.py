@@ -16,14 +16,15 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from transparency import embedded, logs, supervisor
 from transparency.api.ratelimit import SHARED_FILE_ENV
 from transparency.db import api_keys
 from transparency.db.migrate import migrate
 from transparency.db.pool import connect
 from transparency.domain.api_keys import new_api_key, parse_api_key
-from transparency.envelope import MasterKey
-from transparency.settings import Settings, get_settings, load_master_key
+from transparency.runtime import logs
+from transparency.runtime.envelope import MasterKey
+from transparency.runtime.settings import Settings, get_settings, load_master_key
+from transparency.serve import embedded, supervisor
 
 
 class CliError(Exception):
@@ -140,7 +141,7 @@ def _server_options(settings: Settings) -> dict[str, Any]:
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "transparency.http:CoalescingHttpTools",  # httptools, a response sent whole
+        "http": "transparency.serve.http:CoalescingHttpTools",  # httptools, a response sent whole
         "log_config": None,
         "access_log": False,
         "server_header": False,
