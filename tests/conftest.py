@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -23,10 +20,11 @@ import hypothesis
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.test_serve import Served, free_port
-from tests.world import World, build_world
+from tests.support.asgi import make_client
+from tests.support.database import pg_home, with_database
+from tests.support.served import Served, free_port
+from tests.support.world import World, build_world
 from transparency.api.app import create_app
 from transparency.db.migrate import migrate
 from transparency.domain.api_keys import new_api_key
@@ -35,21 +33,8 @@ from transparency.runtime.settings import Settings
 from transparency.serve import embedded
 from transparency.serve.cli import prepare
 
-
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def pg_home() -> Path:
-    """A fresh directory for an embedded PostgreSQL's data.
-
-    Not under pytest's temporary root: pgserver runs PostgreSQL as its own user, and pytest
-    keeps its root private (0700), re-tightening it whenever a worker process starts.
-    """
-    path = Path(tempfile.mkdtemp(prefix="transparency-test-"))
-    path.chmod(0o755)
-    return path
+# Fixture modules shared by several test files.
+pytest_plugins = ["tests.support.loadtest_stub", "tests.support.scanner_images"]
 
 
 @pytest.fixture
@@ -134,29 +119,12 @@ async def admin_key(settings: Settings) -> str:
     return key
 
 
-def with_lifespan_state(app: FastAPI, state: Mapping[str, Any]) -> ASGIApp:
-    """What an ASGI server does after the lifespan: hand each request a copy of its state."""
-
-    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["state"] = dict(state)
-        await app(scope, receive, send)
-
-    return asgi
-
-
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application) as state:
         application.state.lifespan_state = state
         yield application
-
-
-def make_client(app: FastAPI) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(
-        app=with_lifespan_state(app, app.state.lifespan_state), raise_app_exceptions=False
-    )
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 
 @pytest.fixture

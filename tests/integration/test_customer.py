@@ -1,0 +1,250 @@
+"""Customer verification: verdicts, facts, warnings, clone signals, rate limits."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.support.asgi import make_client
+from tests.support.world import World, bearer, issue_codes, make_product, ship
+from transparency.api.app import create_app
+from transparency.api.pages import i18n
+from transparency.api.schemas import CustomerAnswer
+from transparency.domain import codes
+from transparency.domain.verification import CloneThresholds, Warning
+from transparency.runtime.settings import Settings
+
+
+def answer_of(r: httpx.Response) -> dict[str, Any]:
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    # The lean routes build their answers by hand: every one must fit the published schema.
+    CustomerAnswer.model_validate(answer, strict=True)
+    return answer
+
+
+async def verify(client: httpx.AsyncClient, scan: str, region: str | None = None) -> dict[str, Any]:
+    body = {"scan": scan, **({"region": region} if region else {})}
+    return answer_of(await client.post("/v1/verify", json=body))
+
+
+async def verify_get(client: httpx.AsyncClient, code: str) -> dict[str, Any]:
+    return answer_of(await client.get("/v1/verify", params={"code": code}))
+
+
+async def suspicious(client: httpx.AsyncClient, world: World, code: str) -> bool:
+    """What the brand sees of a code: its history's flag, from units.suspicious_at."""
+    r = await client.get(f"/v1/codes/{code}/history", headers=bearer(world.brand_a))
+    assert r.status_code == 200, r.text
+    flag: bool = r.json()["suspicious"]
+    return flag
+
+
+async def test_an_authentic_unit_with_its_facts(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    (row,) = await issue_codes(client, world, 1, lot="L5", expiry="2030-01-31")
+    await client.post(
+        "/v1/fulfilment/verifications",
+        json={"scan": row["code"], "gtin": world.product_a["gtin"], "shipment_id": "S"},
+        headers=bearer(world.station),
+    )
+    answer = await verify(client, row["symbol"], "FR")
+    assert answer["verdict"] == "authentic"
+    assert answer["code"] == row["code"]
+    assert answer["product"]["name"] == world.product_a["name"]
+    assert answer["product"]["gtin"] == world.product_a["gtin"]
+    assert answer["unit"] == {"lot": "L5", "expiry": "2030-01-31"}
+    assert answer["warnings"] == []
+    assert (await verify_get(client, row["code"]))["code"] == row["code"]
+    conn = await asyncpg.connect(dsn)
+    try:
+        state = await conn.fetchval("select state::text from units where code = $1", row["code"])
+        scans = await conn.fetch(
+            "select kind, region from scan_events where code = $1 order by scanned_at", row["code"]
+        )
+    finally:
+        await conn.close()
+    assert state == "shipped"  # a customer scan never changes a unit
+    assert [(s["kind"], s["region"]) for s in scans] == [
+        ("fulfilment", None),
+        ("customer", "FR"),
+        ("customer", None),
+    ]
+
+
+async def test_a_shipped_unit_is_authentic_without_warnings(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    r = await client.post(
+        "/v1/fulfilment/verifications",
+        json={"scan": row["code"], "gtin": world.product_a["gtin"], "shipment_id": "S"},
+        headers=bearer(world.station),
+    )
+    assert r.json()["result"] == "pass"
+    answer = await verify(client, row["code"])
+    assert (answer["verdict"], answer["warnings"]) == ("authentic", [])
+
+
+async def test_an_unshipped_unit_scanned_by_a_customer_is_suspicious(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    answer = await verify(client, row["code"])
+    assert answer["verdict"] == "suspicious"
+    assert answer["warnings"] == ["already_used"]
+    conn = await asyncpg.connect(dsn)
+    try:
+        flagged = await conn.fetchval(
+            "select suspicious_at is not null from units where code = $1", row["code"]
+        )
+    finally:
+        await conn.close()
+    assert flagged
+
+
+@pytest.mark.parametrize("scan", ["hello", "TP" + "0" * 28, "https://evil.example/t/TPXYZ"])
+async def test_not_authentic(client: httpx.AsyncClient, scan: str) -> None:
+    answer = await verify(client, scan)
+    assert answer["verdict"] == "not_authentic"
+    assert answer["product"] is None
+
+
+async def test_forged_code_is_not_authentic(
+    client: httpx.AsyncClient, world: World, app: FastAPI
+) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    payload = codes.parse(row["code"]).payload
+    assert payload is not None
+    forged = codes.sign_transparency(payload, b"f" * 32)
+    answer = await verify(client, forged)
+    assert (answer["verdict"], answer["reason"]) == ("not_authentic", "forged")
+
+
+async def test_revoked_and_expired_and_recalled(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    rows = await issue_codes(client, world, 3, expiry="2020-01-31")
+    for row in rows:
+        await client.post(
+            "/v1/fulfilment/verifications",
+            json={"scan": row["code"], "gtin": world.product_a["gtin"], "shipment_id": "S"},
+            headers=bearer(world.station),
+        )
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("update units set state = 'stolen' where code = $1", rows[0]["code"])
+        await conn.execute("update units set state = 'recalled' where code = $1", rows[1]["code"])
+    finally:
+        await conn.close()
+    assert (await verify(client, rows[0]["code"]))["verdict"] == "revoked"
+    recalled = await verify(client, rows[1]["code"])
+    assert recalled["warnings"] == ["expired", "recalled"]
+    assert (await verify(client, rows[2]["code"]))["warnings"] == ["expired"]
+
+
+async def test_many_regions_turn_a_code_suspicious(client: httpx.AsyncClient, world: World) -> None:
+    (row,) = await issue_codes(client, world, 1)
+    await client.post(
+        "/v1/fulfilment/verifications",
+        json={"scan": row["code"], "gtin": world.product_a["gtin"], "shipment_id": "S"},
+        headers=bearer(world.station),
+    )
+    verdicts = [(await verify(client, row["code"], region))["verdict"] for region in
+                ("FR", "DE", "IT", "ES")]  # fmt: skip
+    assert verdicts == ["authentic", "authentic", "authentic", "suspicious"]
+
+
+async def test_many_scans_after_shipping_turn_a_code_suspicious(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    allowed = settings.clone_max_scans_after_shipping  # the tests' own, not the default
+    assert allowed != CloneThresholds().max_scans_after_shipping
+    assert 0 < 2 * (allowed + 1) <= settings.clone_max_scans  # no other threshold in the way
+    fresh, early = await issue_codes(client, world, 2)
+    await ship(client, world, fresh["code"])
+    answers = [await verify_get(client, fresh["code"]) for _ in range(allowed)]
+    assert {(a["verdict"], tuple(a["warnings"])) for a in answers} == {("authentic", ())}
+    assert not await suspicious(client, world, fresh["code"])
+    answer = await verify(client, fresh["symbol"])
+    assert (answer["verdict"], answer["warnings"]) == ("suspicious", ["scanned_after_shipping"])
+    assert await suspicious(client, world, fresh["code"])  # units.suspicious_at is set
+
+    # Scans before shipment are another signal (already_used); they do not count here.
+    for _ in range(allowed + 1):
+        assert (await verify(client, early["code"]))["warnings"] == ["already_used"]
+    await ship(client, world, early["code"])
+    warnings = [(await verify(client, early["code"]))["warnings"] for _ in range(allowed + 1)]
+    assert warnings == [[]] * allowed + [["scanned_after_shipping"]]
+
+
+def test_every_warning_is_explained_in_every_language() -> None:
+    for lang in i18n.LANGS:
+        for warning in Warning:
+            assert i18n.messages(lang).keys() >= {f"warning.{warning}", f"warning.{warning}.says"}
+
+
+async def test_the_facts_the_brand_chose_to_show(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    product = await make_product(
+        client,
+        world.brand_a,
+        name="Night serum",
+        image_url="https://img.example/serum.png",
+        attributes={"volume_ml": 50, "manufactured_at": "Lyon", "ingredients": ["water"]},
+    )
+    made = {"manufactured_on": "2025-03-01", "manufactured_at": "Grasse", "line": {"n": 4}}
+    (row,) = await issue_codes(
+        client, dataclasses.replace(world, product_a=product), 1,
+        lot="L7", expiry="2030-01-31", attributes=made,
+    )  # fmt: skip
+    conn = await asyncpg.connect(dsn)
+    try:
+        brand = await conn.fetchval("select name from brands where id = $1", world.brand_a_id)
+    finally:
+        await conn.close()
+    for answer in (await verify(client, row["symbol"]), await verify_get(client, row["code"])):
+        assert answer["product"] == {
+            "brand": brand,
+            "name": "Night serum",
+            "gtin": product["gtin"],
+            "image_url": "https://img.example/serum.png",
+        }
+        # The batch's facts win over the product's; only text and numbers are shown.
+        assert answer["unit"] == {
+            "volume_ml": 50,
+            "manufactured_at": "Grasse",
+            "manufactured_on": "2025-03-01",
+            "lot": "L7",
+            "expiry": "2030-01-31",
+        }
+
+
+async def test_the_customer_endpoint_is_rate_limited_but_fulfilment_is_not(
+    settings: Settings, world: World
+) -> None:
+    limited = settings.model_copy(update={"customer_burst": 3, "customer_rate_per_minute": 1})
+    app = create_app(limited)
+    async with app.router.lifespan_context(app) as state:
+        app.state.lifespan_state = state
+        async with make_client(app) as http:
+            answers = [await http.get("/v1/verify", params={"code": "x"}) for _ in range(5)]
+            assert [r.status_code for r in answers] == [200, 200, 200, 429, 429]
+            assert answer_of(answers[0])["reason"] == "malformed"
+            r = await http.get("/v1/verify", params={"code": "x"})
+            assert r.headers["retry-after"].isdigit()
+            assert r.json()["type"] == "/problems/rate-limited"
+            for i in range(10):
+                r = await http.post(
+                    "/v1/fulfilment/verifications",
+                    json={"scan": "x", "gtin": world.product_a["gtin"], "shipment_id": f"S{i}"},
+                    headers=bearer(world.station),
+                )
+                assert r.status_code == 200

@@ -1,0 +1,356 @@
+"""Bulk issuance: a job per batch, its progress, its files, its limits."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.support.world import World, bearer
+from transparency.db import units
+from transparency.domain import codes
+from transparency.domain.codes import CodeFormat
+
+
+async def wait_done(client: httpx.AsyncClient, key: str, location: str) -> dict[str, Any]:
+    for _ in range(300):
+        batch: dict[str, Any] = (await client.get(location, headers=bearer(key))).json()
+        if batch["status"] in ("done", "failed"):
+            return batch
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"batch still {batch['status']}")
+
+
+async def issue(
+    client: httpx.AsyncClient, world: World, count: int, fmt: str = "transparency", **extra: Any
+) -> dict[str, Any]:
+    r = await client.post(
+        f"/v1/products/{world.product_a['id']}/code-batches",
+        json={"count": count, "format": fmt, **extra},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 202, r.text
+    assert r.headers["location"] == f"/v1/code-batches/{r.json()['id']}"
+    return await wait_done(client, world.brand_a, r.headers["location"])
+
+
+async def test_issue_and_download_csv_and_jsonl(
+    client: httpx.AsyncClient, world: World, app: FastAPI
+) -> None:
+    batch = await issue(client, world, 2500, lot="L42", expiry="2027-12-31")
+    assert batch["status"] == "done", batch
+    assert batch["progress"] == batch["requested"] == 2500
+    r = await client.get(batch["files"]["codes.csv"], headers=bearer(world.brand_a))
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert len(rows) == 2500
+    assert len({row["code"] for row in rows}) == 2500
+    key = app.state.lifespan_state["keyring"].get(batch["key_id"])
+    for row in rows:
+        parsed = codes.parse(row["code"])
+        assert codes.verify_tag(parsed, key.hmac_secret)
+        assert row["url"] == f"http://127.0.0.1:8000/t/{row['code']}"
+        assert codes.parse(row["symbol"]).text == row["code"]
+        assert (row["lot"], row["expiry"]) == ("L42", "2027-12-31")
+    r = await client.get(batch["files"]["codes.jsonl"], headers=bearer(world.brand_a))
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    assert {line["code"] for line in lines} == {row["code"] for row in rows}
+
+
+async def test_offline_batch_symbols_verify_with_the_public_key(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await issue(client, world, 20, "offline")
+    r = await client.get(batch["files"]["codes.csv"], headers=bearer(world.brand_a))
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    published = (await client.get("/v1/keys")).json()["keys"]
+    import base64
+
+    public = {
+        k["id"]: base64.urlsafe_b64decode(k["public_key"] + "=" * (-len(k["public_key"]) % 4))
+        for k in published
+    }
+    for row in rows:
+        parsed = codes.parse(row["symbol"])
+        assert parsed.format is CodeFormat.OFFLINE
+        assert parsed.key_id is not None
+        assert codes.verify_offline(parsed, public[parsed.key_id])
+        assert codes.parse(row["human_readable"]).text == row["code"]
+
+
+async def test_gs1_batch(client: httpx.AsyncClient, world: World) -> None:
+    batch = await issue(client, world, 50, "gs1")
+    r = await client.get(batch["files"]["codes.csv"], headers=bearer(world.brand_a))
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    for row in rows:
+        parsed = codes.parse(row["code"])
+        assert parsed.gtin == world.product_a["gtin"]
+        assert parsed.serial is not None
+        assert codes.is_issued_gs1_serial_shape(parsed.serial)
+        assert row["url"].endswith(f"/01/{parsed.gtin}/21/{parsed.serial}")
+
+
+async def test_codes_are_not_downloadable_before_the_batch_is_done(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    batch_id = uuid.uuid4()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "insert into code_batches (id, brand_id, product_id, kind, format, requested,"
+            " status, lease_until) values ($1, $2, $3, 'issue', 'transparency', 10, 'running',"
+            " now() + interval '1 hour')",
+            batch_id,
+            uuid.UUID(world.brand_a_id),
+            uuid.UUID(world.product_a["id"]),
+        )
+    finally:
+        await conn.close()
+    r = await client.get(f"/v1/code-batches/{batch_id}/codes.csv", headers=bearer(world.brand_a))
+    assert r.status_code == 409
+    assert r.json()["type"] == "/problems/not-ready"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"count": 0}, "count"),
+        ({"count": 10_000_001}, "count"),
+        ({"count": 5, "format": "barcode"}, "format"),
+        ({"count": 5, "expiry": "31/12/2027"}, "expiry"),
+        ({"count": 5, "colour": "red"}, "colour"),
+    ],
+)
+async def test_bad_requests_name_the_field(
+    client: httpx.AsyncClient, world: World, body: dict[str, Any], field: str
+) -> None:
+    r = await client.post(
+        f"/v1/products/{world.product_a['id']}/code-batches",
+        json=body,
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+
+
+async def test_another_brands_or_unknown_product_is_404(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    for product_id in (world.product_b["id"], str(uuid.uuid4())):
+        r = await client.post(
+            f"/v1/products/{product_id}/code-batches",
+            json={"count": 5},
+            headers=bearer(world.brand_a),
+        )
+        assert r.status_code == 404
+    batch = await issue(client, world, 3)
+    r = await client.get(f"/v1/code-batches/{batch['id']}", headers=bearer(world.brand_b))
+    assert r.status_code == 404
+
+
+async def test_the_per_brand_cap_on_running_jobs(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:  # two jobs held by a live process elsewhere
+        for _ in range(2):
+            await conn.execute(
+                "insert into code_batches (id, brand_id, product_id, kind, format, requested,"
+                " status, lease_until) values ($1, $2, $3, 'issue', 'transparency', 10,"
+                " 'running', now() + interval '1 hour')",
+                uuid.uuid4(),
+                uuid.UUID(world.brand_a_id),
+                uuid.UUID(world.product_a["id"]),
+            )
+    finally:
+        await conn.close()
+    r = await client.post(
+        f"/v1/products/{world.product_a['id']}/code-batches",
+        json={"count": 5},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 429
+    assert r.json()["type"] == "/problems/limit-exceeded"
+    assert r.headers["retry-after"] == "10"
+
+
+async def test_rotation_and_revocation_of_signing_keys(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    first = await issue(client, world, 1)
+    rotated = await client.post("/v1/signing-keys/rotate", headers=bearer(world.brand_a))
+    assert rotated.status_code == 201
+    second = await issue(client, world, 1)
+    assert second["key_id"] == rotated.json()["id"] != first["key_id"]
+    listed = (await client.get("/v1/signing-keys", headers=bearer(world.brand_a))).json()["keys"]
+    assert {k["id"]: k["status"] for k in listed} == {
+        first["key_id"]: "retired",
+        second["key_id"]: "active",
+    }
+    r = await client.post(
+        f"/v1/signing-keys/{first['key_id']}/revoke",
+        json={"reason": "leaked"},
+        headers=bearer(world.brand_a),
+    )
+    assert r.json()["status"] == "revoked"
+    public = {k["id"]: k["status"] for k in (await client.get("/v1/keys")).json()["keys"]}
+    assert public[first["key_id"]] == "revoked"
+    other = await client.post(
+        f"/v1/signing-keys/{first['key_id']}/revoke",
+        json={"reason": "x"},
+        headers=bearer(world.brand_b),
+    )
+    assert other.status_code == 404
+
+
+async def test_signing_keys_are_encrypted_at_rest(
+    client: httpx.AsyncClient, world: World, app: FastAPI, dsn: str
+) -> None:
+    batch = await issue(client, world, 1)
+    key = app.state.lifespan_state["keyring"].get(batch["key_id"])
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow("select * from signing_keys where id = $1", batch["key_id"])
+    finally:
+        await conn.close()
+    assert row is not None
+    stored = b"".join(v for v in row.values() if isinstance(v, bytes))
+    assert key.hmac_secret not in stored
+    assert bytes(key.private_key) not in stored  # the Ed25519 seed
+    assert key.hmac_secret.hex() not in repr(key)
+
+
+async def test_a_gs1_batch_exports_as_epcis_commissioning(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    from transparency.domain import epcis
+
+    batch = await issue(client, world, 25, "gs1", lot="L9", expiry="2028-02-29")
+    r = await client.get(
+        f"/v1/code-batches/{batch['id']}/epcis.jsonld",
+        params={"company_prefix_length": 7},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 200, r.text
+    document = r.json()
+    assert document["type"] == "EPCISDocument"
+    found, refused = epcis.parse_commissioning(document)
+    assert refused == []
+    rows = csv.DictReader(
+        io.StringIO(
+            (await client.get(batch["files"]["codes.csv"], headers=bearer(world.brand_a))).text
+        )
+    )
+    assert sorted(f"(01){c.gtin}(21){c.serial}" for c in found) == sorted(r["code"] for r in rows)
+    assert {(c.lot, str(c.expiry)) for c in found} == {("L9", "2028-02-29")}
+
+
+async def test_epcis_export_needs_gs1_codes(client: httpx.AsyncClient, world: World) -> None:
+    batch = await issue(client, world, 2)
+    r = await client.get(
+        f"/v1/code-batches/{batch['id']}/epcis.jsonld", headers=bearer(world.brand_a)
+    )
+    assert r.status_code == 409
+
+
+async def test_labels_pdf_and_zip_read_back_to_the_exact_codes(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    import zipfile
+
+    import numpy as np
+    import pypdfium2
+
+    import scanner
+
+    for fmt in ("transparency", "offline", "gs1"):
+        batch = await issue(client, world, 6, fmt)
+        rows = list(
+            csv.DictReader(
+                io.StringIO(
+                    (
+                        await client.get(batch["files"]["codes.csv"], headers=bearer(world.brand_a))
+                    ).text
+                )
+            )
+        )
+        expected = sorted(codes.parse(row["symbol"]).text for row in rows)
+        r = await client.get(batch["files"]["labels.zip"], headers=bearer(world.brand_a))
+        assert r.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+            found = []
+            for name in archive.namelist():
+                results = scanner.decode(archive.read(name))
+                assert len(results) == 1, name
+                assert results[0].parsed is not None
+                found.append(results[0].parsed.text)
+        assert sorted(found) == expected
+
+        r = await client.get(batch["files"]["labels.pdf"], headers=bearer(world.brand_a))
+        assert r.headers["content-type"] == "application/pdf"
+        page = pypdfium2.PdfDocument(r.content)[0]
+        image = np.asarray(page.render(scale=300 / 72).to_pil().convert("L"))
+        read = sorted(res.parsed.text for res in scanner.decode(image) if res.parsed)
+        assert read == expected, fmt
+
+
+async def test_a_label_layout_that_does_not_fit_is_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await issue(client, world, 1)
+    r = await client.get(
+        f"/v1/code-batches/{batch['id']}/labels.pdf",
+        params={"columns": 9, "label_width_mm": 60},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "layout"
+
+
+@given(
+    st.lists(st.text("0123456789ABCDEFGHJKMNPQRSTVWXYZ-()", min_size=1, max_size=40), max_size=60),
+    st.integers(min_value=1, max_value=300),
+)
+def test_copy_rows_are_each_code_and_the_tail_whatever_the_piece_size(
+    chosen: list[str], size: int
+) -> None:
+    tail = units.row_tail(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), "L\t1", None, "active")
+    lines = "".join(code + "\n" for code in chosen).encode()
+
+    async def collect() -> list[bytes]:
+        return [piece async for piece in units._rows(lines, tail, size)]
+
+    pieces = asyncio.run(collect())
+    assert b"".join(pieces) == b"".join(code.encode() + tail for code in chosen)
+    assert all(piece.endswith(b"\n") for piece in pieces)  # whole rows only
+
+
+async def test_the_database_refuses_batch_attributes_that_are_not_an_object(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    batch = await issue(client, world, 10, attributes={"made_in": "Lyon"})
+    conn = await asyncpg.connect(dsn)
+    try:
+        for value in ("[]", '"Lyon"', "null"):
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute(
+                    "update code_batches set attributes = $1::jsonb where id = $2",
+                    value,
+                    uuid.UUID(batch["id"]),
+                )
+        stored = await conn.fetchval(
+            "select attributes from code_batches where id = $1", uuid.UUID(batch["id"])
+        )
+    finally:
+        await conn.close()
+    assert json.loads(stored) == {"made_in": "Lyon"}

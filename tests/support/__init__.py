@@ -1,0 +1,1 @@
+"""Helpers and fixture modules shared by the test tiers; no test lives here."""
