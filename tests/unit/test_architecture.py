@@ -9,6 +9,7 @@ cycle between layers. The checkers are tested on imports made up to break them.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -183,6 +184,18 @@ def test_transparency_holds_only_its_entry_points_and_layer_folders() -> None:
     assert sorted(f"transparency.{f}" for f in folders) == sorted(
         layer for layer in LAYERS if layer.startswith("transparency.") and "__" not in layer
     )
+
+
+def test_the_readme_map_names_every_folder_of_transparency() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("```\ntransparency/") :]
+    block = block[: block.index("\n```", 4)]
+    # The folders of transparency/ are the map's lines indented by exactly two spaces.
+    mapped = sorted(re.findall(r"^  (\w+)/ ", block, flags=re.MULTILINE))
+    folders = sorted(
+        p.name for p in (ROOT / "transparency").iterdir() if (p / "__init__.py").exists()
+    )
+    assert mapped == folders
 
 
 def test_every_layer_folder_says_what_it_may_import() -> None:
