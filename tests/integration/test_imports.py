@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.support import paths
 from tests.support.world import World, bearer
-from transparency.domain import epcis, gs1
+from transparency.domain import codes, epcis, gs1
 from transparency.domain import imports as rules
 from transparency.services import imports as service
 
@@ -218,3 +218,19 @@ async def test_imported_units_parse_as_gs1(client: httpx.AsyncClient, world: Wor
     (code,) = await units_of(client, world, batch)
     parsed = gs1.parse_gs1(code)
     assert (parsed.gtin, parsed.serial) == (world.product_a["gtin"], "Z9")
+
+
+async def test_digital_link_urls_of_an_imported_serial_parse_back_to_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    serial = "AB/12?x%"  # GS1 allows it; a URI must percent-encode all but the digits
+    batch = await post_import(client, world, f"{serial}\n", "text/csv")
+    assert batch["report"]["accepted"] == 1
+    r = await client.get(batch["files"]["codes.csv"], headers=bearer(world.brand_a))
+    urls = [row["url"] for row in csv.DictReader(io.StringIO(r.text))]
+    r = await client.get(batch["files"]["codes.jsonl"], headers=bearer(world.brand_a))
+    urls += [json.loads(line)["url"] for line in r.text.splitlines()]
+    assert len(urls) == 2
+    for url in urls:
+        parsed = codes.parse(url)
+        assert (parsed.gtin, parsed.serial) == (world.product_a["gtin"], serial), url

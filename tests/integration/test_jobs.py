@@ -1,8 +1,13 @@
-"""The job runner's lease: a job runs in one process at a time, and resumes if that one dies."""
+"""The job runner: a job runs in one process at a time, resumes if that one dies, and is run
+by the handler registered for its kind; the batches' kinds and statuses as the schema holds them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import re
 import uuid
 
 import asyncpg
@@ -10,17 +15,16 @@ import pytest
 
 from tests.support.world import new_gtin
 from transparency.db import batches
-from transparency.db.pool import open_pool
-from transparency.runtime.envelope import MasterKey
+from transparency.db.pool import Conn, open_pool
+from transparency.domain.batches import BatchStatus, Job, JobKind
 from transparency.runtime.jobs import JobRunner
-from transparency.runtime.keyring import KeyRing
 
 LEASE = 1.2  # renewed every 0.4 s: a pause of this machine up to 0.8 s is tolerated
 
 
-async def queue_import(conn: asyncpg.Connection) -> uuid.UUID:
-    """A pending import job of a new brand's product (straight in the database: no app,
-    so no other job runner, is running on it)."""
+async def queue_import(conn: Conn, kind: JobKind = JobKind.IMPORT) -> uuid.UUID:
+    """A pending import job (or one of ``kind``) of a new brand's product (straight in the
+    database: no app, so no other job runner, is running on it)."""
     brand_id, product_id, batch_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await conn.execute("insert into brands (id, name) values ($1, $2)", brand_id, str(brand_id))
     await conn.execute(
@@ -31,10 +35,11 @@ async def queue_import(conn: asyncpg.Connection) -> uuid.UUID:
     )
     await conn.execute(
         "insert into code_batches (id, brand_id, product_id, kind, format, requested)"
-        " values ($1, $2, $3, 'import', 'gs1', 1)",
+        " values ($1, $2, $3, $4, 'gs1', 1)",
         batch_id,
         brand_id,
         product_id,
+        kind.value,
     )
     return batch_id
 
@@ -42,19 +47,17 @@ async def queue_import(conn: asyncpg.Connection) -> uuid.UUID:
 async def test_a_job_longer_than_its_lease_is_never_claimed_twice(dsn: str) -> None:
     started = asyncio.Event()
 
-    async def slow_import(pool: asyncpg.Pool, job: asyncpg.Record, _: JobRunner) -> None:
+    async def slow_import(runner: JobRunner, job: Job) -> None:
         started.set()
         await asyncio.sleep(3 * LEASE)  # an import's one long transaction, say
-        async with pool.acquire() as conn:
-            await batches.finish(conn, job["id"], job["lease_token"])
+        async with runner.pool.acquire() as conn:
+            await batches.finish(conn, job.batch.id, job.lease_token)
 
     async with open_pool(dsn, min_size=1, max_size=4) as pool:
         async with pool.acquire() as conn:
             batch_id = await queue_import(conn)
-        keyring = KeyRing(MasterKey.from_text(MasterKey.generate_text()))
-        runner = JobRunner(
-            pool, keyring, chunk_size=100, lease_seconds=LEASE, import_handler=slow_import
-        )
+        runner = JobRunner(pool, lease_seconds=LEASE)
+        runner.register(JobKind.IMPORT, slow_import)
         running = asyncio.create_task(runner.run_one())
         await started.wait()  # claimed by this runner
         claims = []
@@ -75,12 +78,12 @@ async def test_the_job_of_a_runner_that_died_is_taken_over(dsn: str) -> None:
             batch_id = await queue_import(conn)
         first = await batches.claim(pool, LEASE)  # claimed, then its holder dies: no renewal
         assert first is not None
-        assert first["id"] == batch_id
+        assert first.batch.id == batch_id
         assert await batches.claim(pool, LEASE) is None
         await asyncio.sleep(LEASE * 1.5)
         again = await batches.claim(pool, LEASE)
         assert again is not None
-        assert again["id"] == batch_id
+        assert again.batch.id == batch_id
 
 
 async def test_a_holder_whose_lease_ran_out_writes_nothing(dsn: str) -> None:
@@ -92,27 +95,28 @@ async def test_a_holder_whose_lease_ran_out_writes_nothing(dsn: str) -> None:
         await asyncio.sleep(0.3)
         taker = await batches.claim(pool, 60)
         assert taker is not None
-        assert taker["id"] == batch_id
-        assert taker["lease_token"] != late["lease_token"]
+        assert taker.batch.id == batch_id
+        assert taker.lease_token != late.lease_token
         async with pool.acquire() as conn:
 
             async def late_chunk() -> None:  # its writes, then its progress, in one transaction
                 async with conn.transaction():
                     await conn.execute("update code_batches set lot = 'L' where id = $1", batch_id)
-                    await batches.advance(conn, batch_id, late["lease_token"], 1)
+                    await batches.advance(conn, batch_id, late.lease_token, 1)
 
-            assert not await batches.renew(conn, batch_id, late["lease_token"], 60)
+            assert not await batches.renew(conn, batch_id, late.lease_token, 60)
             with pytest.raises(batches.LeaseLost):
                 await late_chunk()
             with pytest.raises(batches.LeaseLost):
-                await batches.finish(conn, batch_id, late["lease_token"], {"by": "late"})
-            await batches.fail(conn, batch_id, late["lease_token"], "late")
+                await batches.finish(conn, batch_id, late.lease_token, {"by": "late"})
+            await batches.fail(conn, batch_id, late.lease_token, "late")
             row = await conn.fetchrow(
                 "select status, lot, progress, error from code_batches where id = $1", batch_id
             )
+            assert row is not None
             assert dict(row) == {"status": "running", "lot": None, "progress": 0, "error": None}
-            assert await batches.renew(conn, batch_id, taker["lease_token"], 60)
-            await batches.finish(conn, batch_id, taker["lease_token"], {"by": "taker"})
+            assert await batches.renew(conn, batch_id, taker.lease_token, 60)
+            await batches.finish(conn, batch_id, taker.lease_token, {"by": "taker"})
             assert (
                 await conn.fetchval("select status from code_batches where id = $1", batch_id)
                 == "done"
@@ -120,18 +124,102 @@ async def test_a_holder_whose_lease_ran_out_writes_nothing(dsn: str) -> None:
 
 
 async def test_a_runner_whose_job_was_taken_over_does_not_fail_it(dsn: str) -> None:
-    async def taken_over(pool: asyncpg.Pool, job: asyncpg.Record, _: JobRunner) -> None:
-        async with pool.acquire() as conn:  # another process claims it meanwhile
+    async def taken_over(runner: JobRunner, job: Job) -> None:
+        async with runner.pool.acquire() as conn:  # another process claims it meanwhile
             await conn.execute(
-                "update code_batches set lease_token = gen_random_uuid() where id = $1", job["id"]
+                "update code_batches set lease_token = gen_random_uuid() where id = $1",
+                job.batch.id,
             )
-            await batches.finish(conn, job["id"], job["lease_token"])
+            await batches.finish(conn, job.batch.id, job.lease_token)
 
     async with open_pool(dsn, min_size=1, max_size=4) as pool:
         async with pool.acquire() as conn:
             batch_id = await queue_import(conn)
-        keyring = KeyRing(MasterKey.from_text(MasterKey.generate_text()))
-        runner = JobRunner(pool, keyring, chunk_size=100, import_handler=taken_over)
+        runner = JobRunner(pool)
+        runner.register(JobKind.IMPORT, taken_over)
         assert await runner.run_one()
         status = await pool.fetchval("select status from code_batches where id = $1", batch_id)
         assert status == "running"  # the other process's to finish, not failed by this one
+
+
+async def test_a_job_of_a_kind_with_no_handler_fails_and_says_so(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_pool(dsn, min_size=1, max_size=4) as pool:
+        async with pool.acquire() as conn:
+            batch_id = await queue_import(conn)
+        runner = JobRunner(pool)
+        runner.register(JobKind.ISSUE, _never_called)
+        with caplog.at_level(logging.ERROR, logger="transparency.runtime.jobs"):
+            assert await runner.run_one()
+        row = await pool.fetchrow("select status, error from code_batches where id = $1", batch_id)
+        assert row is not None
+        assert dict(row) == {"status": "failed", "error": "NoHandler"}
+        assert [r.getMessage() for r in caplog.records] == ["job failed"]
+        assert "no handler for import jobs" in caplog.text
+        assert await runner.run_one() is False  # failed, not left to be claimed again
+
+
+async def test_a_kind_registered_for_fresh_workers_gets_them_after_each_job(dsn: str) -> None:
+    worker_pids: list[tuple[JobKind, int]] = []
+
+    async def note_worker(runner: JobRunner, job: Job) -> None:
+        worker_pids.append((job.batch.kind, await runner.cpu(os.getpid)))
+        async with runner.pool.acquire() as conn:
+            await batches.finish(conn, job.batch.id, job.lease_token)
+
+    async with open_pool(dsn, min_size=1, max_size=4) as pool:
+        async with pool.acquire() as conn:
+            for kind in (JobKind.ISSUE, JobKind.IMPORT, JobKind.ISSUE):
+                await queue_import(conn, kind)
+        runner = JobRunner(pool)
+        runner.register(JobKind.ISSUE, note_worker)
+        runner.register(JobKind.IMPORT, note_worker, fresh_workers_after=True)
+        async with runner.running():
+            for _ in range(600):
+                if len(worker_pids) == 3:
+                    break
+                await asyncio.sleep(0.05)
+    (_, issue), (_, imported), (_, after) = worker_pids
+    assert [kind for kind, _ in worker_pids] == [JobKind.ISSUE, JobKind.IMPORT, JobKind.ISSUE]
+    assert after not in (issue, imported)  # the import's workers were shut down
+    assert os.getpid() not in (issue, imported, after)
+
+
+async def _never_called(runner: JobRunner, job: Job) -> None:
+    raise AssertionError("the handler of another kind ran")
+
+
+async def test_a_brand_owned_look_up_never_returns_another_brands_batch(dsn: str) -> None:
+    async with open_pool(dsn, min_size=1, max_size=2) as pool, pool.acquire() as conn:
+        batch_id = await queue_import(conn)
+        owner = await conn.fetchval("select brand_id from code_batches where id = $1", batch_id)
+        other = await queue_import(conn)
+        stranger = await conn.fetchval("select brand_id from code_batches where id = $1", other)
+        batch = await batches.get_owned(conn, owner, batch_id)
+        assert batch is not None
+        assert (batch.id, batch.brand_id, batch.kind) == (batch_id, owner, JobKind.IMPORT)
+        assert await batches.get_owned(conn, stranger, batch_id) is None
+        assert await batches.get_owned(conn, owner, uuid.uuid4()) is None
+
+
+async def _check_values(conn: asyncpg.Connection, column: str) -> set[str]:
+    """The values the CHECK constraints of code_batches allow in ``column``."""
+    definitions = await conn.fetch(
+        "select pg_get_constraintdef(oid) as def from pg_constraint"
+        " where conrelid = 'code_batches'::regclass and contype = 'c'"
+    )
+    about = [d["def"] for d in definitions if re.search(rf"\b{column}\b", d["def"])]
+    assert len(about) == 1, about
+    # PostgreSQL prints `x in (...)` as `(x = ANY (ARRAY['a'::text, 'b'::text]))`.
+    assert re.fullmatch(rf"CHECK \(\({column} = ANY \(ARRAY\[.*\]\)\)\)", about[0]), about[0]
+    return set(re.findall(r"'([^']*)'::text", about[0]))
+
+
+async def test_the_schema_allows_exactly_the_domains_kinds_and_statuses(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await _check_values(conn, "kind") == {k.value for k in JobKind}
+        assert await _check_values(conn, "status") == {s.value for s in BatchStatus}
+    finally:
+        await conn.close()

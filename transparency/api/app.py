@@ -42,8 +42,8 @@ from transparency.runtime.keyring import KeyRing
 from transparency.runtime.notifications import listening
 from transparency.runtime.settings import Settings, get_settings, load_master_key
 from transparency.runtime.workers import LazyPool
+from transparency.services import jobs
 from transparency.services.auth import KeyCache
-from transparency.services.imports import run_import
 
 
 class State(TypedDict):
@@ -76,13 +76,8 @@ def create_app(settings: Settings) -> FastAPI:
             dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         ) as pool:
             keyring = KeyRing(master_key)
-            runner = JobRunner(
-                pool,
-                keyring,
-                chunk_size=settings.job_chunk_size,
-                lease_seconds=settings.job_lease_seconds,
-                import_handler=run_import,
-            )
+            runner = JobRunner(pool, lease_seconds=settings.job_lease_seconds)
+            jobs.register(runner, keyring, chunk_size=settings.job_chunk_size)
             metrics.watch_pool(pool)
             events = EventBuffer(pool)
             key_cache = KeyCache()

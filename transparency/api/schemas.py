@@ -9,12 +9,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from transparency.domain.batches import Batch, BatchStatus, JobKind
 from transparency.domain.codes import CodeFormat
 from transparency.domain.identity import Role
 from transparency.domain.models import ApiKey, Brand, Product, Site
 from transparency.domain.signing_keys import KeyStatus, PublicKeyInfo
 from transparency.services.admin import IssuedKey
-from transparency.services.batches import Batch
 
 # Validation context set by a caller that checked the raw JSON body for "\u0000", the only
 # way JSON text can carry a NUL (the parser refuses raw control characters in strings).
@@ -194,11 +194,13 @@ class BatchOut(BaseModel):
     def of(cls, batch: Batch) -> BatchOut:
         base = f"/v1/code-batches/{batch.id}"
         names = ["codes.csv", "codes.jsonl", "labels.pdf", "labels.zip"]
-        if batch.kind == "import":
+        if batch.kind is JobKind.IMPORT:
             names.append("rejections.csv")
         if batch.format is CodeFormat.GS1:
             names.append("epcis.jsonld")
-        files = {name: f"{base}/{name}" for name in names} if batch.status == "done" else {}
+        files = (
+            {name: f"{base}/{name}" for name in names} if batch.status is BatchStatus.DONE else {}
+        )
         fields = {k: getattr(batch, k) for k in cls.model_fields if k != "files"}
         return cls(**fields, files=files)
 

@@ -10,11 +10,49 @@ import asyncpg
 
 from transparency.db.errors import translated
 from transparency.db.pool import Conn
+from transparency.domain.batches import UNFINISHED, Batch, BatchStatus, Job, JobKind
+from transparency.domain.codes import CodeFormat
 
 _COLUMNS = (
     "id, brand_id, product_id, kind, format, requested, lot, expiry, attributes, status,"
     " progress, report, options, created_at, started_at, finished_at, error"
 )
+
+
+# The statuses as SQL literals made from the domain's enum: constants, never a caller's
+# text. Literals rather than parameters: under the pool's generic plans, the partial index
+# of unfinished batches serves the claim only if the planner sees the values.
+def _literal(status: BatchStatus) -> str:
+    return f"'{status.value}'"
+
+
+_PENDING = _literal(BatchStatus.PENDING)
+_RUNNING = _literal(BatchStatus.RUNNING)
+_DONE = _literal(BatchStatus.DONE)
+_FAILED = _literal(BatchStatus.FAILED)
+_UNFINISHED = ", ".join(_literal(s) for s in sorted(UNFINISHED))
+
+
+def _batch(row: asyncpg.Record) -> Batch:
+    return Batch(
+        id=row["id"],
+        brand_id=row["brand_id"],
+        product_id=row["product_id"],
+        kind=JobKind(row["kind"]),
+        format=CodeFormat(row["format"]),
+        status=BatchStatus(row["status"]),
+        requested=row["requested"],
+        progress=row["progress"],
+        lot=row["lot"],
+        expiry=row["expiry"],
+        attributes=row["attributes"],
+        report=row["report"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        error=row["error"],
+        key_id=row["options"].get("key_id"),
+    )
 
 
 async def insert(
@@ -23,15 +61,15 @@ async def insert(
     batch_id: UUID,
     brand_id: UUID,
     product_id: UUID,
-    kind: str,
-    format: str,
+    kind: JobKind,
+    format: CodeFormat,
     requested: int,
     lot: str | None,
     expiry: date | None,
     attributes: dict[str, Any],
     options: dict[str, Any],
     content_sha256: bytes | None = None,
-) -> asyncpg.Record:
+) -> Batch:
     with translated("this import"):
         row = await conn.fetchrow(
             "insert into code_batches (id, brand_id, product_id, kind, format, requested, lot,"
@@ -40,8 +78,8 @@ async def insert(
             batch_id,
             brand_id,
             product_id,
-            kind,
-            format,
+            kind.value,
+            format.value,
             requested,
             lot,
             expiry,
@@ -50,54 +88,54 @@ async def insert(
             content_sha256,
         )
     assert row is not None
-    return row
+    return _batch(row)
 
 
 async def lock_brand_jobs(conn: Conn, brand_id: UUID) -> int:
     """Lock the brand's row and count its queued or running batches (for the per-brand cap)."""
     await conn.execute("select 1 from brands where id = $1 for update", brand_id)
     count: int = await conn.fetchval(
-        "select count(*) from code_batches"
-        " where brand_id = $1 and status in ('pending', 'running')",
+        f"select count(*) from code_batches where brand_id = $1 and status in ({_UNFINISHED})",
         brand_id,
     )
     return count
 
 
-async def get(conn: Conn | asyncpg.Pool, batch_id: UUID) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        f"select {_COLUMNS} from code_batches where id = $1", batch_id
+async def get_owned(conn: Conn | asyncpg.Pool, brand_id: UUID, batch_id: UUID) -> Batch | None:
+    """The brand's batch ``batch_id``; None for a missing one and for another brand's."""
+    row = await conn.fetchrow(
+        f"select {_COLUMNS} from code_batches where id = $1 and brand_id = $2", batch_id, brand_id
     )
-    return row
+    return None if row is None else _batch(row)
 
 
-async def find_import(conn: Conn, product_id: UUID, content_sha256: bytes) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
+async def find_import(conn: Conn, product_id: UUID, content_sha256: bytes) -> Batch | None:
+    row = await conn.fetchrow(
         f"select {_COLUMNS} from code_batches where product_id = $1 and content_sha256 = $2",
         product_id,
         content_sha256,
     )
-    return row
+    return None if row is None else _batch(row)
 
 
 class LeaseLost(Exception):
     """Another process has claimed this job since this one's lease ran out: write nothing."""
 
 
-async def claim(conn: Conn | asyncpg.Pool, lease_seconds: float) -> asyncpg.Record | None:
+async def claim(conn: Conn | asyncpg.Pool, lease_seconds: float) -> Job | None:
     """Take the oldest runnable job: a pending one, or a running one whose holder died.
-    The row carries ``lease_token``, which the holder names in every later write."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "update code_batches set status = 'running',"
+    The job carries ``lease_token``, which the holder names in every later write."""
+    row = await conn.fetchrow(
+        f"update code_batches set status = {_RUNNING},"
         " started_at = coalesce(started_at, now()),"
         " lease_until = now() + make_interval(secs => $1), lease_token = gen_random_uuid()"
         " where id = (select id from code_batches"
-        "   where status = 'pending' or (status = 'running' and lease_until < now())"
+        f"   where status = {_PENDING} or (status = {_RUNNING} and lease_until < now())"
         "   order by created_at for update skip locked limit 1)"
         f" returning {_COLUMNS}, lease_token",
         lease_seconds,
     )
-    return row
+    return None if row is None else Job(_batch(row), row["lease_token"])
 
 
 def _held(status: str) -> bool:
@@ -112,7 +150,7 @@ async def renew(
     return _held(
         await conn.execute(
             "update code_batches set lease_until = now() + make_interval(secs => $3)"
-            " where id = $1 and lease_token = $2 and status = 'running'",
+            f" where id = $1 and lease_token = $2 and status = {_RUNNING}",
             batch_id,
             token,
             lease_seconds,
@@ -125,7 +163,7 @@ async def advance(conn: Conn, batch_id: UUID, token: UUID, done: int) -> None:
     LeaseLost rolls back). The lease is the holder's to renew (``renew``)."""
     status = await conn.execute(
         "update code_batches set progress = progress + $3"
-        " where id = $1 and lease_token = $2 and status = 'running'",
+        f" where id = $1 and lease_token = $2 and status = {_RUNNING}",
         batch_id,
         token,
         done,
@@ -139,8 +177,8 @@ async def finish(
 ) -> None:
     """The job is done (in the transaction of its last writes, which LeaseLost rolls back)."""
     status = await conn.execute(
-        "update code_batches set status = 'done', finished_at = now(), lease_until = null,"
-        " report = $3 where id = $1 and lease_token = $2 and status = 'running'",
+        f"update code_batches set status = {_DONE}, finished_at = now(), lease_until = null,"
+        f" report = $3 where id = $1 and lease_token = $2 and status = {_RUNNING}",
         batch_id,
         token,
         report,
@@ -158,8 +196,8 @@ async def fail(
 ) -> None:
     """The job failed; nothing happens if another process holds it now (it decides)."""
     await conn.execute(
-        "update code_batches set status = 'failed', finished_at = now(), lease_until = null,"
-        " error = $3, report = $4 where id = $1 and lease_token = $2 and status = 'running'",
+        f"update code_batches set status = {_FAILED}, finished_at = now(), lease_until = null,"
+        f" error = $3, report = $4 where id = $1 and lease_token = $2 and status = {_RUNNING}",
         batch_id,
         token,
         error,

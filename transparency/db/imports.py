@@ -8,26 +8,27 @@ from uuid import UUID
 import asyncpg
 
 from transparency.db.pool import Conn
+from transparency.domain.imports import ImportKind, ImportMode, Upload
 
 
-async def store_upload(
-    conn: Conn, batch_id: UUID, content_type: str, mode: str, content: bytes
-) -> None:
+async def store_upload(conn: Conn, batch_id: UUID, upload: Upload) -> None:
     await conn.execute(
         "insert into import_uploads (batch_id, content_type, mode, content)"
         " values ($1, $2, $3, $4)",
         batch_id,
-        content_type,
-        mode,
-        content,
+        upload.kind.value,
+        upload.mode.value,
+        upload.content,
     )
 
 
-async def upload(conn: Conn | asyncpg.Pool, batch_id: UUID) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
+async def upload(conn: Conn | asyncpg.Pool, batch_id: UUID) -> Upload | None:
+    row = await conn.fetchrow(
         "select content_type, mode, content from import_uploads where batch_id = $1", batch_id
     )
-    return row
+    if row is None:
+        return None
+    return Upload(ImportKind(row["content_type"]), ImportMode(row["mode"]), row["content"])
 
 
 async def drop_upload(conn: Conn, batch_id: UUID) -> None:

@@ -43,8 +43,11 @@ async def insert(
     return Product(**row)
 
 
-async def get(conn: Conn | asyncpg.Pool, product_id: UUID) -> Product | None:
-    row = await conn.fetchrow(f"select {_COLUMNS} from products where id = $1", product_id)
+async def get_owned(conn: Conn | asyncpg.Pool, brand_id: UUID, product_id: UUID) -> Product | None:
+    """The brand's product ``product_id``; None for a missing one and for another brand's."""
+    row = await conn.fetchrow(
+        f"select {_COLUMNS} from products where id = $1 and brand_id = $2", product_id, brand_id
+    )
     return None if row is None else Product(**row)
 
 

@@ -13,6 +13,9 @@ from transparency.db.pool import Conn
 
 UnitRow = tuple[str, UUID, UUID, UUID, str | None, date | None, str]
 COLUMNS = ("code", "brand_id", "product_id", "batch_id", "lot", "expiry", "state")
+# A unit of a batch as its files list it: code, lot, expiry. A tuple, not a record: an
+# export reads millions of them.
+BatchUnit = tuple[str, str | None, date | None]
 
 
 async def copy(conn: Conn, rows: Sequence[UnitRow]) -> None:
@@ -84,7 +87,7 @@ async def existing(conn: Conn, codes: list[str]) -> set[str]:
 
 async def of_batch(
     conn: Conn, batch_id: UUID, *, prefetch: int = 10_000
-) -> AsyncIterator[tuple[str, str | None, date | None]]:
+) -> AsyncIterator[BatchUnit]:
     """Every unit of a batch, streamed (call inside a transaction)."""
     async for row in conn.cursor(
         "select code, lot, expiry from units where batch_id = $1", batch_id, prefetch=prefetch
@@ -100,6 +103,7 @@ async def batch_cursor(conn: Conn, batch_id: UUID) -> asyncpg.cursor.Cursor[asyn
     return cursor
 
 
-async def next_rows(cursor: asyncpg.cursor.Cursor[asyncpg.Record], n: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await cursor.fetch(n)
-    return rows
+async def next_rows(cursor: asyncpg.cursor.Cursor[asyncpg.Record], n: int) -> list[BatchUnit]:
+    """The next ``n`` units of ``batch_cursor`` (fewer at its end, none past it)."""
+    rows = await cursor.fetch(n)
+    return [(row["code"], row["lot"], row["expiry"]) for row in rows]

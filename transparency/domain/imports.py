@@ -38,6 +38,15 @@ class ImportMode(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """An import's file, kept until its job has run."""
+
+    kind: ImportKind
+    mode: ImportMode
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ImportRow:
     position: str
     serial: str

@@ -1,12 +1,11 @@
-"""The background job runner: issuance and import jobs, run inside the service.
+"""The background job runner: runs queued batch jobs inside the service, one at a time.
 
 Each process runs one loop that claims a runnable job with a lease (pending, or running
-with an expired lease: its holder died), renews the lease while it works, and works through
-the job in chunks. An issuance job writes each chunk of codes with COPY and records its
-progress in the same transaction, so after a crash the job resumes where its last
-committed chunk ended: no code lost, none written twice. Units of a batch are not visible
-to verification until the batch is done. Code generation runs in a worker process,
-overlapped with the COPY of the previous chunk.
+with an expired lease: its holder died), renews the lease while the job works, and hands
+the job to the handler registered for its kind. The runner knows no job's body: the
+services register one per kind (``services.jobs.register``). A handler names the job's
+lease token in each of its writes, which fails with LeaseLost once another process has
+taken the job over; a job of a kind nobody registered fails.
 """
 
 from __future__ import annotations
@@ -15,41 +14,48 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
 
-from transparency.db import batches, products, units
-from transparency.domain import issuance
-from transparency.runtime.keyring import KeyRing
+from transparency.db import batches
+from transparency.domain.batches import Job, JobKind
 from transparency.runtime.workers import LazyPool, release_memory
 
 log = logging.getLogger("transparency.runtime.jobs")
 
 POLL_SECONDS = 0.5
 
-ImportHandler = Callable[[asyncpg.Pool, asyncpg.Record, "JobRunner"], Awaitable[None]]
 T = TypeVar("T")
+Handler = Callable[["JobRunner", Job], Awaitable[None]]
+
+
+class NoHandler(Exception):
+    """A job of a kind that no handler was registered for."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Registration:
+    handler: Handler
+    fresh_workers_after: bool
 
 
 class JobRunner:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        keyring: KeyRing,
-        *,
-        chunk_size: int,
-        lease_seconds: float = 15.0,
-        import_handler: ImportHandler | None = None,
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, lease_seconds: float = 15.0) -> None:
         self.pool = pool
-        self.keyring = keyring
-        self.chunk_size = chunk_size
         self.lease_seconds = lease_seconds
-        self.import_handler = import_handler
+        self._handlers: dict[JobKind, _Registration] = {}
         self._wake = asyncio.Event()
         self._workers = LazyPool(2)  # one per core: PostgreSQL and the event loop share them
+
+    def register(
+        self, kind: JobKind, handler: Handler, *, fresh_workers_after: bool = False
+    ) -> None:
+        """Run jobs of ``kind`` with ``handler``; ``fresh_workers_after``: shut the worker
+        processes down after each such job (they start again when next needed)."""
+        self._handlers[kind] = _Registration(handler, fresh_workers_after)
 
     def wake(self) -> None:
         """A job was queued: look now rather than at the next poll."""
@@ -89,28 +95,25 @@ class JobRunner:
         job = await batches.claim(self.pool, self.lease_seconds)
         if job is None:
             return False
-        log.info("job claimed", extra={"batch_id": str(job["id"]), "kind": job["kind"]})
-        keeper = asyncio.create_task(
-            self._keep_lease(job["id"], job["lease_token"]), name="job-lease"
-        )
+        batch_id, kind = job.batch.id, job.batch.kind
+        log.info("job claimed", extra={"batch_id": str(batch_id), "kind": kind.value})
+        registration = self._handlers.get(kind)
+        keeper = asyncio.create_task(self._keep_lease(batch_id, job.lease_token), name="job-lease")
         try:
-            if job["kind"] == "issue":
-                await self._issue(job)
-            elif self.import_handler is not None:
-                await self.import_handler(self.pool, job, self)
+            if registration is None:
+                raise NoHandler(f"no handler for {kind.value} jobs")
+            await registration.handler(self, job)
         except asyncio.CancelledError:
             raise  # shutting down: the lease expires and the job resumes later
         except batches.LeaseLost:
-            log.warning("job taken over by another process", extra={"batch_id": str(job["id"])})
+            log.warning("job taken over by another process", extra={"batch_id": str(batch_id)})
         except Exception as exc:
-            log.exception("job failed", extra={"batch_id": str(job["id"])})
-            await batches.fail(self.pool, job["id"], job["lease_token"], f"{type(exc).__name__}")
+            log.exception("job failed", extra={"batch_id": str(batch_id)})
+            await batches.fail(self.pool, batch_id, job.lease_token, f"{type(exc).__name__}")
         finally:
             keeper.cancel()
             await asyncio.wait([keeper])  # no renewal after this (a shutdown still propagates)
-            if job["kind"] != "issue":
-                # Parsing a file leaves each worker's heap the size of its piece of the
-                # file; new workers (about half a second to start) are lighter.
+            if registration is not None and registration.fresh_workers_after:
                 self._workers.shutdown()
             release_memory()
         return True
@@ -132,63 +135,3 @@ class JobRunner:
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 # The next turn tries again; a lease outlives two missed renewals.
                 log.warning("could not renew a job's lease", extra={"batch_id": str(batch_id)})
-
-    async def _issue(self, job: asyncpg.Record) -> None:
-        key = self.keyring.get(job["options"]["key_id"])
-        if key is None:
-            await self.keyring.load(self.pool)
-            key = self.keyring.get(job["options"]["key_id"])
-        if key is None:
-            raise LookupError("the batch's signing key is gone")
-        product = await products.get(self.pool, job["product_id"])
-        assert product is not None
-        batch_id: UUID = job["id"]
-        token: UUID = job["lease_token"]
-        remaining = job["requested"] - job["progress"]
-        tail = units.row_tail(
-            job["brand_id"], job["product_id"], batch_id, job["lot"], job["expiry"], "active"
-        )
-
-        def generate(n: int) -> asyncio.Future[bytes]:
-            return self.cpu(
-                issuance.generate_lines, job["format"], key.id, key.hmac_secret, product.gtin, n
-            )
-
-        sizes = [
-            min(self.chunk_size, remaining - done) for done in range(0, remaining, self.chunk_size)
-        ]
-        if sizes:
-            ahead = generate(sizes[0])  # each chunk is made while the one before is written
-            for count, following in zip(sizes, [*sizes[1:], 0], strict=True):
-                chunk = await ahead
-                if following:
-                    ahead = generate(following)
-                await self._write_chunk(batch_id, token, chunk, tail, count, regenerate=generate)
-        async with self.pool.acquire() as conn:
-            await batches.finish(conn, batch_id, token)
-        log.info("job done", extra={"batch_id": str(batch_id)})
-
-    async def _write_chunk(
-        self,
-        batch_id: UUID,
-        token: UUID,
-        codes: bytes,
-        tail: bytes,
-        count: int,
-        *,
-        regenerate: Callable[[int], asyncio.Future[bytes]],
-    ) -> None:
-        for _attempt in range(5):
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    await units.copy_codes(conn, codes, tail)
-                    await batches.advance(conn, batch_id, token, count)
-                return
-            except asyncpg.UniqueViolationError:
-                # A random serial met an existing one (about 2**-72 per pair): draw anew.
-                codes = await regenerate(count)
-        raise RuntimeError("could not write a chunk of unique codes")
-
-
-def options_for_issue(key_id: int) -> dict[str, Any]:
-    return {"key_id": key_id}

@@ -21,12 +21,13 @@ import asyncpg
 
 from transparency.db import brands
 from transparency.db import units as db_units
-from transparency.domain import codes, epcis
+from transparency.domain import codes, epcis, gs1
+from transparency.domain.batches import Batch
 from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import Conflict, InvalidInput
 from transparency.domain.identity import Principal
 from transparency.runtime.keyring import KeyRing
-from transparency.services.batches import Batch, finished_batch
+from transparency.services.batches import finished_batch
 
 if TYPE_CHECKING:  # the renderer (numpy, Pillow, zxing-cpp) loads with the first label file
     from transparency.labels.render import Label, SheetLayout
@@ -59,7 +60,9 @@ class Exporter:
             parsed = codes.parse(code)
             assert parsed.gtin is not None
             assert parsed.serial is not None
-            url = f"{self.public_url}/01/{parsed.gtin}/21/{parsed.serial}"
+            url = gs1.digital_link(
+                (("01", parsed.gtin), ("21", parsed.serial)), base=self.public_url
+            )
             return ExportRow(code, code, code, url, lot, exp)
         url = f"{self.public_url}/t/{code}"
         if self.batch.format is CodeFormat.OFFLINE:
@@ -240,8 +243,8 @@ async def labels_file(
                     rows = asyncio.run_coroutine_threadsafe(fetch, loop).result()
                     if not rows:
                         return
-                    for r in rows:
-                        yield _label(batch, exporter.row(r["code"], r["lot"], r["expiry"]))
+                    for code, lot, expiry in rows:
+                        yield _label(batch, exporter.row(code, lot, expiry))
 
             def render() -> None:
                 from transparency.labels.render import write_pdf, write_zip

@@ -23,12 +23,14 @@ import asyncpg
 from transparency.db import audit, batches, imports, products, units
 from transparency.db.pool import Conn
 from transparency.domain import imports as rules
+from transparency.domain.batches import Batch, Job, JobKind
 from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import InvalidInput, LimitExceeded
 from transparency.domain.identity import Principal
-from transparency.domain.imports import ImportKind, ImportMode
+from transparency.domain.imports import ImportKind, ImportMode, Upload
 from transparency.runtime.jobs import JobRunner
-from transparency.services.batches import Batch, brand_product, get_batch
+from transparency.services.batches import get_batch
+from transparency.services.products import get_product
 
 _KIND_BY_MEDIA = {
     "text/csv": ImportKind.CSV,
@@ -67,7 +69,7 @@ async def create_import(
     max_jobs: int,
 ) -> tuple[Batch, bool]:
     """Queue an import; returns the batch and whether it is new (False: the same file again)."""
-    product = await brand_product(pool, actor, product_id)
+    product = await get_product(pool, actor, product_id)
     if not content.strip():
         raise InvalidInput("the file is empty", field="file")
     digest = hashlib.sha256(kind.value.encode() + b"\0" + content).digest()
@@ -75,18 +77,18 @@ async def create_import(
         count = await batches.lock_brand_jobs(conn, product.brand_id)
         earlier = await batches.find_import(conn, product.id, digest)
         if earlier is not None:
-            return Batch.of(earlier), False
+            return earlier, False
         if count >= max_jobs:
             raise LimitExceeded(
                 f"this brand already has {max_jobs} batches queued or running", retry_after=10
             )
-        row = await batches.insert(
+        batch = await batches.insert(
             conn,
             batch_id=uuid4(),
             brand_id=product.brand_id,
             product_id=product.id,
-            kind="import",
-            format=CodeFormat.GS1.value,
+            kind=JobKind.IMPORT,
+            format=CodeFormat.GS1,
             requested=0,
             lot=None,
             expiry=None,
@@ -94,17 +96,17 @@ async def create_import(
             options={"kind": kind.value, "mode": mode.value},
             content_sha256=digest,
         )
-        await imports.store_upload(conn, row["id"], kind.value, mode.value, content)
+        await imports.store_upload(conn, batch.id, Upload(kind, mode, content))
         await audit.record(
-            conn, api_key_id=actor.key_id, action="import.create", target=str(row["id"]),
+            conn, api_key_id=actor.key_id, action="import.create", target=str(batch.id),
             brand_id=product.brand_id, detail={"kind": kind.value, "mode": mode.value,
                                                "bytes": len(content)},
         )  # fmt: skip
     runner.wake()
-    return Batch.of(row), True
+    return batch, True
 
 
-async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner) -> None:
+async def run_import(runner: JobRunner, job: Job) -> None:
     """The job: read the file, check every row, register the accepted units at once.
 
     Pieces of the file are read in worker processes (two pieces ahead) while the rows of
@@ -112,18 +114,16 @@ async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner)
     import that meets a bad row rolls the whole file back. Only the pieces in hand are held
     (all of a file's read pieces, waiting for the database, once held every row at once).
     """
-    upload = await imports.upload(pool, job["id"])
-    product = await products.get(pool, job["product_id"])
+    pool, batch, token = runner.pool, job.batch, job.lease_token
+    upload = await imports.upload(pool, batch.id)
+    product = await products.get_owned(pool, batch.brand_id, batch.product_id)
     assert upload is not None
     assert product is not None
-    mode = ImportMode(upload["mode"])
-    kind = ImportKind(upload["content_type"])
-    gtin = product.gtin
-    token: UUID = job["lease_token"]
+    mode, kind, gtin = upload.mode, upload.kind, product.gtin
     try:
-        text = rules.decode(upload["content"])
+        text = rules.decode(upload.content)
     except InvalidInput as exc:
-        await batches.fail(pool, job["id"], token, exc.detail, {"accepted": 0, "rejected": 0})
+        await batches.fail(pool, batch.id, token, exc.detail, {"accepted": 0, "rejected": 0})
         return
     del upload  # the file's bytes: only its text is needed from here
     parts = rules.pieces(text, kind, _PIECE)
@@ -166,7 +166,7 @@ async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner)
                 if rejected and mode is ImportMode.ALL_OR_NOTHING:
                     continue  # keep reading: the report names every refused row
                 rows = zip(  # the repeats are endless: the columns set the length
-                    keys, repeat(product.brand_id), repeat(product.id), repeat(job["id"]),
+                    keys, repeat(product.brand_id), repeat(product.id), repeat(batch.id),
                     columns.lots, columns.expiries, repeat("active"), strict=False,
                 )  # fmt: skip
                 fresh = (
@@ -177,12 +177,12 @@ async def run_import(pool: asyncpg.Pool, job: asyncpg.Record, runner: JobRunner)
             register = not (rejected and mode is ImportMode.ALL_OR_NOTHING)
             if not register:
                 raise _RollBack
-            await _close(conn, job["id"], token, mode, accepted, rejected, register=True)
+            await _close(conn, batch.id, token, mode, accepted, rejected, register=True)
     except _RollBack:
         async with pool.acquire() as conn, conn.transaction():
-            await _close(conn, job["id"], token, mode, 0, rejected, register=False)
+            await _close(conn, batch.id, token, mode, 0, rejected, register=False)
     except InvalidInput as exc:
-        await batches.fail(pool, job["id"], token, exc.detail, {"accepted": 0, "rejected": 0})
+        await batches.fail(pool, batch.id, token, exc.detail, {"accepted": 0, "rejected": 0})
     finally:
         for pending in reads:  # a failed job's pieces still being read
             pending.cancel()

@@ -53,10 +53,11 @@ async def create_product(
 
 
 async def get_product(pool: asyncpg.Pool, actor: Principal, product_id: UUID) -> Product:
+    """The caller's product; another brand's is as missing as one that never was."""
     actor.require(Role.BRAND)
-    async with pool.acquire() as conn:
-        product = await products.get(conn, product_id)
-    if product is None or product.brand_id != actor.brand_id:
+    assert actor.brand_id is not None
+    product = await products.get_owned(pool, actor.brand_id, product_id)
+    if product is None:
         raise NotFound(f"no product {product_id}")
     return product
 
