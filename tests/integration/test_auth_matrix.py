@@ -97,7 +97,7 @@ async def test_another_brands_product_looks_like_a_missing_one(
     assert theirs.status_code == missing.status_code == 404
 
     def same_shape(r: httpx.Response, asked: str) -> dict[str, Any]:
-        body = r.json()
+        body: dict[str, Any] = r.json()
         body.pop("request_id")
         body["detail"] = body["detail"].replace(asked, "ID")
         return body

@@ -98,6 +98,57 @@ async def test_another_brand_cannot_touch_or_see_a_unit(
     assert r.status_code == 404
 
 
+async def test_another_brands_targets_look_like_missing_ones(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """A unit, batch or product of brand A, named by brand B, gets the very 404 a missing
+    one gets, and nothing of brand A's moves."""
+    rows = await issue_codes(client, world, 2, lot="L1")
+    conn = await connect(dsn)
+    try:
+        batch_id = str(await conn.fetchval("select batch_id from units where code = $1",
+                                           rows[0]["code"]))  # fmt: skip
+    finally:
+        await conn.close()
+    missing_code = f"(01){world.product_a['gtin']}(21)NOSUCHSERIAL"
+    unknown = "00000000-0000-4000-8000-000000000000"
+    cases = [
+        ({"code": rows[0]["code"]}, {"code": missing_code}, None),
+        ({"batch_id": batch_id}, {"batch_id": unknown}, (batch_id, unknown)),
+        (
+            {"product_id": world.product_a["id"], "lot": "L1"},
+            {"product_id": unknown, "lot": "L1"},
+            (world.product_a["id"], unknown),
+        ),
+    ]
+
+    def problem(r: httpx.Response, ids: tuple[str, str] | None, which: int) -> dict[str, Any]:
+        assert r.status_code == 404, r.text
+        body: dict[str, Any] = r.json()
+        body.pop("request_id")
+        if ids is not None:
+            body["detail"] = body["detail"].replace(ids[which], "ID")
+        return body
+
+    for theirs, missing, ids in cases:
+        answers = [
+            await client.post(
+                "/v1/units/actions",
+                json={"action": "destroy", "reason": "x", **target},
+                headers=bearer(world.brand_b),
+            )
+            for target in (theirs, missing)
+        ]
+        assert problem(answers[0], ids, 0) == problem(answers[1], ids, 1), theirs
+    for row in rows:
+        assert (await fulfil(client, world, row["code"]))["result"] == "pass"
+    history = [
+        await client.get(f"/v1/codes/{code}/history", headers=bearer(world.brand_b))
+        for code in (rows[0]["code"], missing_code)
+    ]
+    assert problem(history[0], None, 0) == problem(history[1], None, 1)
+
+
 async def test_history_lists_every_scan(client: httpx.AsyncClient, world: World) -> None:
     (row,) = await issue_codes(client, world, 1)
     await fulfil(client, world, row["code"])
@@ -125,7 +176,8 @@ async def today(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
     """Brand A's one dashboard row for today (product A is its only product)."""
     r = await client.get(f"/v1/brands/{world.brand_a_id}/dashboard", headers=bearer(world.brand_a))
     assert r.status_code == 200, r.text
-    (day,) = [d for d in r.json()["days"] if d["day"] == date.today().isoformat()]
+    days: list[dict[str, Any]] = r.json()["days"]
+    (day,) = [d for d in days if d["day"] == date.today().isoformat()]
     assert day["product_id"] == world.product_a["id"]
     return day
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import asdict, fields
 from typing import Any
 
 import asyncpg
@@ -378,11 +379,15 @@ async def test_the_single_and_the_batch_claims_decide_alike(
         for one in (True, False):
             try:
                 async with conn.transaction():
-                    kwargs = {"site_id": site, "api_key_id": "k", "shipment_id": shipment}
                     if one:
-                        got = await scans.claim_one(conn, code, gtin, **kwargs)
+                        got = await scans.claim_one(
+                            conn, code, gtin, site_id=site, api_key_id="k", shipment_id=shipment
+                        )
                     else:
-                        (got,) = await scans.claim(conn, [(code, gtin)], **kwargs)
+                        (got,) = await scans.claim(
+                            conn, [(code, gtin)], site_id=site, api_key_id="k",
+                            shipment_id=shipment,
+                        )  # fmt: skip
                     after = await conn.fetchval(
                         "select state::text from units where code = $1", code
                     )
@@ -390,8 +395,9 @@ async def test_the_single_and_the_batch_claims_decide_alike(
                         "select result, reason, brand_id, product_id from scan_events"
                         " where code = $1 and api_key_id = 'k'", code,
                     )  # fmt: skip
-                    reply = {k: v for k, v in dict(got).items() if k not in ("n", "shipped_at")}
-                    moved = got["shipped_at"] is not None
+                    reply = {k: v for k, v in asdict(got).items() if k != "shipped_at"}
+                    moved = got.shipped_at is not None
+                    assert event is not None
                     answers.append((sorted(reply.items()), moved, after, tuple(event)))
                     raise _RolledBack
             except _RolledBack:
@@ -540,3 +546,23 @@ async def test_totes_sharing_units_in_other_orders_do_not_deadlock(
             b["result"] == "pass" for b in backward[::-1]
         ]
         assert sum(passes) == len(pair)
+
+
+async def test_the_claim_and_customer_statements_answer_their_records_fields(dsn: str) -> None:
+    """The hot paths build their records by position, not by name: each statement's
+    columns must be its record's fields, in order."""
+    from transparency.db import scans
+    from transparency.domain.verification import Claimed, CustomerScan, ScanHistory
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        columns = {
+            sql: [a.name for a in (await conn.prepare(sql)).get_attributes()]
+            for sql in (scans._CLAIM, scans._CLAIM_ONE, scans._CUSTOMER)
+        }
+    finally:
+        await conn.close()
+    claimed = [f.name for f in fields(Claimed)]
+    assert columns[scans._CLAIM] == columns[scans._CLAIM_ONE] == claimed
+    customer = [f.name for f in fields(CustomerScan) if f.name != "history"]
+    assert columns[scans._CUSTOMER] == customer + [f.name for f in fields(ScanHistory)]

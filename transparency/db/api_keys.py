@@ -10,7 +10,7 @@ from transparency.db.errors import translated
 from transparency.db.pool import Conn
 from transparency.domain.api_keys import ApiKeyToken
 from transparency.domain.identity import Role
-from transparency.domain.models import ApiKey
+from transparency.domain.models import ApiKey, Credentials
 
 _COLUMNS = "id, role, brand_id, site_id, label, created_at, revoked_at"
 
@@ -43,14 +43,14 @@ async def insert(
     return _key(row)
 
 
-async def credentials(conn: Conn | asyncpg.Pool, key_id: str) -> asyncpg.Record | None:
+async def credentials(conn: Conn | asyncpg.Pool, key_id: str) -> Credentials | None:
     """The digest, role and scope of a live (unrevoked) key, or None."""
-    row: asyncpg.Record | None = await conn.fetchrow(
+    row = await conn.fetchrow(
         "select secret_sha256, role, brand_id, site_id from api_keys"
         " where id = $1 and revoked_at is null",
         key_id,
     )
-    return row
+    return None if row is None else Credentials(**{**row, "role": Role(row["role"])})
 
 
 CHANNEL = "api_keys"

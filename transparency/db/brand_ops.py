@@ -1,23 +1,48 @@
-"""Queries of brand operations: withdraw units, read a unit's history, the dashboard."""
+"""Queries of brand operations: withdraw units, read a unit's history, the dashboard.
+
+Every statement here names the brand in its WHERE clause: another brand's unit, batch or
+product is never read or touched, and looks exactly like a missing one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from uuid import UUID
 
 import asyncpg
 
 from transparency.db.pool import Conn
+from transparency.db.scans import UNIT_COLUMNS, unit_of
+from transparency.domain.batches import BatchStatus, JobKind
+from transparency.domain.lifecycle import UnitState
+from transparency.domain.models import DashboardDay
+from transparency.domain.units import Unit
 
-_SET_STATE = (
-    "update units set state = $2::unit_state, status_reason = $3, updated_at = now()"
-    " where brand_id = $1 and state = any($4::unit_state[]) and "
+
+def _set_state(target: str, units: str) -> str:
+    """Move the target's units that the lifecycle allows; say whether the brand has the
+    target at all (``found``) and how many units moved."""
+    return f"""
+with target as ({target}),
+moved as (
+    update units set state = $2::unit_state, status_reason = $3, updated_at = now()
+    where brand_id = $1 and state = any($4::unit_state[]) and {units}
+    returning 1
 )
+select exists (select from target) as found, (select count(*) from moved) as moved
+"""
+
+
 # One statement per kind of target, each able to use its own index under a generic plan.
 _TARGETS = {
-    "code": _SET_STATE + "code = $5",
-    "batch": _SET_STATE + "batch_id = $5",
-    "lot": _SET_STATE + "product_id = $5 and lot = $6",
+    "code": _set_state("select from units where brand_id = $1 and code = $5", "code = $5"),
+    "batch": _set_state(
+        "select from code_batches where brand_id = $1 and id = $5", "batch_id = $5"
+    ),
+    "lot": _set_state(
+        "select from products where brand_id = $1 and id = $5", "product_id = $5 and lot = $6"
+    ),
 }
 
 
@@ -25,34 +50,37 @@ async def set_state(
     conn: Conn,
     *,
     brand_id: UUID,
-    new_state: str,
-    allowed_from: list[str],
+    new_state: UnitState,
+    allowed_from: Collection[UnitState],
     reason: str,
     code: str | None = None,
     batch_id: UUID | None = None,
     product_id: UUID | None = None,
     lot: str | None = None,
-) -> int:
-    """Move every unit of the target (a code, a batch, or a product's lot) that the
-    lifecycle allows; return how many moved."""
-    common = (brand_id, new_state, reason, allowed_from)
+) -> int | None:
+    """Move every unit of the brand's target (a code, a batch, or a product's lot) that is
+    in one of ``allowed_from``; how many moved, or None when the brand has no such target."""
+    common = (brand_id, new_state.value, reason, [s.value for s in allowed_from])
     if code is not None:
-        result: str = await conn.execute(_TARGETS["code"], *common, code)
+        row = await conn.fetchrow(_TARGETS["code"], *common, code)
     elif batch_id is not None:
-        result = await conn.execute(_TARGETS["batch"], *common, batch_id)
+        row = await conn.fetchrow(_TARGETS["batch"], *common, batch_id)
     else:
-        result = await conn.execute(_TARGETS["lot"], *common, product_id, lot)
-    return int(result.split()[-1])
+        row = await conn.fetchrow(_TARGETS["lot"], *common, product_id, lot)
+    assert row is not None  # the statement answers one row, found or not
+    found: bool = row["found"]
+    moved: int = row["moved"]
+    return moved if found else None
 
 
-async def unit(conn: Conn | asyncpg.Pool, code: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "select code, brand_id, product_id, batch_id, state::text as state, lot, expiry,"
-        " shipped_at, shipped_site_id, shipment_id, suspicious_at, status_reason"
-        " from units where code = $1",
+async def owned_unit(conn: Conn | asyncpg.Pool, brand_id: UUID, code: str) -> Unit | None:
+    """The brand's unit ``code``; None for a missing one and for another brand's."""
+    row = await conn.fetchrow(
+        f"select {UNIT_COLUMNS} from units u where u.code = $1 and u.brand_id = $2",
         code,
+        brand_id,
     )
-    return row
+    return None if row is None else unit_of(row)
 
 
 # Issued: the units a finished batch created. An issuance job counts each chunk into
@@ -64,15 +92,15 @@ async def unit(conn: Conn | asyncpg.Pool, code: str) -> asyncpg.Record | None:
 # another pass event is written, so distinct codes are counted, once per unit and day (every
 # pass falls in the group without a reason, so the count spans the day). A reversal is its
 # own kind of event and subtracts nothing: the unit did pass that day.
-_DASHBOARD = """
+_DASHBOARD = f"""
 with days as (
     select product_id, (finished_at at time zone 'UTC')::date as day,
-           sum(case kind when 'import' then (report->>'accepted')::bigint else progress end)
-               as issued,
+           sum(case kind when '{JobKind.IMPORT.value}'
+                   then (report->>'accepted')::bigint else progress end) as issued,
            0 as passed, null::text as reason, 0 as blocked, 0 as customer_scans,
            0 as suspicious
     from code_batches
-    where brand_id = $1 and status = 'done'
+    where brand_id = $1 and status = '{BatchStatus.DONE.value}'
       and finished_at >= $2::date and finished_at < $3::date + 1
     group by 1, 2
     union all
@@ -91,7 +119,7 @@ with days as (
     group by 1, 2
 )
 select product_id, day, sum(issued)::bigint as issued, sum(passed)::bigint as passed,
-       coalesce(jsonb_object_agg(reason, blocked) filter (where reason is not null), '{}')
+       coalesce(jsonb_object_agg(reason, blocked) filter (where reason is not null), '{{}}')
            as blocked,
        sum(customer_scans)::bigint as customer_scans, sum(suspicious)::bigint as suspicious
 from days
@@ -102,6 +130,7 @@ order by day, product_id
 
 async def dashboard(
     conn: Conn | asyncpg.Pool, brand_id: UUID, first: date, last: date
-) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(_DASHBOARD, brand_id, first, last)
-    return rows
+) -> list[DashboardDay]:
+    """The brand's days from ``first`` to ``last`` (UTC), one per product and day."""
+    rows = await conn.fetch(_DASHBOARD, brand_id, first, last)
+    return [DashboardDay(**row) for row in rows]

@@ -14,9 +14,21 @@ from uuid import UUID
 import asyncpg
 
 from transparency.db.pool import Conn
-from transparency.domain.verification import BLOCKING_STATES
+from transparency.domain.batches import BatchStatus
+from transparency.domain.lifecycle import UnitState
+from transparency.domain.units import ScanEvent, Unit
+from transparency.domain.verification import (
+    BLOCKING_STATES,
+    Claimed,
+    CustomerScan,
+    Reason,
+    ScanHistory,
+)
 
 # The columns of a buffered scan event, in order; PostgreSQL gives each its id.
+# A batch's units count once it is done; the literal comes from the domain's enum.
+_DONE = BatchStatus.DONE.value
+
 EVENT_COLUMNS = (
     "code", "scanned_at", "kind", "result", "reason", "brand_id", "product_id",
     "site_id", "api_key_id", "shipment_id", "region",
@@ -55,7 +67,7 @@ u as (
     from (select code from unnest($1::text[]) as c(code) order by code) as want
     cross join lateral (select * from units where units.code = want.code for update) as u
     join products p on p.id = u.product_id
-    join code_batches b on b.id = u.batch_id and b.status = 'done'
+    join code_batches b on b.id = u.batch_id and b.status = '{_DONE}'
 ),
 decision as (
     select item.n, item.code as item_code, d.*, {_reason("item.gtin")} as reason
@@ -76,12 +88,22 @@ ev as (
            d.reason, d.brand_id, d.product_id, $3, $5, $4
     from decision d
 )
-select d.n, d.reason, d.state::text as state, d.gtin, d.name, d.lot, d.expiry, d.product_id,
+select d.reason, d.state::text as state, d.gtin, d.name, d.lot, d.expiry, d.product_id,
        d.brand_id, coalesce(upd.shipped_at, d.shipped_at) as shipped_at,
        case when upd.code is not null then $3 else d.shipped_site_id end as shipped_site_id
 from decision d left join upd on upd.code = d.code
 order by d.n
 """
+
+
+def _claimed(row: asyncpg.Record) -> Claimed:
+    """Both claim statements answer the columns of ``Claimed``, in its order."""
+    reason, state = row[0], row[1]
+    return Claimed(
+        None if reason is None else Reason(reason),
+        None if state is None else UnitState(state),
+        row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
+    )  # fmt: skip
 
 
 async def claim(
@@ -91,8 +113,8 @@ async def claim(
     site_id: UUID,
     api_key_id: str,
     shipment_id: str,
-) -> list[asyncpg.Record]:
-    """Claim (unit key, GTIN) pairs for a shipment: one row per item, in order."""
+) -> list[Claimed]:
+    """Claim (unit key, GTIN) pairs for a shipment: one answer per item, in order."""
     rows: list[asyncpg.Record] = await conn.fetch(
         _CLAIM,
         [code for code, _ in items],
@@ -101,7 +123,7 @@ async def claim(
         shipment_id,
         api_key_id,
     )
-    return rows
+    return [_claimed(row) for row in rows]
 
 
 # One code: the station's everyday request. The same decisions as _CLAIM, with scalar
@@ -113,7 +135,7 @@ with u as (
     from units u
     join products p on p.id = u.product_id
     join code_batches b on b.id = u.batch_id
-    where u.code = $1 and b.status = 'done'
+    where u.code = $1 and b.status = '{_DONE}'
     for update of u
 ),
 decision as (
@@ -151,28 +173,32 @@ async def claim_one(
     site_id: UUID,
     api_key_id: str,
     shipment_id: str,
-) -> asyncpg.Record:
-    """Claim one unit key for a shipment: the row ``claim`` would give for it."""
+) -> Claimed:
+    """Claim one unit key for a shipment: the answer ``claim`` would give for it."""
     row: asyncpg.Record | None = await conn.fetchrow(
         _CLAIM_ONE, code, gtin, site_id, shipment_id, api_key_id
     )
     assert row is not None  # the statement answers one row, found or not
-    return row
+    return _claimed(row)
 
 
-async def prior_reply(conn: Conn | asyncpg.Pool, api_key_id: str, key: str) -> Any:
-    return await conn.fetchval(
+async def prior_reply(
+    conn: Conn | asyncpg.Pool, api_key_id: str, key: str
+) -> dict[str, Any] | None:
+    """The reply first given to this Idempotency-Key, if any."""
+    reply: dict[str, Any] | None = await conn.fetchval(
         "select reply from fulfilment_replies where api_key_id = $1 and idempotency_key = $2",
         api_key_id,
         key,
     )
+    return reply
 
 
 async def store_reply(
     conn: Conn | asyncpg.Pool, api_key_id: str, key: str, reply: dict[str, Any]
-) -> Any:
+) -> dict[str, Any]:
     """Keep the first reply to a key; return the reply that stands (ours or an earlier one)."""
-    return await conn.fetchval(
+    stands: dict[str, Any] = await conn.fetchval(
         "with ins as (insert into fulfilment_replies (api_key_id, idempotency_key, reply)"
         " values ($1, $2, $3) on conflict do nothing returning reply)"
         " select reply from ins union all"
@@ -182,6 +208,7 @@ async def store_reply(
         key,
         reply,
     )
+    return stands
 
 
 async def copy_events(conn: Conn | asyncpg.Pool, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -192,7 +219,7 @@ async def copy_events(conn: Conn | asyncpg.Pool, rows: Sequence[tuple[Any, ...]]
         await conn.copy_records_to_table("scan_events", records=rows, columns=EVENT_COLUMNS)
 
 
-_CUSTOMER = """
+_CUSTOMER = f"""
 with u as (
     select u.code, u.state, u.lot, u.expiry, u.shipped_at, u.brand_id, u.product_id,
            u.suspicious_at, p.gtin, p.name, p.image_url, br.name as brand_name,
@@ -202,7 +229,7 @@ with u as (
     join products p on p.id = u.product_id
     join brands br on br.id = u.brand_id
     join code_batches b on b.id = u.batch_id
-    where u.code = $1 and b.status = 'done'
+    where u.code = $1 and b.status = '{_DONE}'
 ),
 ev as (
     insert into scan_events (code, id, kind, result, brand_id, product_id, region)
@@ -210,7 +237,8 @@ ev as (
 )
 -- The earlier customer scans of the code, in one pass over its index. The statement does
 -- not see its own insert, so this scan is added by hand.
-select u.*,
+select u.state::text as state, u.lot, u.expiry, u.shipped_at, u.suspicious_at, u.gtin, u.name,
+    u.image_url, u.brand_name, u.attributes,
     seen.scans + 1 as customer_scans,
     seen.regions + ($2 is not null and not seen.region_seen)::int as regions,
     seen.after_shipping + (u.shipped_at is not null)::int as scans_after_shipping
@@ -227,10 +255,15 @@ from u cross join lateral (
 
 async def customer_scan(
     conn: Conn | asyncpg.Pool, code: str, region: str | None
-) -> asyncpg.Record | None:
+) -> CustomerScan | None:
     """Record a customer scan of a registered unit and return its facts and scan counts."""
     row: asyncpg.Record | None = await conn.fetchrow(_CUSTOMER, code, region)
-    return row
+    if row is None:
+        return None
+    return CustomerScan(
+        UnitState(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+        row[9], ScanHistory(row[10], row[11], row[12]),
+    )  # fmt: skip
 
 
 async def mark_suspicious(conn: Conn | asyncpg.Pool, code: str) -> None:
@@ -239,20 +272,31 @@ async def mark_suspicious(conn: Conn | asyncpg.Pool, code: str) -> None:
     )
 
 
-async def unit_for_update(conn: Conn, code: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "select u.code, u.state, u.shipped_at, u.shipped_site_id, u.shipment_id, u.brand_id,"
-        " u.product_id from units u join code_batches b on b.id = u.batch_id"
-        " where u.code = $1 and b.status = 'done' for update of u",
+# The columns of ``Unit``, in its order, for a query naming the units table ``u``.
+UNIT_COLUMNS = (
+    "u.code, u.brand_id, u.product_id, u.batch_id, u.state::text as state, u.lot, u.expiry,"
+    " u.shipped_at, u.shipped_site_id, u.shipment_id, u.suspicious_at, u.status_reason"
+)
+
+
+def unit_of(row: asyncpg.Record) -> Unit:
+    return Unit(**{**row, "state": UnitState(row["state"])})
+
+
+async def unit_for_update(conn: Conn, code: str) -> Unit | None:
+    """The unit of a finished batch, locked for the caller's transaction."""
+    row = await conn.fetchrow(
+        f"select {UNIT_COLUMNS} from units u join code_batches b on b.id = u.batch_id"
+        f" where u.code = $1 and b.status = '{_DONE}' for update of u",
         code,
     )
-    return row
+    return None if row is None else unit_of(row)
 
 
 async def move(
     conn: Conn,
     code: str,
-    state: str,
+    state: UnitState,
     *,
     kind: str,
     site_id: UUID | None,
@@ -270,7 +314,7 @@ async def move(
         " shipment_id = case when $3 then null else shipment_id end"
         " where code = $1",
         code,
-        state,
+        state.value,
         clear_shipment,
     )
     await conn.execute(
@@ -286,15 +330,11 @@ async def move(
     )
 
 
-async def history(conn: Conn | asyncpg.Pool, code: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
+async def history(conn: Conn | asyncpg.Pool, code: str) -> list[ScanEvent]:
+    """Every scan of a code, oldest first."""
+    rows = await conn.fetch(
         "select scanned_at, kind, result, reason, site_id, shipment_id, region"
         " from scan_events where code = $1 order by scanned_at, id",
         code,
     )
-    return rows
-
-
-async def unit_brand(conn: Conn | asyncpg.Pool, code: str) -> UUID | None:
-    value: UUID | None = await conn.fetchval("select brand_id from units where code = $1", code)
-    return value
+    return [ScanEvent(**row) for row in rows]

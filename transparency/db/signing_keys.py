@@ -7,12 +7,27 @@ from uuid import UUID
 import asyncpg
 
 from transparency.db.pool import Conn
-from transparency.domain.signing_keys import Sealed
+from transparency.domain.signing_keys import KeyStatus, Sealed, StoredKey
 
 _COLUMNS = (
     "id, brand_id, status, created_at, ed25519_public, wrapped_dek, kek_fingerprint,"
     " hmac_secret_enc, ed25519_private_enc"
 )
+
+
+def _stored(row: asyncpg.Record) -> StoredKey:
+    return StoredKey(
+        id=row["id"],
+        brand_id=row["brand_id"],
+        status=KeyStatus(row["status"]),
+        public_key=row["ed25519_public"],
+        created_at=row["created_at"],
+        sealed=Sealed(
+            wrapped_dek=row["wrapped_dek"],
+            kek_fingerprint=row["kek_fingerprint"],
+            ciphertexts=(row["hmac_secret_enc"], row["ed25519_private_enc"]),
+        ),
+    )
 
 
 async def next_id(conn: Conn) -> int:
@@ -23,7 +38,7 @@ async def next_id(conn: Conn) -> int:
 
 async def insert(
     conn: Conn, key_id: int, brand_id: UUID, sealed: Sealed, public_key: bytes
-) -> asyncpg.Record:
+) -> StoredKey:
     hmac_enc, private_enc = sealed.ciphertexts
     row = await conn.fetchrow(
         "insert into signing_keys (id, brand_id, status, hmac_secret_enc, ed25519_private_enc,"
@@ -39,7 +54,7 @@ async def insert(
         sealed.kek_fingerprint,
     )
     assert row is not None
-    return row
+    return _stored(row)
 
 
 async def lock_brand(conn: Conn, brand_id: UUID) -> None:
@@ -72,9 +87,9 @@ async def revoke(conn: Conn, brand_id: UUID, key_id: int) -> bool:
     return result != "UPDATE 0"
 
 
-async def all_keys(conn: Conn | asyncpg.Pool) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(f"select {_COLUMNS} from signing_keys")
-    return rows
+async def all_keys(conn: Conn | asyncpg.Pool) -> list[StoredKey]:
+    rows = await conn.fetch(f"select {_COLUMNS} from signing_keys")
+    return [_stored(row) for row in rows]
 
 
 CHANNEL = "signing_keys"

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from transparency.domain import codes
 from transparency.domain.codes import CodeFormat
-from transparency.domain.errors import InvalidCode
+from transparency.domain.errors import InvalidCode, NotFound
 from transparency.domain.signing_keys import KeyStatus, SigningKey
 from transparency.domain.verification import Reason
 
@@ -60,6 +60,15 @@ def check(scan: str, key_of: KeyLookup) -> Checked:
         return _signed_by(key, codes.verify_tag(parsed, key.hmac_secret), parsed.text)
     genuine = codes.verify_offline(parsed, key.public_key)
     return _signed_by(key, genuine, codes.unit_key_of_offline(parsed, key.hmac_secret))
+
+
+def unit_key_of(scan: str, key_of: KeyLookup, missing: str) -> str:
+    """The unit key a scan names, for an operation on that unit; a scan that names none of
+    ours is NotFound, worded ``missing (why)``."""
+    checked = check(scan, key_of)
+    if checked.unit_key is None:
+        raise NotFound(f"{missing} ({(checked.reason or Reason.MALFORMED).value})")
+    return checked.unit_key
 
 
 def _signed_by(key: SigningKey, genuine: bool, unit_key: str) -> Checked:

@@ -1,9 +1,9 @@
 """The unit lifecycle as data: a transition table and one function that applies it.
 
-Adapted from the EU medicines verification model to retail. A unit is *issued* when its
-code is created, *active* once its batch is released for use, *shipped* when a warehouse
-station claims it at fulfilment, and *returned* when a customer sends it back. Brands
-may end a unit's life as *revoked*, *recalled*, *destroyed* or *stolen*; those states
+Adapted from the EU medicines verification model to retail. A unit is *active* from the
+moment its code is written (its batch hides it until the batch is done), *shipped* when a
+warehouse station claims it at fulfilment, and *returned* when a customer sends it back.
+Brands may end a unit's life as *revoked*, *recalled*, *destroyed* or *stolen*; those states
 are terminal. The database mirrors ``UnitState`` as an ENUM, so it refuses any other
 state too.
 """
@@ -16,7 +16,6 @@ from transparency.domain.errors import InvalidTransition
 
 
 class UnitState(StrEnum):
-    ISSUED = "issued"
     ACTIVE = "active"
     SHIPPED = "shipped"
     RETURNED = "returned"
@@ -27,7 +26,6 @@ class UnitState(StrEnum):
 
 
 class UnitEvent(StrEnum):
-    ACTIVATE = "activate"  # the batch is released: codes may now be shipped
     SHIP = "ship"  # claimed at fulfilment
     REVERSE = "reverse"  # a fulfilment pass undone (order cancelled, unit back on shelf)
     RETURN = "return"  # the customer sent the unit back
@@ -40,7 +38,7 @@ class UnitEvent(StrEnum):
 
 S, E = UnitState, UnitEvent
 
-_LIVE = (S.ISSUED, S.ACTIVE, S.SHIPPED, S.RETURNED)
+_LIVE = (S.ACTIVE, S.SHIPPED, S.RETURNED)
 _ENDINGS = {
     E.REVOKE: S.REVOKED,
     E.RECALL: S.RECALLED,
@@ -49,7 +47,6 @@ _ENDINGS = {
 }
 
 TRANSITIONS: dict[tuple[UnitState, UnitEvent], UnitState] = {
-    (S.ISSUED, E.ACTIVATE): S.ACTIVE,
     (S.ACTIVE, E.SHIP): S.SHIPPED,
     (S.SHIPPED, E.REVERSE): S.ACTIVE,
     (S.SHIPPED, E.RETURN): S.RETURNED,

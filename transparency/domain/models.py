@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -38,6 +38,16 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Credentials:
+    """What authenticating a live API key needs: its secret's digest and its scope."""
+
+    secret_sha256: bytes
+    role: Role
+    brand_id: UUID | None
+    site_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
 class Product:
     id: UUID
     brand_id: UUID
@@ -47,3 +57,16 @@ class Product:
     image_url: str | None
     requires_check: bool
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardDay:
+    """One product's day on its brand's dashboard."""
+
+    product_id: UUID
+    day: date
+    issued: int  # units created by batches finished that day
+    passed: int  # distinct units that passed fulfilment
+    blocked: dict[str, int]  # failed fulfilment checks, by reason
+    customer_scans: int
+    suspicious: int  # units that crossed a clone threshold that day

@@ -41,6 +41,18 @@ class Sealed:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A signing key as the database holds it: the public half in clear, secrets sealed."""
+
+    id: int
+    brand_id: UUID
+    status: KeyStatus
+    public_key: bytes
+    created_at: datetime
+    sealed: Sealed
+
+
+@dataclass(frozen=True, slots=True)
 class PublicKeyInfo:
     id: int
     brand_id: UUID

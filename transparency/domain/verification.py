@@ -8,8 +8,10 @@ many regions, how many since it shipped) turns suspicious.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
+from uuid import UUID
 
 from transparency.domain.lifecycle import UnitState
 
@@ -23,7 +25,7 @@ class Reason(StrEnum):
     REVOKED = "revoked"  # revoked, destroyed or reported stolen by the brand
     RECALLED = "recalled"
     KEY_REVOKED = "key_revoked"  # signed by a key the brand revoked as compromised
-    NOT_ACTIVE = "not_active"  # issued but not released, or returned and not restocked
+    NOT_ACTIVE = "not_active"  # returned and not restocked
     MISSING_CODE = "missing_code"  # nothing scanned for a product that must be checked
 
 
@@ -34,7 +36,6 @@ BLOCKING_STATES: dict[UnitState, Reason] = {
     UnitState.DESTROYED: Reason.REVOKED,
     UnitState.STOLEN: Reason.REVOKED,
     UnitState.RECALLED: Reason.RECALLED,
-    UnitState.ISSUED: Reason.NOT_ACTIVE,
     UnitState.RETURNED: Reason.NOT_ACTIVE,
 }
 
@@ -82,6 +83,40 @@ class ScanHistory:
     scans_after_shipping: int  # since the unit last shipped; 0 while it is not shipped
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claim decided about one unit key, with the unit's facts when it is registered
+    (every field but ``reason`` is None for an unknown code)."""
+
+    reason: Reason | None  # None: it passes
+    state: UnitState | None  # as found, before this claim
+    gtin: str | None
+    name: str | None
+    lot: str | None
+    expiry: date | None
+    product_id: UUID | None
+    brand_id: UUID | None
+    shipped_at: datetime | None  # this claim's time when it shipped the unit now
+    shipped_site_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerScan:
+    """A registered unit as a customer's scan finds it, with the code's scan history."""
+
+    state: UnitState
+    lot: str | None
+    expiry: date | None
+    shipped_at: datetime | None
+    suspicious_at: datetime | None
+    gtin: str
+    name: str
+    image_url: str | None
+    brand_name: str
+    attributes: dict[str, Any]  # the product's, overridden key by key by the batch's
+    history: ScanHistory
+
+
 def customer_warnings(
     state: UnitState,
     expiry: date | None,
@@ -96,7 +131,7 @@ def customer_warnings(
         warnings.append(Warning.MANY_REGIONS)
     if history.scans_after_shipping > thresholds.max_scans_after_shipping:
         warnings.append(Warning.SCANNED_AFTER_SHIPPING)
-    if state in (UnitState.ACTIVE, UnitState.ISSUED):
+    if state is UnitState.ACTIVE:
         warnings.append(Warning.ALREADY_USED)
     if expiry is not None and expiry < today:
         warnings.append(Warning.EXPIRED)

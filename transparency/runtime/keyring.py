@@ -17,7 +17,7 @@ import nacl.signing
 
 from transparency.db import signing_keys as db
 from transparency.db.pool import Conn
-from transparency.domain.signing_keys import KeyStatus, Sealed, SigningKey
+from transparency.domain.signing_keys import KeyStatus, SigningKey, StoredKey
 from transparency.runtime.envelope import MasterKey
 from transparency.runtime.notifications import Listener
 
@@ -51,27 +51,23 @@ class KeyRing:
     def all(self) -> list[SigningKey]:
         return sorted(self._keys.values(), key=lambda k: k.id)
 
-    def _open(self, row: asyncpg.Record) -> SigningKey:
-        sealed = Sealed(
-            wrapped_dek=row["wrapped_dek"],
-            kek_fingerprint=row["kek_fingerprint"],
-            ciphertexts=(row["hmac_secret_enc"], row["ed25519_private_enc"]),
-        )
-        hmac_secret, private = self._master.open(_context(row["brand_id"], row["id"]), sealed)
+    def _open(self, stored: StoredKey) -> SigningKey:
+        context = _context(stored.brand_id, stored.id)
+        hmac_secret, private = self._master.open(context, stored.sealed)
         return SigningKey(
-            id=row["id"],
-            brand_id=row["brand_id"],
-            status=KeyStatus(row["status"]),
+            id=stored.id,
+            brand_id=stored.brand_id,
+            status=stored.status,
             hmac_secret=hmac_secret,
             private_key=nacl.signing.SigningKey(private),  # the 32-byte seed
-            public_key=row["ed25519_public"],
-            created_at=row["created_at"],
+            public_key=stored.public_key,
+            created_at=stored.created_at,
         )
 
     async def load(self, conn: Conn | asyncpg.Pool) -> None:
         async with self._lock:  # one load at a time: they may share a connection
-            rows = await db.all_keys(conn)
-            self._keys = {row["id"]: self._open(row) for row in rows}
+            stored = await db.all_keys(conn)
+            self._keys = {key.id: self._open(key) for key in stored}
 
     async def create(self, conn: Conn, brand_id: UUID) -> SigningKey:
         """Make and store a new active key for ``brand_id`` (the caller retires the old)."""
@@ -79,8 +75,8 @@ class KeyRing:
         secret = os.urandom(32)
         private = nacl.signing.SigningKey.generate()
         sealed = self._master.seal(_context(brand_id, key_id), secret, bytes(private))
-        row = await db.insert(conn, key_id, brand_id, sealed, bytes(private.verify_key))
-        return self._open(row)
+        stored = await db.insert(conn, key_id, brand_id, sealed, bytes(private.verify_key))
+        return self._open(stored)
 
     async def follow(self, listener: Listener, pool: asyncpg.Pool) -> None:
         """Load now, and reload whenever any process announces a key change."""

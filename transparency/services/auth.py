@@ -7,7 +7,7 @@ import asyncpg
 from transparency.db import api_keys
 from transparency.domain.api_keys import digest_matches, parse_api_key
 from transparency.domain.errors import Unauthenticated
-from transparency.domain.identity import Principal, Role
+from transparency.domain.identity import Principal
 from transparency.runtime.notifications import Listener
 
 
@@ -54,16 +54,13 @@ async def authenticate(
         if not digest_matches(stored, token):
             raise Unauthenticated("the API key is not valid")
         return principal
-    row = await api_keys.credentials(pool, token.key_id)
+    found = await api_keys.credentials(pool, token.key_id)
     # Compare a digest even for unknown ids, so both paths take the same time.
-    stored = row["secret_sha256"] if row is not None else bytes(32)
-    if not digest_matches(stored, token) or row is None:
+    stored = found.secret_sha256 if found is not None else bytes(32)
+    if not digest_matches(stored, token) or found is None:
         raise Unauthenticated("the API key is not valid")
     principal = Principal(
-        key_id=token.key_id,
-        role=Role(row["role"]),
-        brand_id=row["brand_id"],
-        site_id=row["site_id"],
+        key_id=token.key_id, role=found.role, brand_id=found.brand_id, site_id=found.site_id
     )
     if cache is not None:
         cache.put(token.key_id, stored, principal)

@@ -12,11 +12,9 @@ from typing import Any
 
 from transparency.db import scans
 from transparency.domain import authenticity
-from transparency.domain.lifecycle import UnitState
 from transparency.domain.verification import (
     CloneThresholds,
     Reason,
-    ScanHistory,
     Verdict,
     Warning,
     customer_verdict,
@@ -66,35 +64,32 @@ async def verify(
         reason = checked.reason or Reason.MALFORMED
         ctx.events.add(scan.strip(), "customer", "rejected", reason.value, region=region)
         return Answer(Verdict.NOT_AUTHENTIC, None, reason.value)
-    row = await scans.customer_scan(ctx.pool, checked.unit_key, region)
-    if row is None:
+    found = await scans.customer_scan(ctx.pool, checked.unit_key, region)
+    if found is None:
         return Answer(Verdict.NOT_AUTHENTIC, checked.unit_key, Reason.UNKNOWN.value)
-    state = UnitState(row["state"])
-    history = ScanHistory(
-        customer_scans=row["customer_scans"],
-        regions=row["regions"],
-        scans_after_shipping=row["scans_after_shipping"],
+    state = found.state
+    warnings = customer_warnings(
+        state, found.expiry, found.history, thresholds, today or date.today()
     )
-    warnings = customer_warnings(state, row["expiry"], history, thresholds, today or date.today())
     verdict = customer_verdict(state, warnings, checked.key_revoked)
-    if verdict is Verdict.SUSPICIOUS and row["suspicious_at"] is None:
+    if verdict is Verdict.SUSPICIOUS and found.suspicious_at is None:
         await scans.mark_suspicious(ctx.pool, checked.unit_key)
     facts: dict[str, Any] = {
-        k: v for k, v in (row["attributes"] or {}).items() if isinstance(v, str | int | float)
+        k: v for k, v in found.attributes.items() if isinstance(v, str | int | float)
     }
-    if row["lot"]:
-        facts["lot"] = row["lot"]
-    if row["expiry"]:
-        facts["expiry"] = row["expiry"].isoformat()
+    if found.lot:
+        facts["lot"] = found.lot
+    if found.expiry:
+        facts["expiry"] = found.expiry.isoformat()
     return Answer(
         verdict,
         checked.unit_key,
         Reason.KEY_REVOKED.value if checked.key_revoked else None,
         product={
-            "brand": row["brand_name"],
-            "name": row["name"],
-            "gtin": row["gtin"],
-            "image_url": row["image_url"],
+            "brand": found.brand_name,
+            "name": found.name,
+            "gtin": found.gtin,
+            "image_url": found.image_url,
         },
         unit=facts,
         warnings=warnings,

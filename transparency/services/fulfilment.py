@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from transparency.db import products as db_products
 from transparency.db import scans
 from transparency.db.pool import Conn
@@ -22,7 +20,8 @@ from transparency.domain.errors import NotFound, ReversalRefused
 from transparency.domain.gtin import normalize_gtin
 from transparency.domain.identity import Principal, Role
 from transparency.domain.lifecycle import UnitEvent, UnitState, next_state
-from transparency.domain.verification import Reason
+from transparency.domain.units import Unit
+from transparency.domain.verification import Claimed, Reason
 from transparency.services.context import Context
 
 
@@ -32,25 +31,26 @@ class Claim:
     gtin: str
 
 
-def _reply(row: asyncpg.Record | None, reason: Reason | str | None) -> dict[str, Any]:
+def _reply(claimed: Claimed | None, reason: Reason | None) -> dict[str, Any]:
     result = "pass" if reason is None else "fail"
     unit = None
     first = None
-    if row is not None and row["product_id"] is not None:
+    if claimed is not None and claimed.product_id is not None:
         unit = {
-            "gtin": row["gtin"],
-            "product": row["name"],
-            "lot": row["lot"],
-            "expiry": row["expiry"].isoformat() if row["expiry"] else None,
+            "gtin": claimed.gtin,
+            "product": claimed.name,
+            "lot": claimed.lot,
+            "expiry": claimed.expiry.isoformat() if claimed.expiry else None,
         }
-        if reason == Reason.ALREADY_SHIPPED.value or (reason is None and row["shipped_at"]):
+        if reason is Reason.ALREADY_SHIPPED or (reason is None and claimed.shipped_at):
+            site = claimed.shipped_site_id
             first = {
-                "at": row["shipped_at"].isoformat() if row["shipped_at"] else None,
-                "site_id": str(row["shipped_site_id"]) if row["shipped_site_id"] else None,
+                "at": claimed.shipped_at.isoformat() if claimed.shipped_at else None,
+                "site_id": str(site) if site else None,
             }
     return {
         "result": result,
-        "reason": None if reason is None else str(reason),
+        "reason": None if reason is None else reason.value,
         "unit": unit,
         "first_shipped": first if reason is not None else None,
     }
@@ -107,15 +107,15 @@ async def verify_many(
         to_claim.append((i, checked.unit_key, gtin))
     if empty:
         await _without_code(ctx, actor, empty, shipment_id, replies)
-    rows: list[asyncpg.Record] = []
+    answers: list[Claimed] = []
     if len(to_claim) == 1:  # the one-code statement: a station's everyday single check
         ((_, code, gtin),) = to_claim
-        rows = [await scans.claim_one(
+        answers = [await scans.claim_one(
             ctx.pool, code, gtin, site_id=actor.site_id, api_key_id=actor.key_id,
             shipment_id=shipment_id,
         )]  # fmt: skip
     elif to_claim:
-        rows = await scans.claim(
+        answers = await scans.claim(
             ctx.pool,
             [(code, gtin) for _, code, gtin in to_claim],
             site_id=actor.site_id,
@@ -123,10 +123,10 @@ async def verify_many(
             shipment_id=shipment_id,
         )
     shipped_at: dict[int, datetime] = {}
-    for (i, _, _), row in zip(to_claim, rows, strict=True):
-        replies[i] = _reply(row, row["reason"])
-        if row["reason"] is None:
-            shipped_at[i] = row["shipped_at"]
+    for (i, _, _), claimed in zip(to_claim, answers, strict=True):
+        replies[i] = _reply(claimed, claimed.reason)
+        if claimed.reason is None and claimed.shipped_at is not None:
+            shipped_at[i] = claimed.shipped_at
     final: list[dict[str, Any]] = []
     for reply in replies:
         assert reply is not None
@@ -192,19 +192,20 @@ async def reverse(
     unit_key = _unit_key(ctx, scan)
     async with ctx.pool.acquire() as conn, conn.transaction():
         unit = await _locked_unit(conn, unit_key)
-        if unit["state"] != UnitState.SHIPPED.value:
-            raise ReversalRefused(f"the unit is {unit['state']}, not shipped")
-        if unit["shipped_site_id"] != actor.site_id:
+        if unit.state is not UnitState.SHIPPED:
+            raise ReversalRefused(f"the unit is {unit.state.value}, not shipped")
+        if unit.shipped_site_id != actor.site_id:
             raise ReversalRefused("only the site that shipped the unit can undo it")
-        if unit["shipment_id"] != shipment_id:
+        if unit.shipment_id != shipment_id:
             raise ReversalRefused("the unit left in another shipment")
-        if unit["shipped_at"] + window < datetime.now(UTC):
+        assert unit.shipped_at is not None  # a shipped unit has its time
+        if unit.shipped_at + window < datetime.now(UTC):
             raise ReversalRefused(f"the reversal window of {window.days} days has passed")
-        state = next_state(UnitState(unit["state"]), UnitEvent.REVERSE)
+        state = next_state(unit.state, UnitEvent.REVERSE)
         await scans.move(
-            conn, unit_key, state.value, kind="reversal", site_id=actor.site_id,
-            api_key_id=actor.key_id, shipment_id=shipment_id, brand_id=unit["brand_id"],
-            product_id=unit["product_id"], clear_shipment=True,
+            conn, unit_key, state, kind="reversal", site_id=actor.site_id,
+            api_key_id=actor.key_id, shipment_id=shipment_id, brand_id=unit.brand_id,
+            product_id=unit.product_id, clear_shipment=True,
         )  # fmt: skip
     return {"code": unit_key, "state": state.value}
 
@@ -215,17 +216,17 @@ async def take_back(ctx: Context, actor: Principal, scan: str, event: UnitEvent)
     unit_key = _unit_key(ctx, scan)
     async with ctx.pool.acquire() as conn, conn.transaction():
         unit = await _locked_unit(conn, unit_key)
-        state = next_state(UnitState(unit["state"]), event)
+        state = next_state(unit.state, event)
         await scans.move(
-            conn, unit_key, state.value, kind="return" if event is UnitEvent.RETURN else "restock",
+            conn, unit_key, state, kind="return" if event is UnitEvent.RETURN else "restock",
             site_id=actor.site_id, api_key_id=actor.key_id, shipment_id=None,
-            brand_id=unit["brand_id"], product_id=unit["product_id"],
+            brand_id=unit.brand_id, product_id=unit.product_id,
             clear_shipment=event is UnitEvent.RESTOCK,
         )  # fmt: skip
     return {"code": unit_key, "state": state.value}
 
 
-async def _locked_unit(conn: Conn, unit_key: str) -> asyncpg.Record:
+async def _locked_unit(conn: Conn, unit_key: str) -> Unit:
     """The registered unit, locked for the caller's transaction, or NotFound."""
     unit = await scans.unit_for_update(conn, unit_key)
     if unit is None:
@@ -234,7 +235,4 @@ async def _locked_unit(conn: Conn, unit_key: str) -> asyncpg.Record:
 
 
 def _unit_key(ctx: Context, scan: str) -> str:
-    checked = authenticity.check(scan, ctx.keyring.get)
-    if checked.unit_key is None:
-        raise NotFound(f"not a unit of ours ({(checked.reason or Reason.MALFORMED).value})")
-    return checked.unit_key
+    return authenticity.unit_key_of(scan, ctx.keyring.get, "not a unit of ours")
