@@ -68,13 +68,16 @@ async def pending(conn: Conn) -> list[Migration]:
     return [m for m in known if m.version not in done]
 
 
-async def migrate(conn: Conn) -> list[str]:
-    """Apply every pending migration; return the versions applied by this call."""
+async def migrate(conn: Conn, *, until: str | None = None) -> list[str]:
+    """Apply every pending migration (or those up to version ``until``, inclusive); return
+    the versions applied by this call."""
     await conn.execute("select pg_advisory_lock($1)", _LOCK_KEY)
     try:
         await conn.execute(_CREATE_TABLE)
         done: list[str] = []
         for m in await pending(conn):
+            if until is not None and m.version > until:
+                break
             async with conn.transaction():
                 await conn.execute(m.sql)
                 await conn.execute(
