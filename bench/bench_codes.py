@@ -47,8 +47,9 @@ async def raw_copy_rate(dsn: str, count: int, chunk: int) -> float:
     """The ceiling: COPY of ready-made unit rows into the same table, same chunking."""
     conn = await asyncpg.connect(dsn)
     try:
-        brand, product, batch = (await conn.fetchrow(
-            "select brand_id, product_id, id from code_batches limit 1"))  # fmt: skip
+        first = await conn.fetchrow("select brand_id, product_id, id from code_batches limit 1")
+        assert first is not None  # the benchmark issued a batch before this
+        brand, product, batch = first
         rows = [
             (
                 "TPX" + secrets.token_hex(13)[:27].upper(),

@@ -344,7 +344,7 @@ def bench_station(frames_count: int, time_budget: float) -> bool:
 
 
 def _blur(image: Image, rng: np.random.Generator) -> Image:
-    return cv2.GaussianBlur(image, (0, 0), float(rng.uniform(2.0, 3.5)))
+    return np.asarray(cv2.GaussianBlur(image, (0, 0), float(rng.uniform(2.0, 3.5))), np.uint8)
 
 
 def _noise(image: Image, rng: np.random.Generator) -> Image:
@@ -354,7 +354,9 @@ def _noise(image: Image, rng: np.random.Generator) -> Image:
 def _jpeg30(image: Image, rng: np.random.Generator) -> Image:
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 30])
     assert ok
-    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    assert decoded is not None
+    return np.asarray(decoded, np.uint8)
 
 
 def _perspective(image: Image, rng: np.random.Generator) -> Image:
@@ -364,7 +366,7 @@ def _perspective(image: Image, rng: np.random.Generator) -> Image:
     dst = (dst - dst.min(axis=0)).astype(np.float32)
     size = tuple(int(v) for v in dst.max(axis=0) + 1)
     matrix = cv2.getPerspectiveTransform(src, dst)
-    return cv2.warpPerspective(image, matrix, size, borderValue=255)
+    return np.asarray(cv2.warpPerspective(image, matrix, size, borderValue=255), np.uint8)
 
 
 def _low_contrast(image: Image, rng: np.random.Generator) -> Image:
@@ -376,7 +378,9 @@ def _glare(image: Image, rng: np.random.Generator) -> Image:
     cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
     radius = 0.12 * min(w, h)
     yy, xx = np.mgrid[0:h, 0:w]
-    spot = 300 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius**2))
+    spot: npt.NDArray[np.float64] = 300 * np.exp(
+        -((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius**2)
+    )
     return np.clip(image + spot, 0, 255).astype(np.uint8)
 
 
@@ -390,8 +394,8 @@ def _cylinder(image: Image, rng: np.random.Generator) -> Image:
     map_x = (radius * np.arcsin(np.clip(xs / radius, -1, 1)) + w / 2).astype(np.float32)
     map_x = np.tile(map_x, (h, 1))
     map_y = np.tile(np.arange(h, dtype=np.float32)[:, None], (1, out_w))
-    shade = (0.75 + 0.25 * np.cos(xs / radius)).astype(np.float32)
-    warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderValue=255)
+    shade: npt.NDArray[np.float32] = (0.75 + 0.25 * np.cos(xs / radius)).astype(np.float32)
+    warped = np.asarray(cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderValue=255))
     return (warped * shade).astype(np.uint8)
 
 
@@ -424,8 +428,9 @@ def robustness_sample(
     else:
         text, expected_id = gs1_element_string(rng), "]d2"
         code = gs1_datamatrix_image(text, module)
-        code = cv2.copyMakeBorder(code, 4 * module, 4 * module, 4 * module, 4 * module,
-                                  cv2.BORDER_CONSTANT, value=255)  # fmt: skip
+        border = 4 * module
+        code = np.asarray(cv2.copyMakeBorder(code, border, border, border, border,
+                                             cv2.BORDER_CONSTANT, value=255), np.uint8)  # fmt: skip
     scene = background(rng, 640, 480)
     label = distortion(code, rng)
     angle = float(rng.uniform(0, 360)) if rotate else float(rng.uniform(-3, 3))

@@ -142,10 +142,14 @@ def ensure_wrk() -> str:
     apt = shutil.which("apt-get")
     if found is None and os.geteuid() == 0 and apt:
         print("installing wrk (apt-get install -y wrk)", flush=True)
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
-        if subprocess.run([apt, "install", "-y", "-qq", "wrk"], **quiet).returncode:  # noqa: S603
-            subprocess.run([apt, "update", "-qq"], **quiet)  # noqa: S603
-            subprocess.run([apt, "install", "-y", "-qq", "wrk"], **quiet)  # noqa: S603
+
+        def quiet(*argv: str) -> int:
+            out = subprocess.DEVNULL
+            return subprocess.run(argv, stdout=out, stderr=out, check=False).returncode  # noqa: S603
+
+        if quiet(apt, "install", "-y", "-qq", "wrk"):
+            quiet(apt, "update", "-qq")
+            quiet(apt, "install", "-y", "-qq", "wrk")
         found = shutil.which("wrk")
     if found is None:
         raise SystemExit("the benchmark needs wrk; install it with:  sudo apt-get install -y wrk")

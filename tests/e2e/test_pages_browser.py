@@ -22,7 +22,7 @@ import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from tests.support import paths
 from tests.support.served import Served
@@ -30,7 +30,7 @@ from tests.support.world import bearer, new_gtin
 from transparency.domain import codes
 
 ARTIFACTS = paths.ARTIFACTS
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 INSTALL = "install it with: sudo apt-get install chromium"
 
 # Chromium's own calls home are refused on a closed network, many at a time, and slow its

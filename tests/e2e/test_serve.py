@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from tests.support import paths
 from tests.support.served import Served, free_port
@@ -329,7 +330,7 @@ def test_cores_are_the_affinity_or_the_containers_quota(
 
 
 def test_an_external_database_gets_one_api_process_unless_told() -> None:
-    external = Settings(database_url="postgresql://db.example/transparency")
+    external = Settings(database_url=SecretStr("postgresql://db.example/transparency"))
     assert resolve(external).workers == 1
     assert resolve(external.model_copy(update={"workers": 3})).workers == 3
 

@@ -29,7 +29,7 @@ def qr_frame(text: str, size: tuple[int, int] = (1280, 720)) -> np.ndarray:
 
 
 def write_video(path: Path, texts: list[str], *, frames_each: int = 12, gap: int = 14) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (1280, 720))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, (1280, 720))
     blank = np.full((720, 1280, 3), 90, dtype=np.uint8)
     try:
         for text in texts:

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.support.world import World, bearer, gtin14
 
@@ -103,7 +104,7 @@ async def test_duplicate_gtin_is_a_conflict(client: httpx.AsyncClient, world: Wo
     assert_problem(r, 409, "/problems/already-exists")
 
 
-async def test_an_unexpected_error_reveals_nothing(client: httpx.AsyncClient, app: Any) -> None:
+async def test_an_unexpected_error_reveals_nothing(client: httpx.AsyncClient, app: FastAPI) -> None:
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internals at /srv/db password=hunter2")

@@ -17,6 +17,7 @@ import zxingcpp
 import scanner
 from scanner import decoders, ladder
 from scanner.errors import ImageTooLarge, ScannerError, UnreadableImage
+from scanner.images import ImageInput
 from scanner.results import Result, Symbology
 from scanner.scan import unique
 from tests.support import paths
@@ -64,11 +65,17 @@ def gs1_datamatrix(bracketed: str, scale: int = 4) -> Image:
 def canvas(width: int = 900, height: int = 600, seed: int = 1) -> Image:
     rng = np.random.default_rng(seed)
     small = rng.integers(90, 170, (height // 50 + 2, width // 50 + 2)).astype(np.uint8)
-    return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.asarray(cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC), np.uint8)
 
 
 def paste(scene: Image, code: Image, x: int, y: int) -> None:
     scene[y : y + code.shape[0], x : x + code.shape[1]] = code
+
+
+def read_photo(path: Path) -> Image:
+    photo = cv2.imread(str(path))
+    assert photo is not None, path
+    return np.asarray(photo, np.uint8)
 
 
 def encoded(image: Image, ext: str, *params: int) -> bytes:
@@ -109,7 +116,7 @@ def test_the_photo_folders_hold_what_the_minimums_count() -> None:
 
 
 def test_a_photo_without_a_code_gives_an_empty_list() -> None:
-    photo = cv2.imread(str(DATA / "qrcode-1" / "16.png"))
+    photo = read_photo(DATA / "qrcode-1" / "16.png")
     # The hand holding the label, without the label.
     no_code = np.ascontiguousarray(photo[:, :150])
     assert scanner.decode(no_code) == []
@@ -214,7 +221,10 @@ def test_a_huge_photo_is_scanned_downscaled_and_corners_are_in_its_pixels() -> N
 @pytest.mark.parametrize("view_name", ["half", "double", "rotated", "rectified", "whitened"])
 def test_every_view_maps_corners_back_to_the_input(view_name: str) -> None:
     scene = np.full((500, 600), 40, dtype=np.uint8)  # a dark table
-    code = cv2.copyMakeBorder(qr(TP_CODE, 5), 10, 10, 10, 10, cv2.BORDER_CONSTANT, value=255)
+    code = np.asarray(
+        cv2.copyMakeBorder(qr(TP_CODE, 5), 10, 10, 10, 10, cv2.BORDER_CONSTANT, value=255),
+        np.uint8,
+    )
     paste(scene, code, 150, 100)
     (expected,) = decoders.zxing(scene)
     view = ladder.views(scene)(view_name)
@@ -231,8 +241,8 @@ def test_every_view_maps_corners_back_to_the_input(view_name: str) -> None:
 def test_a_rotated_perspective_photo() -> None:
     scene = canvas()
     paste(scene, qr(TP_CODE, 6), 250, 120)
-    src = np.float32([[0, 0], [900, 0], [900, 600], [0, 600]])
-    dst = np.float32([[60, 30], [850, 80], [800, 560], [20, 590]])
+    src = np.array([[0, 0], [900, 0], [900, 600], [0, 600]], dtype=np.float32)
+    dst = np.array([[60, 30], [850, 80], [800, 560], [20, 590]], dtype=np.float32)
     warped = cv2.warpPerspective(scene, cv2.getPerspectiveTransform(src, dst), (900, 600))
     rotated = cv2.rotate(warped, cv2.ROTATE_90_CLOCKWISE)
     assert [r.text for r in scanner.decode(rotated)] == [TP_CODE]
@@ -245,7 +255,7 @@ def test_inputs_as_bgr_path_str_and_encoded_bytes(tmp_path: Path) -> None:
     grey = qr(TP_CODE)
     path = tmp_path / "code.png"
     cv2.imwrite(str(path), grey)
-    inputs: list[scanner.scan.ImageInput] = [
+    inputs: list[ImageInput] = [
         cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR),
         grey[:, :, None],
         path,
@@ -336,7 +346,7 @@ def test_bytes_that_are_not_an_image(data: bytes, reason: str) -> None:
 
 
 def test_truncated_png_and_jpeg() -> None:
-    photo = cv2.imread(str(DATA / "qrcode-1" / "1.png"))
+    photo = read_photo(DATA / "qrcode-1" / "1.png")
     png = encoded(photo, ".png")
     jpeg = encoded(photo, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 90)
     assert [r.text for r in scanner.decode(jpeg)]  # whole, it reads

@@ -48,7 +48,10 @@ def resolve(settings: Settings) -> Settings:
     if "pool_max_size" not in settings.model_fields_set:  # not chosen: sized for these cores
         pool = max(embedded.pool_size(workers), settings.pool_min_size)
     # Every API process's pool and its notification listener, and room for the CLI.
-    uri = embedded.start(settings.data_dir, connections=workers * (pool + 2) + 20)
+    try:
+        uri = embedded.start(settings.data_dir, connections=workers * (pool + 2) + 20)
+    except embedded.NotInstalled as exc:
+        raise CliError(str(exc)) from None
     update: dict[str, object] = {
         "database_url": SecretStr(uri),
         "pool_max_size": pool,

@@ -1,7 +1,9 @@
 """The embedded PostgreSQL (pgserver), used when DATABASE_URL is unset.
 
 Its data lives under ``<data_dir>/pg``. pgserver stops the server when the last process
-that opened it exits, so Ctrl-C on ``transparency serve`` stops both.
+that opened it exits, so Ctrl-C on ``transparency serve`` stops both. pgserver is an extra
+(``transparency[embedded]``), imported only when the server starts: an API given
+DATABASE_URL runs without it.
 
 PostgreSQL's stock settings suit a small machine of long ago: with 128 MB of shared buffers
 backends wrote out dirty pages themselves in the middle of claims, and 4 MB of WAL buffers
@@ -27,6 +29,10 @@ from typing import IO, Any
 
 class AlreadyRunning(Exception):
     """Another ``transparency serve`` holds this data directory."""
+
+
+class NotInstalled(Exception):
+    """pgserver, which the embedded server needs, is not installed (it is an extra)."""
 
 
 @contextmanager
@@ -59,12 +65,20 @@ def start(data_dir: Path, connections: int = 100) -> str:
 
     ``connections``: how many the server must accept at once (at least 100).
     """
-    with warnings.catch_warnings():
-        # pgserver asks platformdirs for a runtime dir on import, which warns without
-        # XDG_RUNTIME_DIR and falls back to /tmp: harmless here.
-        warnings.simplefilter("ignore", UserWarning)
-        from pgserver.postgres_server import get_server
-        from pgserver.utils import PostmasterInfo
+    try:
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime dir on import, which warns without
+            # XDG_RUNTIME_DIR and falls back to /tmp: harmless here.
+            warnings.simplefilter("ignore", UserWarning)
+            from pgserver.postgres_server import get_server
+            from pgserver.utils import PostmasterInfo
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "pgserver":
+            raise  # one of pgserver's own imports failed: that error says more
+        raise NotInstalled(
+            "DATABASE_URL is unset and the embedded PostgreSQL is not installed: "
+            "install transparency[embedded], or set DATABASE_URL"
+        ) from None
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)
 
