@@ -23,6 +23,7 @@ from transparency.api.ratelimit import (
     LocalBuckets,
     RateLimiter,
     SharedBuckets,
+    networks,
 )
 from transparency.api.routes import (
     admin,
@@ -39,10 +40,10 @@ from transparency.runtime import logs
 from transparency.runtime.events import EventBuffer
 from transparency.runtime.jobs import JobRunner
 from transparency.runtime.keyring import KeyRing
-from transparency.runtime.notifications import listening
+from transparency.runtime.notifications import Listener
 from transparency.runtime.settings import Settings, get_settings, load_master_key
-from transparency.runtime.workers import LazyPool
-from transparency.services import jobs
+from transparency.runtime.workers import KillablePool
+from transparency.services import exports, jobs
 from transparency.services.auth import KeyCache
 
 
@@ -52,6 +53,7 @@ class State(TypedDict):
     runner: JobRunner
     events: EventBuffer
     key_cache: KeyCache
+    listener: Listener
 
 
 def from_environment() -> FastAPI:
@@ -73,17 +75,27 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         async with open_pool(
-            dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+            dsn,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            acquire_timeout=settings.pool_acquire_timeout_seconds,
+            statement_timeout=settings.statement_timeout_seconds,
+            idle_in_transaction_timeout=settings.idle_in_transaction_timeout_seconds,
         ) as pool:
             keyring = KeyRing(master_key)
             runner = JobRunner(pool, lease_seconds=settings.job_lease_seconds)
             jobs.register(runner, keyring, chunk_size=settings.job_chunk_size)
             metrics.watch_pool(pool)
             events = EventBuffer(pool)
-            key_cache = KeyCache()
-            async with listening(dsn) as listener, runner.running(), events.running():
-                await keyring.follow(listener, pool)
-                await key_cache.follow(listener)
+            # What this process holds of keys is checked against the database twice per
+            # bound, and after every reconnect of the listener (notifications.py).
+            bound = settings.key_cache_seconds
+            key_cache = KeyCache(max_age=bound)
+            listener = Listener(dsn, catch_up_seconds=bound / 2)
+            keyring.follow(listener, pool)
+            key_cache.follow(listener, pool)
+            # The listener first: the keyring is loaded before any job or request uses it.
+            async with listener.running(), runner.running(), events.running():
                 # Everything made at start-up (modules, GS1 tables, keys) lives as long as
                 # the process: keep it out of the collector's full passes, whose pauses
                 # showed up as the checks' tail latency.
@@ -97,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
                     "runner": runner,
                     "events": events,
                     "key_cache": key_cache,
+                    "listener": listener,
                 }
             metrics.watch_pool(None)
             app.state.scan_workers.shutdown()
@@ -110,12 +123,17 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.metrics = metrics
     app.state.settings = settings
-    app.state.scan_workers = LazyPool(settings.scan_workers)
+    # Decoders are started on the first photo and killed past the time limit (workers.py).
+    app.state.scan_workers = KillablePool(
+        settings.scan_workers, settings.scan_queue, warm="scanner"
+    )
+    app.state.label_renders = exports.Renders(settings.label_renders)
     shared = os.environ.get(SHARED_FILE_ENV)  # several API processes: one budget per client
     app.state.customer_limiter = RateLimiter(
         settings.customer_rate_per_minute,
         settings.customer_burst,
         SharedBuckets(shared) if shared else LocalBuckets(),
+        trusted_proxies=networks(settings.trusted_proxies),
     )
     problems.install(app)
     # Routes are matched in order: the checks stations make for every unit come first.

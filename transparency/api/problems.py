@@ -33,6 +33,9 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.ImageTooLarge: 413,
     e.ScanTimeout: 422,
     e.PayloadTooLarge: 413,
+    e.RequestTimeout: 408,
+    e.GtinNotAssigned: 422,
+    e.IdempotencyKeyReused: 422,
     e.Unauthenticated: 401,
     e.Forbidden: 403,
     e.NotFound: 404,
@@ -41,8 +44,16 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.InvalidTransition: 409,
     e.NotReady: 409,
     e.LimitExceeded: 429,
+    e.KeyRotationLimited: 429,
     e.RateLimited: 429,
     e.Unavailable: 503,
+    e.Overloaded: 503,
+    e.KeySpaceExhausted: 503,
+    e.DatabaseBusy: 503,
+    e.StatementTimeout: 503,
+    e.TransactionTimeout: 503,
+    e.RenderersBusy: 503,
+    e.DecodersBusy: 503,
 }
 
 # Problems the web layer itself can meet, beyond the domain tree.
@@ -146,6 +157,17 @@ async def _unstorable(_: Request, exc: Exception) -> Response:
     return problem(e.InvalidInput("a value cannot be stored (out of range or invalid text)"))
 
 
+async def _statement_timeout(_: Request, exc: Exception) -> Response:
+    # statement_timeout (db/pool.py) cancelled it; the transaction rolled back whole.
+    log.warning("statement cancelled: %s", exc)
+    return problem(e.StatementTimeout("a database statement took too long; retry shortly"))
+
+
+async def _transaction_timeout(_: Request, exc: Exception) -> Response:
+    log.warning("transaction ended by idle_in_transaction_session_timeout: %s", exc)
+    return problem(e.TransactionTimeout("a transaction was left idle too long; retry"))
+
+
 async def _database_down(_: Request, exc: Exception) -> Response:
     log.warning("database unavailable", exc_info=exc)
     return problem(e.Unavailable("the database cannot be reached; retry shortly"))
@@ -162,6 +184,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(asyncpg.DataError, _unstorable)
+    app.add_exception_handler(asyncpg.QueryCanceledError, _statement_timeout)
+    app.add_exception_handler(asyncpg.IdleInTransactionSessionTimeoutError, _transaction_timeout)
     for db_down in (
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,

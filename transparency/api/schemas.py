@@ -55,8 +55,28 @@ class Out(BaseModel):
 # ----- admin
 
 
+# A GS1 company prefix as GS1 allocates it, 6 to 12 digits; a U.P.C. company prefix in
+# its 13-digit form (with its leading 0).
+Gs1Prefix = Annotated[str, Field(pattern=r"^[0-9]{6,12}$", examples=["9506000"])]
+
+
 class BrandIn(Body):
     name: str = Field(min_length=1, max_length=200)
+    gs1_prefixes: list[Gs1Prefix] = Field(
+        default_factory=list,
+        max_length=100,
+        description="GS1 company prefixes assigned to the brand: it may register only GTINs"
+        " whose digits after the indicator digit start with one of them.",
+    )
+
+
+class Gs1PrefixIn(Body):
+    prefix: Gs1Prefix
+
+
+class Gs1PrefixesOut(BaseModel):
+    brand_id: UUID
+    gs1_prefixes: list[str]
 
 
 class BrandOut(Out):
@@ -96,6 +116,7 @@ class IssuedKeyOut(ApiKeyOut):
 class BrandCreated(BaseModel):
     brand: BrandOut
     api_key: IssuedKeyOut
+    gs1_prefixes: list[str]
 
 
 class SiteIn(Body):
@@ -229,6 +250,13 @@ class PublicKeyList(BaseModel):
     keys: list[PublicKeyOut]
 
 
+class PublicKeyPage(PublicKeyList):
+    next: str | None = Field(
+        default=None,
+        description="The next page's URL (also in the Link header); null on the last page.",
+    )
+
+
 class RevokeIn(Body):
     reason: str = Field(min_length=1, max_length=500)
 
@@ -280,6 +308,7 @@ class ReversalIn(Body):
 class ReturnIn(Body):
     scan: str = Field(max_length=4096)
     action: Literal["return", "restock"]
+    shipment_id: str = Field(min_length=1, max_length=100, description="The shipment it left in.")
 
 
 class UnitStateOut(BaseModel):

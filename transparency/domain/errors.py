@@ -7,7 +7,10 @@
     │   ├── UnreadableImage          an uploaded image that is not a usable image
     │   ├── ImageTooLarge            an uploaded image with more pixels than we decode
     │   ├── ScanTimeout              an uploaded image that took too long to decode
-    │   └── PayloadTooLarge          a body over the configured size limit
+    │   ├── PayloadTooLarge          a body over the configured size limit
+    │   ├── IdempotencyKeyReused     an Idempotency-Key sent again with another request
+    │   ├── RequestTimeout           a request's head or body that did not arrive in time
+    │   └── GtinNotAssigned          a GTIN outside every GS1 company prefix of the brand
     ├── Unauthenticated              no key, an unknown key, or a revoked key
     ├── Forbidden                    the key's role may not call this operation
     ├── NotFound                     no such object, or it belongs to another brand
@@ -17,8 +20,16 @@
     │   ├── ReversalRefused          a fulfilment pass that cannot be undone (late, elsewhere)
     │   └── NotReady                 the object exists but is not finished yet (a running job)
     ├── LimitExceeded                a quota is used up (running jobs per brand); retry later
+    │   └── KeyRotationLimited       a brand made its most signing keys for the last 24 hours
     ├── RateLimited                  too many requests from one client (customer checks)
     └── Unavailable                  a dependency (the database) cannot answer now
+        ├── Overloaded               the process holds as many connections as it accepts
+        ├── KeySpaceExhausted        every signing-key id the code format holds is taken
+        ├── DatabaseBusy             no database connection came free in time
+        ├── StatementTimeout         a database statement ran past its time limit
+        ├── TransactionTimeout       a transaction sat idle past its time limit
+        ├── RenderersBusy            every label renderer is taken
+        └── DecodersBusy             every photo decoder is taken and the queue is full
 
 Each class carries a stable ``slug``; the web layer maps it to an RFC 9457 problem
 ``type`` in exactly one place (transparency/api/problems.py).
@@ -111,6 +122,28 @@ class PayloadTooLarge(InvalidInput):
     title = "Payload too large"
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key sent again with a different request (another code, product, shipment)."""
+
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused"
+
+
+class RequestTimeout(InvalidInput):
+    """A request whose line and headers, or body, did not arrive in time; the connection is
+    closed."""
+
+    slug = "request-timeout"
+    title = "Request timeout"
+
+
+class GtinNotAssigned(InvalidInput):
+    """A GTIN outside every GS1 company prefix an operator assigned to the brand."""
+
+    slug = "gtin-not-assigned"
+    title = "GTIN not assigned to this brand"
+
+
 class Unauthenticated(TransparencyError):
     """No API key, an unknown key, or a revoked key."""
 
@@ -186,6 +219,62 @@ class Unavailable(TransparencyError):
 
     slug = "unavailable"
     title = "Service unavailable"
+
+
+class KeyRotationLimited(LimitExceeded):
+    """The brand has made as many signing keys as it may in 24 hours; retry later."""
+
+    slug = "key-rotation-limit"
+    title = "Too many signing keys"
+
+
+class KeySpaceExhausted(Unavailable):
+    """Every signing-key id the code format can carry is taken; an operator must act."""
+
+    slug = "key-space-exhausted"
+    title = "Signing-key ids exhausted"
+
+
+class DatabaseBusy(Unavailable):
+    """No database connection came free within the acquire timeout; retry shortly."""
+
+    slug = "database-busy"
+    title = "Database busy"
+
+
+class StatementTimeout(Unavailable):
+    """A database statement ran past the statement timeout and was cancelled; nothing changed."""
+
+    slug = "statement-timeout"
+    title = "Statement timed out"
+
+
+class TransactionTimeout(Unavailable):
+    """A transaction sat idle past its time limit and was rolled back; nothing changed."""
+
+    slug = "transaction-timeout"
+    title = "Transaction timed out"
+
+
+class RenderersBusy(Unavailable):
+    """Every label-rendering process of this API process is taken; retry shortly."""
+
+    slug = "renderers-busy"
+    title = "Label renderers busy"
+
+
+class DecodersBusy(Unavailable):
+    """Every photo decoder is busy and as many photos as may wait are waiting; retry shortly."""
+
+    slug = "decoders-busy"
+    title = "Photo decoders busy"
+
+
+class Overloaded(Unavailable):
+    """The API process holds as many connections as it accepts; retry after the time given."""
+
+    slug = "overloaded"
+    title = "Too many connections"
 
 
 def all_errors() -> list[type[TransparencyError]]:

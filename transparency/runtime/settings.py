@@ -7,6 +7,7 @@ below it takes the ``Settings`` object (or plain values) as arguments.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transparency.domain.api_keys import parse_api_key
+from transparency.domain.signing_keys import KEYS_PER_DAY
 from transparency.runtime.envelope import MasterKey, MasterKeyError
 
 
@@ -56,6 +58,13 @@ class Settings(BaseSettings):
     max_jobs_per_brand: int = Field(
         default=2, ge=1, le=100, description="Code batches a brand may have queued or running."
     )
+    max_signing_keys_per_day: int = Field(
+        default=KEYS_PER_DAY,
+        ge=1,
+        le=1000,
+        description="Signing keys a brand may make in any 24 hours (rotations, and the key "
+        "that replaces a revoked active one); past it, 429 /problems/key-rotation-limit.",
+    )
     job_chunk_size: int = Field(
         default=50_000, ge=100, le=1_000_000, description="Codes written per transaction."
     )
@@ -65,13 +74,30 @@ class Settings(BaseSettings):
         le=600,
         description="A job whose process stops renewing this lease is resumed by another.",
     )
+    key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=300,
+        description="The longest an API process trusts what it holds of API keys and signing"
+        " keys without the database confirming it: a revocation holds in every process"
+        " within this bound, even when a notification is lost.",
+    )
     reversal_window_days: int = Field(
-        default=10, ge=0, le=365, description="How long after a pass a station may undo it."
+        default=10,
+        ge=0,
+        le=365,
+        description="How long after a pass its site may reverse it, take it back as a return"
+        " and restock it.",
     )
     customer_rate_per_minute: int = Field(
         default=60, ge=1, description="Customer checks per client address per minute."
     )
     customer_burst: int = Field(default=20, ge=1, description="Customer checks allowed at once.")
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDRs of the proxies in front of the API; "
+        "only they may name the client address (X-Forwarded-For). Empty: none.",
+    )
     clone_max_scans: int = Field(
         default=20, ge=1, description="Customer scans of one code before it turns suspicious."
     )
@@ -93,11 +119,50 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=60, description="A photo that takes longer to decode gets 422."
     )
     scan_workers: int = Field(default=2, ge=1, le=64, description="Photo decoding processes.")
+    label_renders: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Label downloads rendered at once per API process (a process each);"
+        " one more waits 5 s, then gets 503 /problems/renderers-busy.",
+    )
+    scan_queue: int = Field(
+        default=4,
+        ge=0,
+        le=1024,
+        description="Photos that may wait for a busy decoder, per API process; one more gets 503.",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger request bodies get 413."
     )
     max_import_bytes: int = Field(
         default=268_435_456, ge=1024, description="Larger serial-import files get 413."
+    )
+    max_import_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=10_000_000,
+        description="Rows of one serial import, counted as it is read; past it the import fails.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A request whose line and headers take longer to arrive gets 408, and its"
+        " connection is closed (a new connection has this long to send its first request).",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A request body gets this long, plus a second for every 10 kB received, to"
+        " arrive; slower gets 408 and its connection closed.",
+    )
+    max_connections: int = Field(
+        default=900,
+        ge=1,
+        le=100_000,
+        description="Open connections per API process; one more gets 503 and is closed.",
     )
     pool_min_size: int = Field(default=2, ge=1, le=100, description="Pool connections kept open.")
     pool_max_size: int = Field(
@@ -106,6 +171,26 @@ class Settings(BaseSettings):
         le=500,
         description="Pool connections at most, per API process. Unset with the embedded"
         " PostgreSQL: 4 per core, shared by the API processes (at least 4 each).",
+    )
+    pool_acquire_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="A request that waits longer for a pool connection gets 503"
+        " /problems/database-busy.",
+    )
+    statement_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A request's SQL statement running longer is cancelled: 503"
+        " /problems/statement-timeout. Jobs' bulk statements are exempt.",
+    )
+    idle_in_transaction_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="A transaction idle longer is ended by PostgreSQL (its connection too).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the JSON logs."
@@ -129,6 +214,16 @@ class Settings(BaseSettings):
                 MasterKey.from_text(value.get_secret_value())
             except MasterKeyError as exc:
                 raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address or a CIDR") from None
         return value
 
     @field_validator("public_url")
