@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.served import Served, free_port
-from tests.support.world import gtin14
+from tests.support.world import TEST_PREFIX, gtin14
 from transparency.domain import codes
 from transparency.domain.api_keys import new_api_key
 
@@ -28,7 +28,11 @@ def test_a_killed_job_resumes_after_restart(data_home: Path) -> None:
     first = Served(data_home, free_port(), **env)
     first.wait_ready()
     http = httpx.Client(base_url=first.url, timeout=30)
-    r = http.post("/v1/brands", json={"name": "Acme"}, headers={"Authorization": f"Bearer {admin}"})
+    r = http.post(
+        "/v1/brands",
+        json={"name": "Acme", "gs1_prefixes": [TEST_PREFIX]},  # the GTIN's below
+        headers={"Authorization": f"Bearer {admin}"},
+    )
     brand = {"Authorization": f"Bearer {r.json()['api_key']['key']}"}
     product = http.post(
         "/v1/products", json={"gtin": gtin14("0950600013435"), "name": "x"}, headers=brand

@@ -53,6 +53,15 @@ async def credentials(conn: Conn | asyncpg.Pool, key_id: str) -> Credentials | N
     return None if row is None else Credentials(**{**row, "role": Role(row["role"])})
 
 
+async def live_digests(conn: Conn | asyncpg.Pool, key_ids: list[str]) -> dict[str, bytes]:
+    """The secret digests of those of ``key_ids`` still live (unrevoked)."""
+    rows = await conn.fetch(
+        "select id, secret_sha256 from api_keys where id = any($1::text[]) and revoked_at is null",
+        key_ids,
+    )
+    return {row["id"]: row["secret_sha256"] for row in rows}
+
+
 CHANNEL = "api_keys"
 
 

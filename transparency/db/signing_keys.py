@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
 from transparency.db.pool import Conn
-from transparency.domain.signing_keys import KeyStatus, Sealed, StoredKey
+from transparency.domain.errors import KeySpaceExhausted
+from transparency.domain.signing_keys import KeyStatus, PublicKeyInfo, Sealed, StoredKey
 
 _COLUMNS = (
     "id, brand_id, status, created_at, ed25519_public, wrapped_dek, kek_fingerprint,"
@@ -32,8 +34,33 @@ def _stored(row: asyncpg.Record) -> StoredKey:
 
 async def next_id(conn: Conn) -> int:
     """Reserve an id first: the sealed secrets are bound to it."""
-    value: int = await conn.fetchval("select nextval(pg_get_serial_sequence('signing_keys', 'id'))")
+    try:
+        value: int = await conn.fetchval(
+            "select nextval(pg_get_serial_sequence('signing_keys', 'id'))"
+        )
+    except asyncpg.SequenceGeneratorLimitExceededError as exc:
+        # The identity's maximum is the largest id a code can carry (migration 0011).
+        raise KeySpaceExhausted(
+            "every signing-key id the code format can carry is taken; no new key can be"
+            " made until an operator acts",
+            retry_after=3600,
+        ) from exc
     return value
+
+
+async def made_lately(conn: Conn, brand_id: UUID) -> tuple[int, int]:
+    """How many keys the brand made in the last 24 hours, and the seconds until the oldest
+    of them leaves that window (0 when none)."""
+    row = await conn.fetchrow(
+        "select count(*) as made,"
+        " coalesce(ceil(extract(epoch from min(created_at) + interval '24 hours' - now())), 0)"
+        "::integer as wait"
+        " from signing_keys where brand_id = $1 and created_at > now() - interval '24 hours'",
+        brand_id,
+    )
+    assert row is not None
+    made: int = row["made"]
+    return made, (max(row["wait"], 1) if made else 0)
 
 
 async def insert(
@@ -87,8 +114,78 @@ async def revoke(conn: Conn, brand_id: UUID, key_id: int) -> bool:
     return result != "UPDATE 0"
 
 
-async def all_keys(conn: Conn | asyncpg.Pool) -> list[StoredKey]:
-    rows = await conn.fetch(f"select {_COLUMNS} from signing_keys")
+async def public_page(
+    conn: Conn | asyncpg.Pool, *, after: int, limit: int, brand_id: UUID | None
+) -> list[PublicKeyInfo]:
+    """Public halves in id order after ``after`` (keyset paging: each page is one index
+    range, on the primary key or on (brand_id, id), however many keys come before it)."""
+    columns = "id, brand_id, status, ed25519_public, created_at"
+    if brand_id is None:
+        rows = await conn.fetch(
+            f"select {columns} from signing_keys where id > $1 order by id limit $2",
+            after,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"select {columns} from signing_keys where brand_id = $1 and id > $2"
+            " order by id limit $3",
+            brand_id,
+            after,
+            limit,
+        )
+    return [
+        PublicKeyInfo(
+            row["id"],
+            row["brand_id"],
+            KeyStatus(row["status"]),
+            row["ed25519_public"],
+            row["created_at"],
+        )
+        for row in rows
+    ]
+
+
+# A change is stamped with its transaction's start (now()), and may commit after a later
+# look has passed that stamp: each look goes back this far, the longest a transaction that
+# changes keys may take (a rotation waiting for another on the brand's lock included).
+_CHANGES_OVERLAP = "10 minutes"
+
+
+async def statuses(
+    conn: Conn | asyncpg.Pool, changed_since: datetime | None = None
+) -> tuple[datetime, dict[int, KeyStatus]]:
+    """The status of every key, or of the keys made, retired or revoked since
+    ``changed_since``; and the time to pass as ``changed_since`` next time.
+
+    Only ids and statuses: the sealed secrets of the keys not yet known are read apart
+    (``sealed``), so a look that finds nothing new costs an index range.
+    """
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as borrowed:
+            return await statuses(borrowed, changed_since)
+    async with conn.transaction():  # a savepoint when the caller has a transaction open
+        now: datetime = await conn.fetchval("select statement_timestamp()")
+        if changed_since is None:
+            rows = await conn.fetch("select id, status from signing_keys")
+        else:
+            # The pool plans generically (pool.py), and a generic plan of "> $1" guesses a
+            # third of the keys and scans them all; planned for its value, it is a range of
+            # the index that migration 0014 made.
+            await conn.execute("set local plan_cache_mode = auto")
+            rows = await conn.fetch(
+                "select id, status from signing_keys"
+                " where greatest(created_at, retired_at, revoked_at)"
+                f" > $1::timestamptz - interval '{_CHANGES_OVERLAP}'",
+                changed_since,
+            )
+    return now, {row["id"]: KeyStatus(row["status"]) for row in rows}
+
+
+async def sealed(conn: Conn | asyncpg.Pool, key_ids: list[int]) -> list[StoredKey]:
+    rows = await conn.fetch(
+        f"select {_COLUMNS} from signing_keys where id = any($1::integer[])", key_ids
+    )
     return [_stored(row) for row in rows]
 
 

@@ -1,15 +1,21 @@
 """The keyring: every brand's signing keys, decrypted in memory for signing and checks.
 
-It is loaded at start-up and reloaded whenever any process changes a key (PostgreSQL
-NOTIFY on the ``signing_keys`` channel), so a revocation made through one process holds
-at once in all of them. Checking a tag needs no database query.
+It is loaded at start-up and kept current by the process's listener
+(``runtime/notifications.py``): whenever any process announces a key change (PostgreSQL
+NOTIFY on the ``signing_keys`` channel), every ``catch_up_seconds`` in case a notification
+was lost, and fully after every reconnect. Each look reads the ids and statuses of the keys
+changed lately (an index range); only keys it has never seen are read whole and opened,
+in a thread, so a platform of a million keys neither reloads them all nor holds the event
+loop while it opens them. Checking a tag needs no database query.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -23,6 +29,8 @@ from transparency.runtime.notifications import Listener
 
 log = logging.getLogger("transparency.runtime.keyring")
 
+_OPEN_INLINE = 16  # keys opened on the event loop; more are opened in a thread
+
 
 def _context(brand_id: UUID, key_id: int) -> bytes:
     return f"{brand_id}|{key_id}".encode()
@@ -33,6 +41,7 @@ class KeyRing:
         self._master = master
         self._keys: dict[int, SigningKey] = {}
         self._lock = asyncio.Lock()
+        self._looked_at: datetime | None = None  # the database's time of the last look
 
     def get(self, key_id: int) -> SigningKey | None:
         return self._keys.get(key_id)
@@ -64,10 +73,31 @@ class KeyRing:
             created_at=stored.created_at,
         )
 
-    async def load(self, conn: Conn | asyncpg.Pool) -> None:
+    async def load(self, conn: Conn | asyncpg.Pool, *, full: bool = False) -> None:
+        """Learn the keys made, retired or revoked since the last look (``full``: every
+        key's status, as after a reconnect, when notifications may have been lost)."""
         async with self._lock:  # one load at a time: they may share a connection
-            stored = await db.all_keys(conn)
-            self._keys = {key.id: self._open(key) for key in stored}
+            since = None if full else self._looked_at
+            looked_at, statuses = await db.statuses(conn, since)
+            unknown = [key_id for key_id in statuses if key_id not in self._keys]
+            opened = await self._open_all(await db.sealed(conn, unknown)) if unknown else []
+            # In place when only a few changed: a copy of a million keys per look would
+            # hold the event loop longer than the look itself.
+            keys = self._keys if since is not None else {}
+            for key_id, status in statuses.items():
+                known = self._keys.get(key_id)
+                if known is not None:
+                    same = known.status is status
+                    keys[key_id] = known if same else dataclasses.replace(known, status=status)
+            keys.update((key.id, key) for key in opened)
+            self._keys, self._looked_at = keys, looked_at
+
+    async def _open_all(self, stored: list[StoredKey]) -> list[SigningKey]:
+        # Opening a key (AES-GCM, then Ed25519's public point) takes about 0.1 ms: a
+        # thousand keys at start-up would hold the event loop a tenth of a second.
+        if len(stored) <= _OPEN_INLINE:
+            return [self._open(key) for key in stored]
+        return await asyncio.to_thread(lambda: [self._open(key) for key in stored])
 
     async def create(self, conn: Conn, brand_id: UUID) -> SigningKey:
         """Make and store a new active key for ``brand_id`` (the caller retires the old)."""
@@ -78,14 +108,22 @@ class KeyRing:
         stored = await db.insert(conn, key_id, brand_id, sealed, bytes(private.verify_key))
         return self._open(stored)
 
-    async def follow(self, listener: Listener, pool: asyncpg.Pool) -> None:
-        """Load now, and reload whenever any process announces a key change."""
+    def follow(self, listener: Listener, pool: asyncpg.Pool) -> None:
+        """Stay current with every process's key changes, as the module docstring says."""
         reloads: set[asyncio.Task[None]] = set()
 
+        async def reload() -> None:
+            try:
+                await self.load(pool)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("could not reload the keyring; the next catch-up will")
+
         def changed(_: str) -> None:
-            task = asyncio.get_running_loop().create_task(self.load(pool))
+            task = asyncio.get_running_loop().create_task(reload())
             reloads.add(task)  # keep a reference until it is done
             task.add_done_callback(reloads.discard)
 
-        await listener.on(db.CHANNEL, changed)
-        await self.load(pool)
+        async def catch_up(full: bool) -> None:
+            await self.load(pool, full=full)
+
+        listener.on(db.CHANNEL, changed, catch_up)

@@ -1,4 +1,5 @@
-"""Readiness: the database answers and its schema is the one this code expects."""
+"""Readiness: the database answers, its schema is the one this code expects, and this
+process hears of key changes (so a revocation holds here within the bound)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import asyncpg
 
 from transparency.db import migrate
 from transparency.domain.errors import Unavailable
+from transparency.runtime.notifications import Listener
 
 
-async def readiness(pool: asyncpg.Pool) -> dict[str, object]:
+async def readiness(pool: asyncpg.Pool, listener: Listener) -> dict[str, object]:
+    if not listener.ready:
+        raise Unavailable("this process cannot hear of key revocations (not listening)")
     try:
         async with pool.acquire(timeout=2) as conn:
             todo = await migrate.pending(conn)

@@ -19,8 +19,8 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(pool: Pool) -> dict[str, object]:
-    return await readiness(pool)
+async def readyz(request: Request, pool: Pool) -> dict[str, object]:
+    return await readiness(pool, request.state.listener)
 
 
 @router.get("/metrics", response_class=Response)

@@ -1,0 +1,61 @@
+"""An API process's keyring and listener against a real PostgreSQL: changes made behind
+their back are learnt by an incremental look (nothing reopened), and a listener whose
+connection is ended listens again and says so through /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+
+from tests.support.world import World, issue_codes
+from transparency.domain import codes
+from transparency.domain.signing_keys import KeyStatus
+from transparency.runtime.keyring import KeyRing
+from transparency.runtime.notifications import APPLICATION_NAME, Listener
+
+
+async def test_a_revocation_made_behind_the_keyrings_back_is_learnt_incrementally(
+    app: FastAPI, client: httpx.AsyncClient, world: World
+) -> None:
+    rows = await issue_codes(client, world, 2)
+    key_id = codes.parse(rows[0]["code"]).key_id
+    assert key_id is not None
+    keyring: KeyRing = app.state.lifespan_state["keyring"]
+    pool: asyncpg.Pool = app.state.lifespan_state["pool"]
+    before = keyring.get(key_id)
+    assert before is not None
+    assert before.status is KeyStatus.ACTIVE
+
+    await pool.execute(
+        "update signing_keys set status = 'revoked', revoked_at = now() where id = $1", key_id
+    )  # no NOTIFY: as if it had been lost
+    await keyring.load(pool)
+
+    after = keyring.get(key_id)
+    assert after is not None
+    assert after.status is KeyStatus.REVOKED
+    assert after.private_key is before.private_key  # known: its status changed, not reopened
+
+
+async def test_a_listener_whose_connection_is_ended_listens_again(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    listener: Listener = app.state.lifespan_state["listener"]
+    pool: asyncpg.Pool = app.state.lifespan_state["pool"]
+    listeners = "select array_agg(pid) from pg_stat_activity where application_name = $1"
+    (first,) = await pool.fetchval(listeners, APPLICATION_NAME)
+    assert (await client.get("/readyz")).status_code == 200
+
+    await pool.execute("select pg_terminate_backend($1)", first)
+    deadline = time.monotonic() + 20
+    while not (listener.ready and await pool.fetchval(listeners, APPLICATION_NAME) != [first]):
+        assert time.monotonic() < deadline, "the listener did not listen again"
+        await asyncio.sleep(0.05)
+
+    (second,) = await pool.fetchval(listeners, APPLICATION_NAME)
+    assert second != first
+    assert (await client.get("/readyz")).status_code == 200
