@@ -1,13 +1,26 @@
-"""The asyncpg pool: created in the app's lifespan, never at import time."""
+"""The asyncpg pool: created in the app's lifespan, never at import time.
+
+Every wait on the database is bounded, so a stuck client or statement costs its own
+request a problem response, never everyone a hang: a connection is waited for at most
+``acquire_timeout`` (then DatabaseBusy, 503), a statement runs at most
+``statement_timeout`` and a transaction may sit idle at most
+``idle_in_transaction_timeout`` (PostgreSQL enforces both, so a leaked transaction is
+ended even if this process is wedged). A job's bulk statements lift the last two for
+their own transaction (``lift_timeouts``): their length follows their size, not a client.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import asyncpg.pool
+
+from transparency.domain.errors import DatabaseBusy
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -21,24 +34,104 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     asyncpg's default reset sends one more statement per release (unlock advisory locks,
     CLOSE ALL, UNLISTEN *, RESET ALL): a round trip per request. Pooled connections here
     take no advisory lock, LISTEN or SET (the listener and migrations have their own
-    connections), and cursors live inside transactions.
+    connections; ``lift_timeouts`` is SET LOCAL, undone with its transaction), and cursors
+    live inside transactions.
     """
 
 
+class Pool(asyncpg.Pool):
+    """asyncpg's pool, with a bounded wait for a connection and slots for bulk reads."""
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+        # A bulk read (a download's rows) runs at the database's pace, seconds for millions
+        # of rows; a quarter of the connections at most, so claims always find one free.
+        self.bulk_slots = asyncio.Semaphore(max(1, kwargs["max_size"] // 4))
+
+    async def _acquire(
+        self,
+        timeout: float | None,  # noqa: ASYNC109 - asyncpg's own signature
+    ) -> asyncpg.pool.PoolConnectionProxy:
+        # The one way in for ``acquire()`` and the pool's own fetch/execute shortcuts.
+        wait = self.acquire_timeout if timeout is None else timeout
+        try:
+            proxy: asyncpg.pool.PoolConnectionProxy = await super()._acquire(wait)  # type: ignore[misc]
+        except TimeoutError as exc:
+            raise DatabaseBusy(
+                f"no database connection came free within {wait:g} s; retry shortly"
+            ) from exc
+        return proxy
+
+
 @asynccontextmanager
-async def open_pool(dsn: str, *, min_size: int, max_size: int) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(
+async def open_pool(
+    dsn: str,
+    *,
+    min_size: int,
+    max_size: int,
+    acquire_timeout: float = 5.0,
+    statement_timeout: float = 30.0,
+    idle_in_transaction_timeout: float = 60.0,
+) -> AsyncIterator[asyncpg.Pool]:
+    pool = Pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         init=_init_connection,
         reset=_keep_session,
-        # Statements are prepared once per connection (asyncpg's cache); planning the claim,
-        # a statement over partitioned tables, costs more than running it, so keep the
-        # generic plan. No query here depends on a plan made for its particular values.
-        server_settings={"plan_cache_mode": "force_generic_plan"},
-    ) as pool:
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        acquire_timeout=acquire_timeout,
+        server_settings={
+            # Statements are prepared once per connection (asyncpg's cache); planning the
+            # claim, a statement over partitioned tables, costs more than running it, so
+            # keep the generic plan. No query here depends on a plan made for its values.
+            "plan_cache_mode": "force_generic_plan",
+            "statement_timeout": str(round(statement_timeout * 1000)),
+            "idle_in_transaction_session_timeout": str(round(idle_in_transaction_timeout * 1000)),
+        },
+    )
+    async with pool:
         yield pool
+
+
+async def lift_timeouts(conn: Conn) -> None:
+    """Exempt the caller's transaction (a job's bulk write) from the request timeouts.
+
+    A COPY of a million codes, or an import that waits for its worker processes between
+    statements, is bounded by its job's lease, not by the 30 s meant for a request.
+    """
+    await conn.execute(
+        "set local statement_timeout = 0; set local idle_in_transaction_session_timeout = 0"
+    )
+
+
+@asynccontextmanager
+async def bulk_read(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
+    """A connection in a read-only transaction for a read at the database's pace (a whole
+    batch for a download), holding one of the pool's bulk slots.
+
+    A slot is waited for as long as a connection would be, then DatabaseBusy: eight
+    downloads at once take their turns, they never take the pool.
+    """
+    if not isinstance(pool, Pool):
+        raise TypeError("bulk reads need a pool made by open_pool")
+    wait = pool.acquire_timeout
+    try:
+        await asyncio.wait_for(pool.bulk_slots.acquire(), wait)
+    except TimeoutError as exc:
+        raise DatabaseBusy(
+            f"every slot for bulk reads stayed taken for {wait:g} s; retry shortly"
+        ) from exc
+    try:
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            yield conn
+    finally:
+        pool.bulk_slots.release()
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

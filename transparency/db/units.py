@@ -6,10 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from uuid import UUID
 
-import asyncpg
-import asyncpg.cursor
-
-from transparency.db.pool import Conn
+from transparency.db.pool import Conn, lift_timeouts
 
 UnitRow = tuple[str, UUID, UUID, UUID, str | None, date | None, str]
 COLUMNS = ("code", "brand_id", "product_id", "batch_id", "lot", "expiry", "state")
@@ -19,7 +16,9 @@ BatchUnit = tuple[str, str | None, date | None]
 
 
 async def copy(conn: Conn, rows: Sequence[UnitRow]) -> None:
-    """Write units with binary COPY (the caller owns the transaction)."""
+    """Write units with binary COPY (the caller owns the transaction, a job's: the request
+    timeouts are lifted for it)."""
+    await lift_timeouts(conn)
     await conn.copy_records_to_table("units", records=rows, columns=COLUMNS)
 
 
@@ -53,8 +52,10 @@ async def copy_codes(conn: Conn, codes: bytes, tail: bytes) -> None:
     """Write units given as newline-ended codes, each completed by ``tail`` (``row_tail``)
     into a row in COLUMNS order (the caller owns the transaction).
 
-    The codes are ours (Crockford symbols, digits and brackets): nothing to escape.
+    The codes are ours (Crockford symbols, digits and brackets): nothing to escape. The
+    request timeouts are lifted for the transaction: a chunk may hold a million codes.
     """
+    await lift_timeouts(conn)
     await conn.copy_to_table("units", source=_rows(codes, tail), columns=COLUMNS, format="text")
 
 
@@ -86,24 +87,23 @@ async def existing(conn: Conn, codes: list[str]) -> set[str]:
 
 
 async def of_batch(
-    conn: Conn, batch_id: UUID, *, prefetch: int = 10_000
-) -> AsyncIterator[BatchUnit]:
-    """Every unit of a batch, streamed (call inside a transaction)."""
-    async for row in conn.cursor(
-        "select code, lot, expiry from units where batch_id = $1", batch_id, prefetch=prefetch
-    ):
-        yield row["code"], row["lot"], row["expiry"]
+    conn: Conn, batch_id: UUID, *, size: int = 10_000
+) -> AsyncIterator[list[BatchUnit]]:
+    """Every unit of a batch, ``size`` at a time, in no particular order (call inside a
+    transaction; ``pool.bulk_read`` gives one).
+
+    One cursor over the whole batch, read at the database's pace: a keyset by code would
+    need an index on (batch_id, code), and ``units_batch_idx`` holds batch_id alone, so
+    each chunk would sort the whole batch again (quadratic in its size).
+    """
+    cursor = await conn.cursor("select code, lot, expiry from units where batch_id = $1", batch_id)
+    while rows := await cursor.fetch(size):
+        yield [(row["code"], row["lot"], row["expiry"]) for row in rows]
 
 
-async def batch_cursor(conn: Conn, batch_id: UUID) -> asyncpg.cursor.Cursor[asyncpg.Record]:
-    """A cursor over a batch's units, for callers that fetch in chunks (in a transaction)."""
-    cursor: asyncpg.cursor.Cursor[asyncpg.Record] = await conn.cursor(
-        "select code, lot, expiry from units where batch_id = $1", batch_id
+async def first_of_batch(conn: Conn, batch_id: UUID) -> str | None:
+    """The code of one unit of a batch, any one (None for an empty batch)."""
+    code: str | None = await conn.fetchval(
+        "select code from units where batch_id = $1 limit 1", batch_id
     )
-    return cursor
-
-
-async def next_rows(cursor: asyncpg.cursor.Cursor[asyncpg.Record], n: int) -> list[BatchUnit]:
-    """The next ``n`` units of ``batch_cursor`` (fewer at its end, none past it)."""
-    rows = await cursor.fetch(n)
-    return [(row["code"], row["lot"], row["expiry"]) for row in rows]
+    return code

@@ -1,6 +1,19 @@
-"""A finished batch's codes as files: CSV, JSON lines, label sheets (PDF), label images (ZIP).
+"""A finished batch's codes as files: CSV, JSON lines, EPCIS, label sheets (PDF), label
+images (ZIP); and an import's rejections (CSV).
 
-Every file is streamed from a server-side cursor; nothing holds a whole batch in memory.
+No download holds a database connection while it waits for its client. The rows are read
+at the database's pace, in one read-only transaction on one of the pool's bulk slots
+(``pool.bulk_read``), into a temporary file (a ``Spool``); the response is made from that
+file at the client's pace. A client that stops reading keeps a file on disk, never a
+connection or a transaction (eight such clients once held every pooled connection, and
+every warehouse's claims waited). Nothing holds a whole batch in memory: a spool is read
+back a frame of rows at a time.
+
+Labels are drawn in a process of their own per download (``transparency.labels.worker``),
+at most ``label_renders`` at once per API process, so rendering never runs on the event
+loop nor holds this process's GIL.
+
+CSV cells that a spreadsheet would run as a formula are neutralised (``spreadsheet_safe``).
 """
 
 from __future__ import annotations
@@ -9,10 +22,11 @@ import asyncio
 import csv
 import io
 import json
-import threading
-from collections.abc import AsyncIterator, Iterator
+import logging
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -20,20 +34,89 @@ from uuid import UUID
 import asyncpg
 
 from transparency.db import brands
+from transparency.db import imports as db_imports
 from transparency.db import units as db_units
+from transparency.db.pool import Conn
 from transparency.domain import codes, epcis, gs1
 from transparency.domain.batches import Batch
 from transparency.domain.codes import CodeFormat
-from transparency.domain.errors import Conflict, InvalidInput
+from transparency.domain.errors import Conflict, InvalidInput, RenderersBusy
 from transparency.domain.identity import Principal
 from transparency.runtime.keyring import KeyRing
-from transparency.services.batches import finished_batch
+from transparency.services.batches import finished_batch, get_batch
+from transparency.services.spool import STALL_SECONDS, Spool
 
-if TYPE_CHECKING:  # the renderer (numpy, Pillow, zxing-cpp) loads with the first label file
-    from transparency.labels.render import Label, SheetLayout
+if TYPE_CHECKING:  # the renderer's libraries (numpy, Pillow, zxing-cpp) stay in its process
+    from transparency.labels.render import SheetLayout
+
+log = logging.getLogger("transparency.services.exports")
 
 _EPCIS_EVENT_SIZE = 10_000
+# Rows a spool frame holds: about 200 KB of CSV, so a client that takes a frame's file
+# in STALL_SECONDS reads at 4 KB/s or more.
+_FRAME_ROWS = 1_000
+# Rows formatted between two turns of the event loop: signing an offline code or building
+# a Digital Link costs 20-40 us, so a slice holds the loop a few milliseconds at most.
+_SLICE_ROWS = 200
 FIELDS = ("code", "symbol", "human_readable", "url", "lot", "expiry")
+
+
+# --- CSV cells -------------------------------------------------------------------------------
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str | None) -> str | None:
+    """``cell`` as a spreadsheet will show it, never run it (OWASP, CSV injection).
+
+    Excel, LibreOffice and Google Sheets run a cell that starts with ``=``, ``+``, ``-`` or
+    ``@`` as a formula (``=HYPERLINK(...)``, ``=cmd|...``), and tab or CR can hide that
+    start; a leading ``'`` makes any of them text, and the spreadsheet does not show it.
+    Our codes never start so; imported serials, lots and rejected rows' text may.
+    """
+    if cell and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
+def _csv_writer() -> tuple[io.StringIO, Any]:
+    buffer = io.StringIO()
+    # CRLF, as RFC 4180 says: Python's writer quotes a cell holding a CR only when the
+    # line ends in one, and an unquoted CR splits the row for every reader.
+    return buffer, csv.writer(buffer, lineterminator="\r\n")
+
+
+def _drain(buffer: io.StringIO) -> bytes:
+    data = buffer.getvalue().encode()
+    buffer.seek(0)
+    buffer.truncate()
+    return data
+
+
+# --- Spooled reads ---------------------------------------------------------------------------
+
+
+async def _spooled(
+    pool: asyncpg.Pool, read: Callable[[Conn], AsyncIterator[list[Any]]]
+) -> AsyncGenerator[list[Any], None]:
+    spool = Spool()
+    await spool.start(pool, read)
+    return spool.frames()
+
+
+def _units_of(batch_id: UUID) -> Callable[[Conn], AsyncIterator[list[Any]]]:
+    return lambda conn: db_units.of_batch(conn, batch_id, size=_FRAME_ROWS)
+
+
+async def _slices(frames: AsyncIterator[list[Any]]) -> AsyncGenerator[list[Any], None]:
+    """The frames' rows ``_SLICE_ROWS`` at a time, letting other requests run between."""
+    async for rows in frames:
+        for start in range(0, len(rows), _SLICE_ROWS):
+            yield rows[start : start + _SLICE_ROWS]
+            await asyncio.sleep(0)  # a turn of the loop: claims wait for no export
+
+
+# --- Codes: CSV and JSON lines ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,39 +157,43 @@ class Exporter:
         return ExportRow(code, url, code, url, lot, exp)
 
 
-async def rows(
-    pool: asyncpg.Pool, batch: Batch, keyring: KeyRing, public_url: str
-) -> AsyncIterator[ExportRow]:
-    exporter = Exporter(batch, keyring, public_url)
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        async for code, lot, expiry in db_units.of_batch(conn, batch.id):
-            yield exporter.row(code, lot, expiry)
-
-
-async def csv_stream(source: AsyncIterator[ExportRow]) -> AsyncIterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+async def csv_stream(
+    frames: AsyncIterator[list[db_units.BatchUnit]], exporter: Exporter
+) -> AsyncIterator[bytes]:
+    buffer, writer = _csv_writer()
     writer.writerow(FIELDS)
-    count = 0
-    async for row in source:
-        writer.writerow(asdict(row).values())
-        count += 1
-        if count % 5000 == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
+    async for rows in _slices(frames):
+        for row in rows:
+            writer.writerow([spreadsheet_safe(cell) for cell in astuple(exporter.row(*row))])
+        yield _drain(buffer)
+    yield _drain(buffer)
 
 
-async def jsonl_stream(source: AsyncIterator[ExportRow]) -> AsyncIterator[bytes]:
-    lines: list[str] = []
-    async for row in source:
-        lines.append(json.dumps(asdict(row)))
-        if len(lines) == 5000:
-            yield ("\n".join(lines) + "\n").encode()
-            lines.clear()
-    if lines:
+async def jsonl_stream(
+    frames: AsyncIterator[list[db_units.BatchUnit]], exporter: Exporter
+) -> AsyncIterator[bytes]:
+    async for rows in _slices(frames):
+        lines = (json.dumps(asdict(exporter.row(*row))) for row in rows)
         yield ("\n".join(lines) + "\n").encode()
+
+
+async def batch_file(
+    pool: asyncpg.Pool,
+    keyring: KeyRing,
+    actor: Principal,
+    batch_id: UUID,
+    public_url: str,
+    kind: str,
+) -> AsyncIterator[bytes]:
+    """Check the caller may download the finished batch, start reading it, and return its
+    file's stream."""
+    batch = await finished_batch(pool, actor, batch_id)
+    exporter = Exporter(batch, keyring, public_url)
+    frames = await _spooled(pool, _units_of(batch.id))
+    return csv_stream(frames, exporter) if kind == "csv" else jsonl_stream(frames, exporter)
+
+
+# --- EPCIS -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +215,7 @@ async def epcis_file(
     """A finished GS1 batch as one EPCIS 2.0 document of commissioning events, streamed.
 
     Events hold at most ``_EPCIS_EVENT_SIZE`` EPCs each, so the document is written event by
-    event from the cursor and never held whole.
+    event and never held whole.
     """
     batch = await finished_batch(pool, actor, batch_id)
     if batch.format is not CodeFormat.GS1:
@@ -146,13 +233,16 @@ async def epcis_file(
             company_prefix_length=company_prefix_length,
         )
 
-    gtin = codes.parse((await _first_code(pool, batch_id)) or "").gtin
+    async with pool.acquire() as conn:
+        first = await db_units.first_of_batch(conn, batch_id)
+    gtin = codes.parse(first or "").gtin
     try:
         document([_Sgtin(gtin or "", "0", None, None)] if gtin else [])
     except ValueError as exc:
         raise InvalidInput(str(exc), field="company_prefix_length") from None
     envelope = json.dumps(document([]))
     head, tail = envelope[: -len("[]}}")] + "[", "]}}"
+    frames = await _spooled(pool, _units_of(batch_id))
 
     async def stream() -> AsyncIterator[bytes]:
         yield head.encode()
@@ -167,8 +257,8 @@ async def epcis_file(
             units.clear()
             return text.encode()
 
-        async with pool.acquire() as conn, conn.transaction(readonly=True):
-            async for code, lot, expiry in db_units.of_batch(conn, batch_id):
+        async for rows in _slices(frames):
+            for code, lot, expiry in rows:
                 parsed = codes.parse(code)
                 units.append(_Sgtin(parsed.gtin or "", parsed.serial or "", lot, expiry))
                 if len(units) == _EPCIS_EVENT_SIZE:
@@ -180,41 +270,53 @@ async def epcis_file(
     return stream()
 
 
-async def _first_code(pool: asyncpg.Pool, batch_id: UUID) -> str | None:
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        async for code, _, _ in db_units.of_batch(conn, batch_id, prefetch=1):
-            return code
-    return None
+# --- Labels ----------------------------------------------------------------------------------
 
 
-def _label(batch: Batch, row: ExportRow) -> Label:
-    from transparency.labels.render import Label, Symbology
+class Renders:
+    """The label-rendering processes one API process may run at once.
 
-    symbology = Symbology.GS1_DATAMATRIX if batch.format is CodeFormat.GS1 else Symbology.QR
-    return Label(symbol_text=row.symbol, human_text=row.human_readable, symbology=symbology)
+    Each is a Python process with the image libraries (about 70 MB); one whose output its
+    client takes nothing of for ``stall_seconds`` is ended and its place given back.
+    """
+
+    def __init__(
+        self, limit: int, *, wait_seconds: float = 5.0, stall_seconds: float = STALL_SECONDS
+    ) -> None:
+        self._free = asyncio.Semaphore(limit)
+        self.limit = limit
+        self.wait_seconds = wait_seconds
+        self.stall_seconds = stall_seconds
+
+    async def take(self) -> Callable[[], None]:
+        """A place, or RenderersBusy after ``wait_seconds``; returns its give-back, which
+        may be called more than once."""
+        try:
+            await asyncio.wait_for(self._free.acquire(), self.wait_seconds)
+        except TimeoutError as exc:
+            raise RenderersBusy(
+                f"all {self.limit} label renderers of this process are busy; retry shortly"
+            ) from exc
+        given = False
+
+        def give_back() -> None:
+            nonlocal given
+            if not given:
+                given = True
+                self._free.release()
+
+        return give_back
 
 
-class _QueueWriter(io.RawIOBase):
-    """A file object for a writer thread that hands each write to the event loop's queue."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | None],
-                 cancelled: threading.Event) -> None:  # fmt: skip
-        self._loop, self._queue, self._cancelled = loop, queue, cancelled
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        if self._cancelled.is_set():
-            raise ConnectionAbortedError("the download was abandoned")
-        chunk = bytes(data)
-        asyncio.run_coroutine_threadsafe(self._queue.put(chunk), self._loop).result()
-        return len(chunk)
+def _label_line(batch: Batch, row: ExportRow) -> bytes:
+    symbology = "gs1-datamatrix" if batch.format is CodeFormat.GS1 else "qr"
+    return json.dumps([row.symbol, row.human_readable, symbology]).encode() + b"\n"
 
 
 async def labels_file(
     pool: asyncpg.Pool,
     keyring: KeyRing,
+    renders: Renders,
     actor: Principal,
     batch_id: UUID,
     public_url: str,
@@ -223,67 +325,120 @@ async def labels_file(
 ) -> AsyncIterator[bytes]:
     """A finished batch's labels: one PDF sheet, or a ZIP of PNG or SVG images.
 
-    The renderer is synchronous; it runs in a thread, pulling rows from the cursor a chunk
-    at a time through the event loop and pushing bytes back through a bounded queue, so
-    neither the rows nor the file are ever held whole.
+    A worker process draws them: the batch's rows are piped to its stdin and the file read
+    from its stdout, a pipe's worth at a time, so a client that stops reading stops the
+    worker (blocked on its write), and neither the rows nor the file are ever held whole.
     """
     batch = await finished_batch(pool, actor, batch_id)
     exporter = Exporter(batch, keyring, public_url)
+    give_back = await renders.take()
+    try:
+        frames = await _spooled(pool, _units_of(batch.id))
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "transparency.labels.worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    except BaseException:
+        give_back()
+        raise
+
+    def lines(rows: list[db_units.BatchUnit]) -> bytes:
+        return b"".join(_label_line(batch, exporter.row(*row)) for row in rows)
+
+    header = json.dumps({"kind": kind, "layout": asdict(layout)}).encode() + b"\n"
+    return _rendered(worker, frames, header, lines, give_back, renders.stall_seconds)
+
+
+async def _rendered(
+    worker: asyncio.subprocess.Process,
+    frames: AsyncGenerator[list[db_units.BatchUnit], None],
+    header: bytes,
+    lines: Callable[[list[db_units.BatchUnit]], bytes],
+    give_back: Callable[[], None],
+    stall_seconds: float,
+) -> AsyncIterator[bytes]:
+    assert worker.stdin is not None
+    assert worker.stdout is not None
+    assert worker.stderr is not None
+    stdin, stdout, stderr = worker.stdin, worker.stdout, worker.stderr
+
+    async def feed() -> None:
+        sliced = _slices(frames)
+        try:
+            stdin.write(header)
+            async for rows in sliced:
+                stdin.write(lines(rows))
+                await stdin.drain()  # waits while the worker waits on its client
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the worker ended first (stalled client, bad label): its status says why
+        finally:
+            with suppress(OSError):
+                stdin.close()
+            await sliced.aclose()
+            await frames.aclose()
+
+    def abandon() -> None:
+        log.warning("label download stalled for %g s; its renderer is ended", stall_seconds)
+        _end(worker)
+        give_back()
+
     loop = asyncio.get_running_loop()
+    feeding = asyncio.create_task(feed())
+    try:
+        while chunk := await stdout.read(1 << 16):
+            stall = loop.call_later(stall_seconds, abandon)
+            yield chunk
+            stall.cancel()
+        await feeding
+        status = await worker.wait()
+        if status != 0:
+            reason = (await stderr.read()).decode(errors="replace").strip()
+            raise RuntimeError(f"the label renderer stopped ({status}): {reason}")
+    finally:
+        feeding.cancel()
+        with suppress(BaseException):
+            await feeding
+        _end(worker)
+        with suppress(ProcessLookupError, ChildProcessError):
+            await worker.wait()
+        give_back()
+
+
+def _end(worker: asyncio.subprocess.Process) -> None:
+    if worker.returncode is None:
+        with suppress(ProcessLookupError):
+            worker.kill()
+
+
+# --- Import rejections -----------------------------------------------------------------------
+
+
+async def rejections_file(
+    pool: asyncpg.Pool, actor: Principal, batch_id: UUID
+) -> AsyncIterator[bytes]:
+    """An import's refused rows as CSV (position, reason, detail), in file order."""
+    await get_batch(pool, actor, batch_id)
+
+    async def read(conn: Conn) -> AsyncIterator[list[Any]]:
+        rows: list[tuple[str, str, str]] = []
+        async for row in db_imports.rejections(conn, batch_id):
+            rows.append(row)
+            if len(rows) == _FRAME_ROWS:
+                yield rows
+                rows = []
+        if rows:
+            yield rows
+
+    frames = await _spooled(pool, read)
 
     async def stream() -> AsyncIterator[bytes]:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
-        cancelled = threading.Event()
-        async with pool.acquire() as conn, conn.transaction(readonly=True):
-            cursor = await db_units.batch_cursor(conn, batch.id)
-
-            def labels() -> Iterator[Label]:
-                while True:
-                    fetch = db_units.next_rows(cursor, 500)
-                    rows = asyncio.run_coroutine_threadsafe(fetch, loop).result()
-                    if not rows:
-                        return
-                    for code, lot, expiry in rows:
-                        yield _label(batch, exporter.row(code, lot, expiry))
-
-            def render() -> None:
-                from transparency.labels.render import write_pdf, write_zip
-
-                out = io.BufferedWriter(_QueueWriter(loop, queue, cancelled), buffer_size=1 << 16)
-                try:
-                    if kind == "pdf":
-                        write_pdf(labels(), out, layout)
-                    else:
-                        write_zip(labels(), out, kind="svg" if kind == "svg.zip" else "png")
-                    out.flush()
-                finally:
-                    if not cancelled.is_set():
-                        asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
-
-            work = loop.run_in_executor(None, render)
-            try:
-                while (chunk := await queue.get()) is not None:
-                    yield chunk
-                await work
-            finally:
-                cancelled.set()
-                while not queue.empty():  # unblock a writer waiting for room
-                    queue.get_nowait()
-                with suppress(Exception):
-                    await work
+        buffer, writer = _csv_writer()
+        writer.writerow(("position", "reason", "detail"))
+        async for rows in frames:
+            for row in rows:
+                writer.writerow([spreadsheet_safe(cell) for cell in row])
+            yield _drain(buffer)
+        yield _drain(buffer)
 
     return stream()
-
-
-async def batch_file(
-    pool: asyncpg.Pool,
-    keyring: KeyRing,
-    actor: Principal,
-    batch_id: UUID,
-    public_url: str,
-    kind: str,
-) -> AsyncIterator[bytes]:
-    """Check the caller may download the finished batch, then return its file's stream."""
-    batch = await finished_batch(pool, actor, batch_id)
-    source = rows(pool, batch, keyring, public_url)
-    return csv_stream(source) if kind == "csv" else jsonl_stream(source)

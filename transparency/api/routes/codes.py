@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from transparency.api.deps import BrandKey, Keys, Pool, Runner, SettingsDep
@@ -15,6 +16,7 @@ from transparency.api.schemas import (
     BatchOut,
     PublicKeyList,
     PublicKeyOut,
+    PublicKeyPage,
     RevokeIn,
 )
 from transparency.domain.codes import MAX_KEY_ID
@@ -40,7 +42,7 @@ async def create_batch(
 ) -> BatchOut:
     batch = await batches.create_issue_batch(
         pool, keyring, runner, actor, product_id, **body.model_dump(),
-        max_jobs=settings.max_jobs_per_brand,
+        max_jobs=settings.max_jobs_per_brand, max_keys_per_day=settings.max_signing_keys_per_day,
     )  # fmt: skip
     response.headers["Location"] = f"/v1/code-batches/{batch.id}"
     return BatchOut.of(batch)
@@ -69,12 +71,21 @@ async def download_codes(
     )
 
 
+async def get_renders(request: Request) -> exports.Renders:
+    renders: exports.Renders = request.app.state.label_renders
+    return renders
+
+
+Renders = Annotated[exports.Renders, Depends(get_renders)]
+
+
 @router.get("/code-batches/{batch_id}/labels.{kind}", response_class=StreamingResponse)
 async def download_labels(
     batch_id: UUID,
     kind: str,
     pool: Pool,
     keyring: Keys,
+    renders: Renders,
     settings: SettingsDep,
     actor: BrandKey,
     page: Literal["A4", "Letter"] = "A4",
@@ -99,7 +110,7 @@ async def download_labels(
         raise InvalidInput(str(exc), field="layout") from None
     file_kind = "pdf" if kind == "pdf" else f"{images}.zip"
     stream = await exports.labels_file(
-        pool, keyring, actor, batch_id, settings.public_url, file_kind, layout
+        pool, keyring, renders, actor, batch_id, settings.public_url, file_kind, layout
     )
     media = "application/pdf" if kind == "pdf" else "application/zip"
     disposition = f'attachment; filename="{batch_id}-labels.{kind}"'
@@ -143,9 +154,9 @@ async def create_import(
 ) -> BatchOut:
     batch, new = await imports.create_import(
         pool, runner, actor, product_id,
-        content=await request.body(),
+        body=request.stream(),
         kind=imports.kind_of(request.headers.get("content-type"), kind),
-        mode=mode, max_jobs=settings.max_jobs_per_brand,
+        mode=mode, max_jobs=settings.max_jobs_per_brand, max_rows=settings.max_import_rows,
     )  # fmt: skip
     response.status_code = 202 if new else 200
     response.headers["Location"] = f"/v1/code-batches/{batch.id}"
@@ -154,13 +165,32 @@ async def create_import(
 
 @router.get("/code-batches/{batch_id}/rejections.csv", response_class=StreamingResponse)
 async def import_rejections(batch_id: UUID, pool: Pool, actor: BrandKey) -> StreamingResponse:
-    stream = await imports.rejection_report(pool, actor, batch_id)
+    stream = await exports.rejections_file(pool, actor, batch_id)
     return StreamingResponse(stream, media_type="text/csv; charset=utf-8")
 
 
-@router.get("/keys", response_model=PublicKeyList, tags=["public"])
-async def public_keys(keyring: Keys) -> PublicKeyList:
-    return PublicKeyList(keys=[PublicKeyOut.of(k) for k in keys.public_keys(keyring)])
+_KEYS_PER_PAGE = 1000  # about 190 KB of JSON: a page, not the platform's millions of keys
+
+
+@router.get("/keys", response_model=PublicKeyPage, tags=["public"])
+async def public_keys(
+    pool: Pool,
+    response: Response,
+    after: Annotated[int, Query(ge=0, le=MAX_KEY_ID, description="The last id seen.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=_KEYS_PER_PAGE)] = _KEYS_PER_PAGE,
+    brand_id: Annotated[UUID | None, Query(description="Only this brand's keys.")] = None,
+) -> PublicKeyPage:
+    """Every brand's public keys (retired and revoked included) in id order, a page at a
+    time: follow ``next``, also sent as a ``Link: <...>; rel="next"`` header."""
+    page, last = await keys.public_keys(pool, after=after, limit=limit, brand_id=brand_id)
+    following = None
+    if last is not None:
+        query: dict[str, object] = {"after": last, "limit": limit}
+        if brand_id is not None:
+            query["brand_id"] = brand_id
+        following = f"/v1/keys?{urlencode(query)}"
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return PublicKeyPage(keys=[PublicKeyOut.of(k) for k in page], next=following)
 
 
 @router.get("/signing-keys", response_model=PublicKeyList)
@@ -169,8 +199,11 @@ async def list_signing_keys(keyring: Keys, actor: BrandKey) -> PublicKeyList:
 
 
 @router.post("/signing-keys/rotate", status_code=201, response_model=PublicKeyOut)
-async def rotate_signing_key(pool: Pool, keyring: Keys, actor: BrandKey) -> PublicKeyOut:
-    return PublicKeyOut.of(await keys.rotate(pool, keyring, actor))
+async def rotate_signing_key(
+    pool: Pool, keyring: Keys, settings: SettingsDep, actor: BrandKey
+) -> PublicKeyOut:
+    key = await keys.rotate(pool, keyring, actor, max_per_day=settings.max_signing_keys_per_day)
+    return PublicKeyOut.of(key)
 
 
 @router.post("/signing-keys/{key_id}/revoke", response_model=PublicKeyOut)

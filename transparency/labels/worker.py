@@ -1,0 +1,63 @@
+"""A label file rendered in a process of its own: labels in on stdin, the file out on stdout.
+
+    python -m transparency.labels.worker
+
+The API process starts one per label download, so rendering (a few milliseconds of CPU a
+label, minutes for a large batch) never runs on its event loop or holds its GIL. Both ends
+are pipes: when the client stops reading, this process blocks on its write and stops
+reading labels, and memory stays at a page of labels and a pipe's worth of bytes.
+
+Input, one JSON value a line: first ``{"kind": "pdf" | "png.zip" | "svg.zip", "layout":
+{SheetLayout's fields}}``, then ``[symbol_text, human_text, symbology]`` per label, until
+end of input. Exit status 0 when the file is complete; 3 with a one-line reason on stderr
+when a label cannot be drawn (``ValueError`` from the renderer); if its parent dies, its
+pipes close and it ends.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from transparency.labels.render import Label, SheetLayout, Symbology, write_pdf, write_zip
+
+BAD_LABEL = 3
+
+
+def labels(lines: BinaryIO) -> Iterator[Label]:
+    for line in lines:
+        symbol_text, human_text, symbology = json.loads(line)
+        yield Label(symbol_text, human_text, Symbology(symbology))
+
+
+def render(source: BinaryIO, out: BinaryIO) -> None:
+    header: dict[str, Any] = json.loads(source.readline())
+    kind = header["kind"]
+    if kind == "pdf":
+        write_pdf(labels(source), out, SheetLayout(**header["layout"]))
+    else:
+        write_zip(labels(source), out, kind="svg" if kind == "svg.zip" else "png")
+    out.flush()
+
+
+def main() -> int:
+    # Below the API processes and PostgreSQL: a label file is bulk work, a claim is not.
+    os.nice(10)
+    # 64 KiB writes: the pipe's size, so the parent reads whole pieces.
+    out = io.BufferedWriter(io.FileIO(sys.stdout.fileno(), "wb", closefd=False), 1 << 16)
+    try:
+        render(sys.stdin.buffer, out)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return BAD_LABEL
+    except BrokenPipeError:  # the parent stopped listening: nobody wants the rest
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
