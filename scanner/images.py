@@ -24,6 +24,11 @@ ImageInput: TypeAlias = npt.NDArray[np.generic] | str | Path | bytes | bytearray
 # (plus the ladder's copies of it) would cost hundreds of megabytes.
 MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 64 * 1024 * 1024
+# A progressive JPEG is decoded scan by scan, each pass over the whole image, so its cost
+# grows with its scans, not its bytes: 200 KB repeating one scan 1,000 times kept a decoder
+# busy for 40 s. Encoders write 1 (baseline) to about 10 (libjpeg's progressive script);
+# libjpeg-turbo's own tools refuse files past a scan limit for this reason (-maxscans).
+MAX_JPEG_SCANS = 100
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # SOF markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range.
@@ -130,6 +135,14 @@ def _jpeg_dimensions(data: bytes) -> tuple[int, int, bool]:
             # after this frame header; an EXIF thumbnail's EOI comes before it.
             if data.rfind(b"\xff\xd9") < offset:
                 raise UnreadableImage("truncated JPEG (no end of image marker)")
+            # Entropy-coded data never holds FF DA (its FF bytes are stuffed), so counting
+            # start-of-scan markers over the whole file (one pass in C, about 1 ms for
+            # 5 MB) bounds the scans from above; a thumbnail's few count too.
+            scans = data.count(b"\xff\xda")
+            if scans > MAX_JPEG_SCANS:
+                raise UnreadableImage(
+                    f"a JPEG of {scans} scans (more than {MAX_JPEG_SCANS} is not a photo)"
+                )
             return width, height, False
         if marker in (0xD9, 0xDA):
             break

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import cv2
 import numpy as np
 
 from scanner import ladder
-from scanner.images import MAX_PIXELS, ImageInput, load
+from scanner.errors import UnreadableImage
+from scanner.images import MAX_PIXELS, Grey, ImageInput, load
 from scanner.results import Result, _parse
 
 DEFAULT_TIME_BUDGET = 0.25  # seconds; a hard photo rarely yields to more
@@ -28,7 +30,15 @@ def decode(
     ``ImageTooLarge`` only for input that is not a usable image.
     """
     started = time.perf_counter()
-    grey = load(image, max_pixels=max_pixels)
+    try:
+        return _climb(load(image, max_pixels=max_pixels), started, time_budget)
+    except cv2.error as exc:
+        # OpenCV refuses shapes its steps cannot take (a 10000x2 PNG scales to a height of
+        # 0); such an image is unusable input, not a fault of ours.
+        raise UnreadableImage(f"cannot process this image ({_cv_reason(exc)})") from exc
+
+
+def _climb(grey: Grey, started: float, time_budget: float) -> list[Result]:
     view_of = ladder.views(grey)
     for step in ladder.LADDER:
         view = view_of(step.view)
@@ -43,6 +53,12 @@ def decode(
         if time.perf_counter() - started > time_budget:
             break
     return []
+
+
+def _cv_reason(exc: cv2.error) -> str:
+    # The message names OpenCV's source files; its first assertion is enough for a caller.
+    reason = str(getattr(exc, "err", "") or "").strip()
+    return reason[:200] or "OpenCV error"
 
 
 def unique(results: list[Result]) -> list[Result]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import struct
 import zlib
@@ -17,10 +18,11 @@ import zxingcpp
 import scanner
 from scanner import decoders, ladder
 from scanner.errors import ImageTooLarge, ScannerError, UnreadableImage
-from scanner.images import ImageInput
+from scanner.images import MAX_JPEG_SCANS, ImageInput, dimensions
 from scanner.results import Result, Symbology
 from scanner.scan import unique
 from tests.support import paths
+from tests.support.photos import progressive_jpeg, scans_in, sliver_png, with_last_scan_repeated
 
 DATA = paths.DATA / "zxing"
 GS = "\x1d"
@@ -323,6 +325,32 @@ def test_a_jpeg_bomb_is_refused_from_its_header() -> None:
     data[sof + 5 : sof + 9] = struct.pack(">HH", 30_000, 30_000)
     with pytest.raises(ImageTooLarge):
         scanner.decode(bytes(data))
+
+
+def test_a_jpeg_of_more_scans_than_a_photo_has_is_refused_from_its_header() -> None:
+    jpeg = progressive_jpeg()
+    assert 2 < scans_in(jpeg) <= 12  # a phone's progressive JPEG: it reads
+    assert scanner.decode(jpeg) == []
+    at_limit = with_last_scan_repeated(jpeg, MAX_JPEG_SCANS - scans_in(jpeg))
+    assert dimensions(at_limit) == (640, 480, False)
+    hostile = with_last_scan_repeated(jpeg, 1000)
+    with pytest.raises(UnreadableImage, match=f"{scans_in(hostile)} scans"):
+        dimensions(hostile)
+    with pytest.raises(UnreadableImage, match="scans"):
+        scanner.decode(hostile)
+
+
+@pytest.mark.parametrize("shape", [(2, 10_000), (10_000, 2), (1, 20_000), (3, 9_000)])
+def test_a_shape_opencv_cannot_scale_is_unreadable(shape: tuple[int, int]) -> None:
+    sliver = np.full(shape, 255, dtype=np.uint8)
+    for image in (sliver, encoded(sliver, ".png")):
+        with contextlib.suppress(UnreadableImage):  # refused as input, never a cv2.error
+            assert scanner.decode(image) == []
+
+
+def test_an_opencv_error_is_an_unreadable_image() -> None:
+    with pytest.raises(UnreadableImage, match="cannot process"):
+        scanner.decode(sliver_png(10_000, 2))
 
 
 def test_max_pixels_applies_to_arrays() -> None:

@@ -3,13 +3,22 @@ parsing, image decoding)."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import importlib
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
+from multiprocessing.connection import Connection
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -67,3 +76,233 @@ class LazyPool:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+class PoolBusy(Exception):
+    """Every worker is busy and as many tasks as the queue holds are already waiting."""
+
+
+class WorkerLost(Exception):
+    """A task's worker died under it twice: the task itself is likely what kills it."""
+
+
+class TaskFailed(Exception):
+    """The task raised in its worker (a bug: tasks return their expected errors as values)."""
+
+
+_READY = b"ready"
+# A task up to this size is written straight into the socket (its buffer holds it, and the
+# worker is waiting to read); a larger one, a photo of megabytes, from a thread, so the
+# event loop never waits on a copy.
+_INLINE_BYTES = 64 * 1024
+
+
+def _serve(conn: Connection, parent: int, warm: str | None) -> None:
+    """A worker's life: import ``warm``, say it is ready, then answer one task at a time,
+    a pickled (function, args) in, a pickled (ok, value) out."""
+    die_with_parent(parent)
+    # Ctrl-C reaches the whole process group; the pool stops its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if warm is not None:
+        importlib.import_module(warm)
+    conn.send_bytes(_READY)
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except EOFError:  # the pool let go of us
+            return
+        function, args = pickle.loads(message)  # noqa: S301 (from the pool that spawned us)
+        try:
+            reply = pickle.dumps((True, function(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # sent as text: not every exception unpickles
+            reply = pickle.dumps((False, f"{type(exc).__name__}: {exc}"))
+        conn.send_bytes(reply)
+
+
+async def _readable(fd: int, limit: float | None) -> None:
+    """Wait until ``fd`` can be read (or its peer is gone), at most ``limit`` seconds."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        async with asyncio.timeout(limit):
+            await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+class _Died(Exception):
+    """The worker's end of the socket closed: it is dead."""
+
+
+class _Worker:
+    def __init__(self, warm: str | None) -> None:
+        context = multiprocessing.get_context("spawn")  # not fork: we have threads and a loop
+        ours, theirs = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(theirs, os.getpid(), warm), name="worker", daemon=True
+        )
+        self.process.start()
+        theirs.close()  # the worker's end is the worker's alone: its death closes it
+        self.conn = ours
+        self.ready = False
+        self._sending: asyncio.Future[None] | None = None
+
+    async def call(self, message: bytes, time_limit: float, start_limit: float) -> bytes:
+        """Send a task, wait for its reply; TimeoutError past ``time_limit``, _Died if the
+        worker dies. Its start-up (imports, up to ``start_limit``) is not the task's time."""
+        fd = self.conn.fileno()
+        try:
+            if not self.ready:
+                try:
+                    await _readable(fd, start_limit)
+                except TimeoutError:
+                    raise _Died("never became ready") from None
+                if self.conn.recv_bytes() != _READY:
+                    raise _Died("spoke before it was ready")
+                self.ready = True
+            async with asyncio.timeout(time_limit):
+                if len(message) <= _INLINE_BYTES:
+                    self.conn.send_bytes(message)
+                else:
+                    # Shielded: a timeout must not leave the thread writing to a socket
+                    # that stop() closes (its number could be reused); stop() awaits it.
+                    self._sending = asyncio.ensure_future(
+                        asyncio.to_thread(self.conn.send_bytes, message)
+                    )
+                    await asyncio.shield(self._sending)
+                    self._sending = None
+                await _readable(fd, None)
+            return self.conn.recv_bytes()
+        except TimeoutError:  # an OSError: keep it apart from a broken socket
+            raise
+        except (EOFError, OSError) as exc:
+            raise _Died(str(exc)) from exc
+
+    async def stop(self) -> None:
+        """Kill the process and wait (briefly) until it is gone: its CPU is free again."""
+        with suppress(OSError, ValueError):
+            self.process.kill()
+        # Reaped in a thread: its end of the socket closes a moment before it can be.
+        await asyncio.to_thread(self.process.join, 5.0)
+        if self._sending is not None:  # its peer is dead: the write fails at once
+            with suppress(Exception):
+                await self._sending
+        self.conn.close()
+
+    def kill(self) -> None:
+        """Kill the process without waiting (at shutdown, or found dead while idle)."""
+        with suppress(OSError, ValueError):
+            self.process.kill()
+        self.conn.close()
+
+
+class KillablePool:
+    """Worker processes, started on first use, that run one task each at a time and can be
+    killed: a task past its time limit has its process killed (the CPU is free the moment
+    the caller hears of it) and replaced; a worker that dies is replaced and its task tried
+    once more on another. A ProcessPoolExecutor can do neither: it cannot stop one task,
+    and one dead worker breaks the whole pool for good.
+
+    At most ``queue`` tasks wait for a free worker; the next one is refused at once
+    (PoolBusy), so a flood costs the callers a refusal, not a growing wait.
+    """
+
+    def __init__(
+        self, workers: int, queue: int, *, warm: str | None = None, start_limit: float = 60.0
+    ) -> None:
+        self.workers = workers
+        self.queue = queue
+        self.warm = warm
+        self.start_limit = start_limit
+        self._all: set[_Worker] = set()
+        self._idle: list[_Worker] = []
+        self._waiting: deque[asyncio.Future[_Worker]] = deque()
+
+    def admit(self) -> None:
+        """Raise PoolBusy if a task submitted now would be refused (a cheap early check)."""
+        if self._all and not self._idle and len(self._waiting) >= self.queue:
+            raise PoolBusy(f"{self.workers} workers busy and {len(self._waiting)} tasks waiting")
+
+    async def run(self, function: Callable[..., T], *args: Any, time_limit: float) -> T:
+        """``function(*args)`` in a worker; TimeoutError (its worker killed) past
+        ``time_limit`` seconds, PoolBusy, WorkerLost, or TaskFailed if it raised."""
+        message = pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL)
+        for attempt in range(2):
+            worker = await self._acquire(queued=attempt == 0)
+            try:
+                reply = await worker.call(message, time_limit, self.start_limit)
+            except _Died:
+                await self._replace(worker)
+                continue
+            except BaseException:  # past its time, or its caller gone: it may still be busy
+                await asyncio.shield(self._replace(worker))
+                raise
+            self._release(worker)
+            ok, value = pickle.loads(reply)  # noqa: S301 (from a worker we spawned)
+            if not ok:
+                raise TaskFailed(value)
+            result: T = value
+            return result
+        raise WorkerLost("the worker died twice running this task")
+
+    def pids(self) -> list[int]:
+        return [worker.process.pid for worker in self._all if worker.process.pid is not None]
+
+    def shutdown(self) -> None:
+        for worker in self._all:
+            worker.kill()
+        for worker in self._all:
+            worker.process.join(1)
+        self._all.clear()
+        self._idle.clear()
+
+    async def _acquire(self, *, queued: bool = True) -> _Worker:
+        """An idle worker, waiting for one if need be; ``queued``: refused (PoolBusy) when
+        the queue is full (a retry is not: it was admitted once)."""
+        if not self._all:
+            for _ in range(self.workers):
+                self._release(self._start())
+        if self._idle:
+            worker = self._idle.pop()
+        else:
+            if queued:
+                self.admit()
+            waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                worker = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # handed a worker, then cancelled
+                    self._release(waiter.result())
+                else:
+                    self._waiting.remove(waiter)
+                raise
+        if not worker.process.is_alive():  # died while idle (killed, out of memory)
+            self._all.discard(worker)
+            worker.kill()
+            worker = self._start()
+        return worker
+
+    def _release(self, worker: _Worker) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(worker)
+                return
+        self._idle.append(worker)
+
+    def _start(self) -> _Worker:
+        worker = _Worker(self.warm)
+        self._all.add(worker)
+        return worker
+
+    async def _replace(self, worker: _Worker) -> None:
+        self._all.discard(worker)
+        await worker.stop()
+        self._release(self._start())

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from transparency.api.deps import (
     Ctx,
     OptionalKey,
     SettingsDep,
     StationKey,
-    customer_limit,
     thresholds,
 )
 from transparency.api.schemas import (
@@ -20,6 +25,7 @@ from transparency.api.schemas import (
     ReversalIn,
     UnitStateOut,
 )
+from transparency.domain.errors import InvalidInput
 from transparency.domain.lifecycle import UnitEvent
 from transparency.services import fulfilment, photos
 
@@ -35,28 +41,97 @@ async def reverse(
 
 
 @router.post("/fulfilment/returns", response_model=UnitStateOut)
-async def take_back(body: ReturnIn, ctx: Ctx, actor: StationKey) -> dict[str, Any]:
-    event = UnitEvent.RETURN if body.action == "return" else UnitEvent.RESTOCK
-    return await fulfilment.take_back(ctx, actor, body.scan, event)
-
-
-@router.post("/scans", tags=["public"])
-async def scan_photo(
-    image: UploadFile,
-    request: Request,
-    ctx: Ctx,
-    settings: SettingsDep,
-    actor: OptionalKey,
-    gtin: Annotated[str | None, Form(max_length=14)] = None,
-    shipment_id: Annotated[str | None, Form(max_length=100)] = None,
-    region: Annotated[str | None, Form(pattern=r"^[A-Z]{2}$")] = None,
+async def take_back(
+    body: ReturnIn, ctx: Ctx, actor: StationKey, settings: SettingsDep
 ) -> dict[str, Any]:
-    """A photo: every code in it, each checked as a customer (no key) or claimed (station)."""
-    if actor is None:
-        await customer_limit(request)
+    event = UnitEvent.RETURN if body.action == "return" else UnitEvent.RESTOCK
+    window = timedelta(days=settings.reversal_window_days)
+    return await fulfilment.take_back(ctx, actor, body.scan, event, body.shipment_id, window)
+
+
+_PHOTO_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "gtin": {"type": "string", "maxLength": 14},
+                        "shipment_id": {"type": "string", "maxLength": 100},
+                        "region": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class PhotoFields(BaseModel):
+    gtin: str | None = Field(None, max_length=14)
+    shipment_id: str | None = Field(None, max_length=100)
+    region: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+
+
+@router.post("/scans", tags=["public"], openapi_extra=_PHOTO_FORM)
+async def scan_photo(
+    request: Request, ctx: Ctx, settings: SettingsDep, actor: OptionalKey
+) -> dict[str, Any]:
+    """A photo: every code in it, each checked as a customer (no key) or claimed (station).
+
+    The body is read only once the customer's first token is taken and the decoders' queue
+    has room, so a refused photo (429, 503) costs no parsing; each distinct code found
+    past the first costs one more token."""
+    decoders = request.app.state.scan_workers
+    charge = _customer_budget(request) if actor is None else None
+    photos.admit(decoders, settings.scan_timeout_seconds)
+    content, form = await _read_photo(request)
     found = await photos.scan_photo(
-        ctx, request.app.state.scan_workers.get(), actor, await image.read(),
-        gtin=gtin, shipment_id=shipment_id, region=region, thresholds=thresholds(settings),
-        max_pixels=settings.scan_max_pixels, time_limit=settings.scan_timeout_seconds,
+        ctx, decoders, actor, content,
+        gtin=form.gtin, shipment_id=form.shipment_id, region=form.region,
+        thresholds=thresholds(settings), max_pixels=settings.scan_max_pixels,
+        time_limit=settings.scan_timeout_seconds, charge=charge,
     )  # fmt: skip
     return {"codes": found}
+
+
+def _customer_budget(request: Request) -> Callable[[int], None]:
+    """Take the photo's first token now; the returned function takes one more for each
+    distinct code found past the first (all or none: 429 refuses the photo)."""
+    limiter = request.app.state.customer_limiter
+    peer = request.client.host if request.client else None
+    client = limiter.client_of(peer, request.headers.getlist("x-forwarded-for"))
+    limiter.hit(client)
+
+    def charge(codes: int) -> None:
+        if codes > 1:
+            limiter.hit(client, tokens=codes - 1)
+
+    return charge
+
+
+async def _read_photo(request: Request) -> tuple[bytes, PhotoFields]:
+    """The form's image and fields; a bad form raises what FastAPI raises for one."""
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except HTTPException as exc:  # Starlette's answer to a malformed multipart body
+        raise InvalidInput(f"not a multipart form: {exc.detail}", field="image") from exc
+    except ClientDisconnect as exc:
+        raise InvalidInput("the request body was cut off") from exc
+    try:
+        image = form.get("image")
+        if not isinstance(image, UploadFile):
+            missing = {"type": "missing", "loc": ("body", "image"), "msg": "Field required"}
+            raise RequestValidationError([{**missing, "input": None}])
+        texts = {name: value for name, value in form.items() if isinstance(value, str)}
+        try:
+            fields = PhotoFields.model_validate(texts)
+        except ValidationError as exc:
+            errors = [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
+            raise RequestValidationError(errors) from exc
+        return await image.read(), fields
+    finally:
+        await form.close()
