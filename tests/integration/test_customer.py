@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import statistics
+import time
 from typing import Any
 
 import asyncpg
@@ -15,6 +18,7 @@ from tests.support.world import World, bearer, issue_codes, make_product, ship
 from transparency.api.app import create_app
 from transparency.api.pages import i18n
 from transparency.api.schemas import CustomerAnswer
+from transparency.db import migrate, scans
 from transparency.domain import codes
 from transparency.domain.verification import CloneThresholds, Warning
 from transparency.runtime.settings import Settings
@@ -248,3 +252,164 @@ async def test_the_customer_endpoint_is_rate_limited_but_fulfilment_is_not(
                     headers=bearer(world.station),
                 )
                 assert r.status_code == 200
+
+
+Counters = tuple[int, list[str], int]  # customer scans, distinct regions, since shipping
+
+
+async def counters(dsn: str, code: str) -> tuple[Counters, Counters]:
+    """A unit's scan counters, and the same three facts counted over its scan events."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        kept = await conn.fetchrow(
+            "select customer_scans, scan_regions, scans_since_shipping from units"
+            " where code = $1", code,
+        )  # fmt: skip
+        counted = await conn.fetchrow(
+            "select count(s.code)::int,"
+            " coalesce(array_agg(distinct s.region) filter (where s.region is not null), '{}'),"
+            " (count(s.code) filter (where s.scanned_at > u.shipped_at))::int"
+            " from units u left join scan_events s on s.code = u.code and s.kind = 'customer'"
+            " where u.code = $1 group by u.code, u.shipped_at",
+            code,
+        )
+    finally:
+        await conn.close()
+    assert kept is not None
+    assert counted is not None
+    return (kept[0], sorted(kept[1]), kept[2]), (counted[0], sorted(counted[1]), counted[2])
+
+
+async def test_the_units_counters_equal_its_scan_history(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """The counters a check reads are kept by the statements that record scans: after
+    customer scans in and out of regions, a pass, a reversal, a return and a restock, they
+    equal what counting the code's scan events says."""
+    (row,) = await issue_codes(client, world, 1)
+    code = row["code"]
+    station = bearer(world.station)
+
+    async def station_does(path: str, body: dict[str, Any]) -> None:
+        r = await client.post(path, json={"scan": code, **body}, headers=station)
+        assert r.status_code == 200, r.text
+        assert r.json().get("result", "pass") == "pass", r.text
+
+    gtin = world.product_a["gtin"]
+
+    def claim(shipment: str) -> tuple[str, dict[str, Any]]:
+        return "/v1/fulfilment/verifications", {"gtin": gtin, "shipment_id": shipment}
+
+    steps: list[Counters] = []
+    plan: list[list[str | None] | tuple[str, dict[str, Any]]] = [
+        ["FR", None, "FR", "DE"],  # before it ships: already used, not after shipping
+        claim("S-1"),
+        ["IT", "FR", None],
+        ("/v1/fulfilment/reversals", {"shipment_id": "S-1"}),
+        ["ES"],
+        claim("S-2"),
+        [None, "ES"],
+        ("/v1/fulfilment/returns", {"action": "return", "shipment_id": "S-2"}),
+        ["FR", "GB"],
+        ("/v1/fulfilment/returns", {"action": "restock", "shipment_id": "S-2"}),
+        ["DE"],
+    ]
+    for step in plan:
+        if isinstance(step, list):
+            for region in step:
+                await verify(client, code, region)
+        else:
+            await station_does(*step)
+        kept, counted = await counters(dsn, code)
+        assert kept == counted, step
+        steps.append(kept)
+    assert steps[-1] == (13, ["DE", "ES", "FR", "GB", "IT"], 0)
+    assert steps[6] == (10, ["DE", "ES", "FR", "IT"], 2)  # the two since it shipped again
+
+
+async def test_a_check_costs_the_same_whatever_the_codes_history(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """A code with 200k scan events checks in the time a fresh code does, and the check's
+    statement reads no scan event, whatever plan PostgreSQL chooses."""
+    heavy, fresh = (r["code"] for r in await issue_codes(client, world, 2))
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "insert into scan_events (code, id, kind, result, region)"
+            " select $1, gen_random_uuid(), 'customer', 'scanned', 'FR'"
+            " from generate_series(1, 200000)",
+            heavy,
+        )
+        await conn.execute("analyze scan_events")
+        took: dict[str, list[float]] = {heavy: [], fresh: []}
+        for _ in range(15):  # interleaved, so a busy moment of the machine hits both alike
+            for code in (heavy, fresh):
+                start = time.perf_counter()
+                assert await scans.customer_scan(conn, code, "FR") is not None
+                took[code].append(time.perf_counter() - start)
+        heavy_s, fresh_s = statistics.median(took[heavy]), statistics.median(took[fresh])
+        assert heavy_s < 3 * fresh_s + 0.005, (heavy_s, fresh_s)
+
+        await conn.execute(f"prepare check_ (text, text) as {scans._CUSTOMER}")
+        plans = []
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await conn.execute(f"set plan_cache_mode = {mode}")
+            plans.append(
+                await conn.fetchval(f"explain (format json) execute check_('{heavy}', 'FR')")
+            )
+    finally:
+        await conn.close()
+
+    def reads(node: dict[str, Any]) -> list[str]:
+        """The scan_events partitions a plan node and its children read (an insert writes)."""
+        own = node.get("Relation Name", "")
+        found = (
+            [own] if own.startswith("scan_events") and node["Node Type"] != "ModifyTable" else []
+        )
+        return found + [r for child in node.get("Plans", []) for r in reads(child)]
+
+    for plan in plans:
+        document = plan if isinstance(plan, list) else json.loads(plan)
+        assert reads(document[0]["Plan"]) == []
+
+
+async def test_the_counters_are_backfilled_from_the_scan_history(empty_dsn: str) -> None:
+    """0010 gives units already scanned their counters, counted from their scan events."""
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate.migrate(conn, until="0009_idempotency_request")
+        await conn.execute(
+            "insert into units (code, brand_id, product_id, batch_id, state, shipped_at)"
+            " select c, gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),"
+            " (case when c = 'A' then 'shipped' else 'active' end)::unit_state,"
+            " case when c = 'A' then now() - interval '1 day' end"
+            " from unnest(array['A', 'B', 'C']) as c"
+        )
+        events = [
+            ("A", "2 days", "customer", "FR"),
+            ("A", "1 day 1 hour", "fulfilment", None),
+            ("A", "1 hour", "customer", "DE"),
+            ("A", "50 minutes", "customer", None),
+            ("A", "40 minutes", "customer", "FR"),
+            ("B", "1 hour", "customer", "IT"),
+            ("B", "30 minutes", "customer", "IT"),
+        ]
+        await conn.executemany(
+            "insert into scan_events (code, id, scanned_at, kind, result, region)"
+            " values ($1, gen_random_uuid(), now() - $2::text::interval, $3, 'x', $4)",
+            events,
+        )
+        assert await migrate.migrate(conn, until="0010_unit_scan_counters") == [
+            "0010_unit_scan_counters"
+        ]
+        rows = await conn.fetch(
+            "select code, customer_scans, scan_regions, scans_since_shipping from units"
+        )
+    finally:
+        await conn.close()
+    assert {r["code"]: (r[1], sorted(r[2]), r[3]) for r in rows} == {
+        "A": (4, ["DE", "FR"], 3),
+        "B": (2, ["IT"], 0),
+        "C": (0, [], 0),
+    }

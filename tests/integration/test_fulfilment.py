@@ -97,10 +97,47 @@ async def test_an_idempotency_key_returns_the_first_answer(
     rows = await issue_codes(client, world, 1)
     key = str(uuid.uuid4())
     first = await claim(client, world, rows[0]["code"], idem=key)
-    second = await claim(client, world, rows[0]["code"], idem=key, shipment="S-other")
+    second = await claim(client, world, rows[0]["code"], idem=key)
     assert first == second
     assert first["result"] == "pass"
     assert len(await events(dsn, rows[0]["code"])) == 1  # the retry touched nothing
+
+
+async def test_an_idempotency_key_sent_with_another_request_is_refused(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """A key names one request (scan, GTIN, shipment): sent with any other, it gets a 422
+    problem of its own and changes nothing, instead of the first request's pass."""
+    first_row, other_row = await issue_codes(client, world, 2)
+    first, other = first_row["code"], other_row["code"]
+    key = str(uuid.uuid4())
+    assert (await claim(client, world, first, idem=key, shipment="S-1"))["result"] == "pass"
+    gtin = world.product_a["gtin"]
+    others = [
+        {"scan": "garbage", "gtin": gtin, "shipment_id": "S-1"},
+        {"scan": other, "gtin": gtin, "shipment_id": "S-1"},
+        {"scan": first, "gtin": gtin, "shipment_id": "S-2"},
+        {"scan": first, "gtin": world.product_b["gtin"], "shipment_id": "S-1"},
+        {"scan": first_row["symbol"], "gtin": gtin, "shipment_id": "S-1"},  # another spelling
+    ]
+    for body in others:
+        r = await client.post(
+            "/v1/fulfilment/verifications",
+            json=body,
+            headers={**bearer(world.station), "Idempotency-Key": key},
+        )
+        assert r.status_code == 422, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"] == "/problems/idempotency-key-reused", body
+    assert await state(dsn, other) == "active"
+    assert await events(dsn, other) == []
+    assert len(await events(dsn, first)) == 1
+    # The same request still gets its first answer, and the key stays bound to it.
+    assert (await claim(client, world, first, idem=key, shipment="S-1"))["result"] == "pass"
+    # Keys are per station key: another station's same key is another request altogether.
+    other_key = await station_elsewhere(client, world)
+    reply = await claim(client, world, other, idem=key, key=other_key)
+    assert reply["result"] == "pass"
 
 
 async def test_every_failure_reason(
@@ -317,25 +354,116 @@ async def test_returns_and_restock(client: httpx.AsyncClient, world: World) -> N
     await claim(client, world, row["code"])
     r = await client.post(
         "/v1/fulfilment/returns",
-        json={"scan": row["code"], "action": "return"},
+        json={"scan": row["code"], "action": "return", "shipment_id": "S-1"},
         headers=bearer(world.station),
     )
     assert r.json()["state"] == "returned"
     assert (await claim(client, world, row["code"], shipment="S-9"))["reason"] == "not_active"
     r = await client.post(
         "/v1/fulfilment/returns",
-        json={"scan": row["code"], "action": "restock"},
+        json={"scan": row["code"], "action": "restock", "shipment_id": "S-1"},
         headers=bearer(world.station),
     )
     assert r.json()["state"] == "active"
     assert (await claim(client, world, row["code"], shipment="S-9"))["result"] == "pass"
     r = await client.post(
         "/v1/fulfilment/returns",
-        json={"scan": row["code"], "action": "restock"},
+        json={"scan": row["code"], "action": "restock", "shipment_id": "S-9"},
         headers=bearer(world.station),
     )
     assert r.status_code == 409
     assert r.json()["type"] == "/problems/invalid-transition"
+
+
+async def station_elsewhere(client: httpx.AsyncClient, world: World) -> str:
+    """The key of a station at a new site."""
+    site = await client.post(
+        "/v1/sites", json={"name": f"other-{uuid.uuid4().hex[:6]}"}, headers=bearer(world.admin)
+    )
+    assert site.status_code == 201, site.text
+    r = await client.post(
+        "/v1/api-keys",
+        json={"role": "station", "site_id": site.json()["id"]},
+        headers=bearer(world.admin),
+    )
+    assert r.status_code == 201, r.text
+    key: str = r.json()["key"]
+    return key
+
+
+async def take_back(
+    client: httpx.AsyncClient, key: str, code: str, action: str, shipment: str
+) -> httpx.Response:
+    path = "/v1/fulfilment/reversals" if action == "reverse" else "/v1/fulfilment/returns"
+    body = {"scan": code, "shipment_id": shipment}
+    return await client.post(
+        path, json=body if action == "reverse" else {**body, "action": action},
+        headers=bearer(key),
+    )  # fmt: skip
+
+
+async def test_no_unit_passes_twice_except_through_a_real_return(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """The attack: a unit site 2 shipped a second ago, returned and restocked by a station at
+    site 1, then shipped again (two passes). Returns and restocks obey the reversal rules:
+    the site that shipped the unit, naming the shipment it left in, within the window."""
+    (row,) = await issue_codes(client, world, 1)
+    code = row["code"]
+    elsewhere = await station_elsewhere(client, world)
+    assert (await claim(client, world, code, shipment="ORD-2"))["result"] == "pass"
+
+    refused = [
+        ("return", elsewhere, "ORD-2"),  # another site, even naming the right shipment
+        ("restock", elsewhere, "ORD-2"),
+        ("reverse", elsewhere, "ORD-2"),
+        ("return", world.station, "ORD-X"),  # the right site, another shipment
+        ("reverse", world.station, "ORD-X"),
+    ]
+    for action, key, shipment in refused:
+        r = await take_back(client, key, code, action, shipment)
+        assert r.status_code == 409, (action, shipment, r.text)
+        assert r.json()["type"] in ("/problems/reversal-refused", "/problems/invalid-transition")
+    assert await state(dsn, code) == "shipped"
+    again = await claim(client, world, code, shipment="ORD-3", key=elsewhere)
+    assert (again["result"], again["reason"]) == ("fail", "already_shipped")
+
+    # A real return: where it left, for the order it left in. Restocked, it may pass again.
+    r = await take_back(client, world.station, code, "return", "ORD-2")
+    assert r.json() == {"code": code, "state": "returned"}
+    r = await take_back(client, elsewhere, code, "restock", "ORD-2")
+    assert (r.status_code, r.json()["type"]) == (409, "/problems/reversal-refused")
+    r = await take_back(client, world.station, code, "restock", "ORD-2")
+    assert r.json() == {"code": code, "state": "active"}
+    assert (await claim(client, world, code, shipment="ORD-4"))["result"] == "pass"
+    kinds = [(e["kind"], e["result"]) for e in await events(dsn, code)]
+    assert kinds.count(("fulfilment", "pass")) == 2
+    assert kinds.count(("return", "pass")) == kinds.count(("restock", "pass")) == 1
+
+
+async def test_returns_and_restocks_close_with_the_window(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """Measured from the pass, as reversals: a unit out longer than the window stays out."""
+    rows = await issue_codes(client, world, 2)
+    for row in rows:
+        await claim(client, world, row["code"], shipment="ORD-W")
+    returned, late = rows[0]["code"], rows[1]["code"]
+    assert (await take_back(client, world.station, returned, "return", "ORD-W")).status_code == 200
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "update units set shipped_at = now() - interval '11 days' where code = any($1)",
+            [returned, late],
+        )
+    finally:
+        await conn.close()
+    for code, action in ((late, "return"), (returned, "restock")):
+        r = await take_back(client, world.station, code, action, "ORD-W")
+        assert r.status_code == 409, r.text
+        assert r.json()["type"] == "/problems/reversal-refused"
+        assert "window" in r.json()["detail"]
+    assert (await state(dsn, late), await state(dsn, returned)) == ("shipped", "returned")
 
 
 async def test_only_station_keys_claim(client: httpx.AsyncClient, world: World) -> None:

@@ -6,13 +6,23 @@ warehouse station claims it at fulfilment, and *returned* when a customer sends 
 Brands may end a unit's life as *revoked*, *recalled*, *destroyed* or *stolen*; those states
 are terminal. The database mirrors ``UnitState`` as an ENUM, so it refuses any other
 state too.
+
+A pass at fulfilment is the one moment a unit leaves; every event that brings a shipped
+unit back toward the shelf (a reversal, a customer return, the restock after it) lets it
+pass again, so each obeys ``TAKE_BACK_RULES``: the EU FMD hubs let a decommissioned pack be
+reverted only by the location that decommissioned it, within 10 days. Here the station
+also names the shipment the unit left in, as the returned parcel's order number.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from uuid import UUID
 
-from transparency.domain.errors import InvalidTransition
+from transparency.domain.errors import InvalidTransition, ReversalRefused
 
 
 class UnitState(StrEnum):
@@ -72,3 +82,50 @@ def next_state(state: UnitState, event: UnitEvent) -> UnitState:
 def states_allowing(event: UnitEvent) -> frozenset[UnitState]:
     """Every state from which ``event`` is allowed (used to build guarded SQL updates)."""
     return frozenset(state for state, ev in TRANSITIONS if ev is event)
+
+
+# The events after which a unit that left can pass fulfilment again.
+TAKING_BACK: frozenset[UnitEvent] = frozenset({E.REVERSE, E.RETURN, E.RESTOCK})
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """The fulfilment pass a unit last left with (all None once it is back on the shelf)."""
+
+    site_id: UUID | None
+    shipment_id: str | None
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TakeBack:
+    """A station bringing a unit back: its site, the shipment it names, now, the window."""
+
+    site_id: UUID
+    shipment_id: str
+    at: datetime
+    window: timedelta
+
+
+# What a take-back must show, each with the refusal it otherwise gets. Measured from the
+# pass, not from the return: a unit that left more than the window ago stays out of stock
+# (the FMD rule), whatever was done to it in between.
+TAKE_BACK_RULES: tuple[tuple[Callable[[Pass, TakeBack], bool], str], ...] = (
+    (lambda p, t: p.site_id == t.site_id, "only the site that shipped the unit can take it back"),
+    (lambda p, t: p.shipment_id == t.shipment_id, "the unit left in another shipment"),
+    (
+        lambda p, t: p.at is not None and t.at <= p.at + t.window,
+        "the window of {days} days since the unit shipped has passed",
+    ),
+)
+
+
+def take_back(state: UnitState, event: UnitEvent, passed: Pass, request: TakeBack) -> UnitState:
+    """The state a shipped unit reaches through a take-back ``event``, or InvalidTransition
+    (the lifecycle forbids it) or ReversalRefused (a rule of ``TAKE_BACK_RULES`` fails)."""
+    assert event in TAKING_BACK, event
+    reached = next_state(state, event)
+    for holds, refusal in TAKE_BACK_RULES:
+        if not holds(passed, request):
+            raise ReversalRefused(refusal.format(days=request.window.days))
+    return reached

@@ -76,7 +76,9 @@ class CloneThresholds:
 
 @dataclass(frozen=True, slots=True)
 class ScanHistory:
-    """What the customer-scan record says about one unit, this scan included."""
+    """What the customer-scan record says about one unit, this scan included: counters kept
+    on the unit by the statements that record its scans, so a check costs the same whatever
+    the code's history (``regions`` counts distinct ISO 3166 codes: at most 676)."""
 
     customer_scans: int
     regions: int
@@ -98,6 +100,15 @@ class Claimed:
     brand_id: UUID | None
     shipped_at: datetime | None  # this claim's time when it shipped the unit now
     shipped_site_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    """The first reply to an Idempotency-Key, with the SHA-256 of the request it answered
+    (None for a reply stored before keys were bound to their requests)."""
+
+    request_sha256: bytes | None
+    reply: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,15 @@
 
 Every check runs the offline test first (malformed, forged, key revoked: no query), then
 one claim statement for everything that remains. A retry with the same Idempotency-Key,
-or of the same code for the same shipment from the same site, gets the first answer.
+or of the same code for the same shipment from the same site, gets the first answer; the
+same key with another request is refused (a key names one request, as at payment APIs).
+A reversal, a return and a restock all obey the lifecycle's take-back rules.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,13 +19,13 @@ from uuid import UUID
 from transparency.db import products as db_products
 from transparency.db import scans
 from transparency.db.pool import Conn
-from transparency.domain import authenticity
-from transparency.domain.errors import NotFound, ReversalRefused
+from transparency.domain import authenticity, lifecycle
+from transparency.domain.errors import IdempotencyKeyReused, NotFound, ReversalRefused
 from transparency.domain.gtin import normalize_gtin
 from transparency.domain.identity import Principal, Role
-from transparency.domain.lifecycle import UnitEvent, UnitState, next_state
+from transparency.domain.lifecycle import UnitEvent, UnitState
 from transparency.domain.units import Unit
-from transparency.domain.verification import Claimed, Reason
+from transparency.domain.verification import Claimed, Reason, StoredReply
 from transparency.services.context import Context
 
 
@@ -175,33 +179,45 @@ async def verify_one(
 ) -> dict[str, Any]:
     actor.require(Role.STATION)
     if idempotency_key:
+        request = _fingerprint(claim, shipment_id)
         prior = await scans.prior_reply(ctx.pool, actor.key_id, idempotency_key)
         if prior is not None:
-            return dict(prior)
+            return _replay(prior, request)
     (reply,) = await verify_many(ctx, actor, [claim], shipment_id)
     if idempotency_key:
-        reply = dict(await scans.store_reply(ctx.pool, actor.key_id, idempotency_key, reply))
+        stands = await scans.store_reply(ctx.pool, actor.key_id, idempotency_key, request, reply)
+        reply = _replay(stands, request)
     return reply
+
+
+def _fingerprint(claim: Claim, shipment_id: str) -> bytes:
+    """SHA-256 of the request as sent (its operation and every field of its body): a retry
+    resends the same bytes, so nothing is normalised and any difference is another request."""
+    canonical = json.dumps(["fulfilment.verify", claim.scan, claim.gtin, shipment_id])
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+def _replay(stored: StoredReply, request: bytes) -> dict[str, Any]:
+    """The stored reply, if it answered this very request. A reply stored before keys were
+    bound to requests (no fingerprint) is given back as it was then."""
+    if stored.request_sha256 is not None and stored.request_sha256 != request:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was sent with another request; a new request needs a new key"
+        )
+    return dict(stored.reply)
 
 
 async def reverse(
     ctx: Context, actor: Principal, scan: str, shipment_id: str, window: timedelta
 ) -> dict[str, Any]:
-    """Undo a pass: the unit goes back on the shelf (same site, within the window)."""
+    """Undo a pass: the unit goes back on the shelf (same site, shipment, within the window)."""
     actor.require(Role.STATION)
     unit_key = _unit_key(ctx, scan)
     async with ctx.pool.acquire() as conn, conn.transaction():
         unit = await _locked_unit(conn, unit_key)
         if unit.state is not UnitState.SHIPPED:
             raise ReversalRefused(f"the unit is {unit.state.value}, not shipped")
-        if unit.shipped_site_id != actor.site_id:
-            raise ReversalRefused("only the site that shipped the unit can undo it")
-        if unit.shipment_id != shipment_id:
-            raise ReversalRefused("the unit left in another shipment")
-        assert unit.shipped_at is not None  # a shipped unit has its time
-        if unit.shipped_at + window < datetime.now(UTC):
-            raise ReversalRefused(f"the reversal window of {window.days} days has passed")
-        state = next_state(unit.state, UnitEvent.REVERSE)
+        state = _taken_back(actor, unit, UnitEvent.REVERSE, shipment_id, window)
         await scans.move(
             conn, unit_key, state, kind="reversal", site_id=actor.site_id,
             api_key_id=actor.key_id, shipment_id=shipment_id, brand_id=unit.brand_id,
@@ -210,20 +226,37 @@ async def reverse(
     return {"code": unit_key, "state": state.value}
 
 
-async def take_back(ctx: Context, actor: Principal, scan: str, event: UnitEvent) -> dict[str, Any]:
-    """A customer return (shipped -> returned) or a restock after inspection (-> active)."""
+async def take_back(
+    ctx: Context,
+    actor: Principal,
+    scan: str,
+    event: UnitEvent,
+    shipment_id: str,
+    window: timedelta,
+) -> dict[str, Any]:
+    """A customer return (shipped -> returned) or a restock after inspection (-> active),
+    by the site that shipped the unit, naming its shipment, within the window."""
     actor.require(Role.STATION)
     unit_key = _unit_key(ctx, scan)
     async with ctx.pool.acquire() as conn, conn.transaction():
         unit = await _locked_unit(conn, unit_key)
-        state = next_state(unit.state, event)
+        state = _taken_back(actor, unit, event, shipment_id, window)
         await scans.move(
             conn, unit_key, state, kind="return" if event is UnitEvent.RETURN else "restock",
-            site_id=actor.site_id, api_key_id=actor.key_id, shipment_id=None,
+            site_id=actor.site_id, api_key_id=actor.key_id, shipment_id=shipment_id,
             brand_id=unit.brand_id, product_id=unit.product_id,
             clear_shipment=event is UnitEvent.RESTOCK,
         )  # fmt: skip
     return {"code": unit_key, "state": state.value}
+
+
+def _taken_back(
+    actor: Principal, unit: Unit, event: UnitEvent, shipment_id: str, window: timedelta
+) -> UnitState:
+    assert actor.site_id is not None  # a station key has its site
+    passed = lifecycle.Pass(unit.shipped_site_id, unit.shipment_id, unit.shipped_at)
+    request = lifecycle.TakeBack(actor.site_id, shipment_id, datetime.now(UTC), window)
+    return lifecycle.take_back(unit.state, event, passed, request)
 
 
 async def _locked_unit(conn: Conn, unit_key: str) -> Unit:

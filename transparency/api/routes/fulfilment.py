@@ -21,7 +21,8 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 _KEY_LENGTH = 200
 _IDEMPOTENCY_DOC = header_doc(
     IDEMPOTENCY_KEY,
-    "A retry with the same key gets the first answer back.",
+    "A retry with the same key gets the first answer back; the same key with another"
+    " request (scan, GTIN or shipment) is refused: /problems/idempotency-key-reused (422).",
     max_length=_KEY_LENGTH,
 )
 
