@@ -5,20 +5,31 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import itertools
 import json
+import tracemalloc
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support import paths
-from tests.support.world import World, bearer
+from tests.support.asgi import make_client
+from tests.support.world import World, bearer, build_world
+from transparency.api.app import create_app
+from transparency.db import imports as db_imports
+from transparency.db import units
 from transparency.domain import codes, epcis, gs1
 from transparency.domain import imports as rules
+from transparency.domain.errors import InvalidInput
+from transparency.runtime.settings import Settings
 from transparency.services import imports as service
 
 DATA = paths.DATA / "epcis"
@@ -180,6 +191,29 @@ def test_pieces_of_a_line_file_join_back_with_their_line_numbers(text: str, size
         offset += len(piece) + 1
 
 
+@given(
+    st.text(st.sampled_from("ab\n"), max_size=300),
+    st.integers(min_value=1, max_value=40),
+    st.integers(min_value=1, max_value=8),
+    st.lists(st.integers(min_value=0, max_value=300), max_size=6),
+)
+def test_text_fed_in_parts_is_cut_into_pieces_of_bounded_lines(
+    text: str, size: int, max_lines: int, cuts: list[int]
+) -> None:
+    cutter = rules.LinePieces(size, max_lines)
+    parts: list[tuple[int, str]] = []
+    bounds = [0, *sorted(c for c in cuts if c <= len(text)), len(text)]
+    for start, end in itertools.pairwise(bounds):
+        parts += cutter.feed(text[start:end])
+    parts += cutter.end()
+    assert "\n".join(piece for _, piece in parts) == text
+    assert all(piece.count("\n") < max_lines for _, piece in parts)
+    offset = 0
+    for first_line, piece in parts:
+        assert first_line == text.count("\n", 0, offset) + 1
+        offset += len(piece) + 1
+
+
 @dataclass(frozen=True)
 class ExportUnit:
     gtin: str
@@ -234,3 +268,146 @@ async def test_digital_link_urls_of_an_imported_serial_parse_back_to_it(
     for url in urls:
         parsed = codes.parse(url)
         assert (parsed.gtin, parsed.serial) == (world.product_a["gtin"], serial), url
+
+
+async def test_the_brands_job_cap_is_checked_before_a_byte_of_the_file_is_read(
+    client: httpx.AsyncClient, world: World, dsn: str, settings: Settings
+) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for _ in range(settings.max_jobs_per_brand):  # running elsewhere, leases held
+            await conn.execute(
+                "insert into code_batches (id, brand_id, product_id, kind, format, requested,"
+                " status, lease_until, lease_token) values ($1, $2, $3, 'issue', 'gs1', 1,"
+                " 'running', now() + interval '1 hour', gen_random_uuid())",
+                uuid.uuid4(), uuid.UUID(world.brand_a_id), uuid.UUID(world.product_a["id"]),
+            )  # fmt: skip
+    finally:
+        await conn.close()
+    read: list[bytes] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for n in range(100):
+            read.append(b"x")
+            yield f"S{n}\n".encode()
+
+    r = await client.post(
+        f"/v1/products/{world.product_a['id']}/serial-imports",
+        content=body(),
+        headers={**bearer(world.brand_a), "content-type": "text/csv"},
+    )
+    assert r.status_code == 429, r.text
+    assert r.json()["type"] == "/problems/limit-exceeded"
+    assert read == []  # refused before the upload was read
+
+
+async def test_rows_are_counted_as_they_are_read_and_the_limit_refuses_the_file(
+    settings: Settings, admin_key: str
+) -> None:
+    limited = settings.model_copy(update={"max_import_rows": 1000})
+    app = create_app(limited)
+    async with app.router.lifespan_context(app) as state:
+        app.state.lifespan_state = state
+        async with make_client(app) as client:
+            world = await build_world(client, admin_key)
+            batch = await post_import(client, world, "A\n" * 200_000, "text/csv", "accept_valid")
+            assert batch["status"] == "failed"
+            assert batch["error"] == "an import holds at most 1000 rows"
+            assert await units_of(client, world, batch) == []
+            assert await rejections(client, world, batch) == []
+            exact = await post_import(client, world, "B\n" * 1000, "text/csv", "accept_valid")
+            assert (exact["status"], exact["report"]["rejected"]) == ("done", 999)
+
+
+def test_a_piece_is_refused_as_soon_as_it_passes_the_row_limit() -> None:
+    """Counted while reading: the rows past the limit are never held (a file of five million
+    repeats once grew the reading process to 2.6 GB before the count was checked)."""
+    text = "A\n" * 500_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput, match="at most 1000 rows"):
+            rules.read(text, rules.ImportKind.CSV, "09506000134352", max_rows=1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # csv reads a copy of the text (4 bytes a character: 4 MB); 500,000 refusals were 100 MB.
+    assert peak < 10_000_000
+
+
+async def test_every_refused_row_reaches_the_report_while_the_job_holds_a_hundred(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "_PIECE", 1000)  # many pieces: rejections written in chunks
+    held: list[int] = []
+    close = service._close
+
+    async def spy(*args: Any) -> None:
+        held.append(len(args[-1]))  # the refused rows the job kept in memory
+        await close(*args)
+
+    monkeypatch.setattr(service, "_close", spy)
+    content = "serial\n" + "".join(f"D{n % 700}\n" for n in range(3000))
+    batch = await post_import(client, world, content, "text/csv", mode="accept_valid")
+    report = batch["report"]
+    assert (report["accepted"], report["rejected"], report["rows"]) == (700, 2300, 3000)
+    refused = await rejections(client, world, batch)
+    assert len(refused) == 2300
+    assert [r["position"] for r in refused] == [f"line {n + 2}" for n in range(700, 3000)]
+    assert refused[0]["detail"] == "serial already at line 2"
+    assert [r["position"] for r in report["first_rejections"]] == [
+        f"line {n + 2}" for n in range(700, 800)
+    ]
+    assert held == [100]
+
+
+async def test_an_upload_is_stored_and_read_back_in_chunks(
+    client: httpx.AsyncClient, world: World, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_imports, "CHUNK", 1000)  # about thirty chunks, cut mid-character
+    gtin = world.product_a["gtin"]
+    lines = [f"01{gtin}21C{n}" for n in range(1500)]
+    lines[700] = f"01{gtin}21Crème"  # two bytes of UTF-8 across a chunk's end, somewhere
+    content = "\ufeff" + "\n".join(lines) + "\n"
+    batch = await post_import(client, world, content, "text/plain", mode="accept_valid")
+    assert (batch["report"]["accepted"], batch["report"]["rejected"]) == (1499, 1)
+    assert [r["position"] for r in await rejections(client, world, batch)] == ["line 701"]
+    conn = await asyncpg.connect(dsn)
+    try:  # the upload's large object is gone once the job has run
+        assert await conn.fetchval("select count(*) from pg_largeobject_metadata") == 0
+    finally:
+        await conn.close()
+
+
+async def test_a_batch_finishes_when_its_job_does_not_when_its_transaction_began(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = units.copy
+    copied: list[datetime] = []
+
+    async def slow_copy(conn: Any, rows: Any) -> None:
+        await copy(conn, rows)
+        await asyncio.sleep(0.3)  # a long import, in small
+        copied.append(datetime.now(UTC))
+
+    monkeypatch.setattr(units, "copy", slow_copy)
+    batch = await post_import(client, world, "F1\nF2\n", "text/csv")
+    assert batch["status"] == "done"
+    assert datetime.fromisoformat(batch["finished_at"]) >= copied[-1]
+
+
+@pytest.mark.parametrize(
+    ("document", "error"),
+    [
+        ('{"a": ' * 200_000 + "1" + "}" * 200_000, "line 1 column 385: nested deeper"),
+        ('{"type": "EPCISDocument", "n": ' + "7" * 100_000 + "}", "line 1 column 32: a number"),
+        ('{"type": "EPCISDocument",\n "type": "x"}', 'line 2 column 2: the key "type"'),
+        ('{"type": "EPCISDocument", "x": NaN}', "line 1 column 32: NaN"),
+        ('{"type": "EPCISDocument", "x": [1,]}', "line 1 column 35: Expecting value"),
+    ],
+)
+async def test_a_hostile_epcis_document_fails_its_import_with_the_place(
+    client: httpx.AsyncClient, world: World, document: str, error: str
+) -> None:
+    batch = await post_import(client, world, document, "application/ld+json")
+    assert batch["status"] == "failed"
+    assert batch["error"].startswith(error), batch["error"]

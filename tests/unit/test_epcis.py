@@ -17,9 +17,12 @@ from hypothesis import strategies as st
 from tests.support import paths
 from transparency.domain.epcis import (
     EPCIS_CONTEXT,
+    MAX_DEPTH,
     Commissioned,
+    TooManyEntries,
     commissioned_sgtins,
     commissioning_document,
+    load_document,
     parse_commissioning,
     sgtin_from_urn,
     sgtin_urn,
@@ -297,3 +300,55 @@ def test_parsing_arbitrary_json_is_total(noise: Any) -> None:
         except InvalidCode:
             continue
         assert all(isinstance(c, Commissioned) for c in commissioned)
+
+
+def refusal(text: str) -> str:
+    with pytest.raises(InvalidCode) as refused:
+        load_document(text)
+    assert refused.value.reason == "invalid_json"
+    return refused.value.detail
+
+
+def test_nesting_deeper_than_json_can_go_is_refused_with_its_place() -> None:
+    """200,000 levels: Python's decoder raised a RecursionError that named no place."""
+    deep = "[" * 200_000 + "]" * 200_000
+    assert refusal(deep) == f"line 1 column {MAX_DEPTH + 1}: nested deeper than 64 levels"
+    spread = '{\n "epcisBody": {"eventList": [\n  ' + '{"a": ' * 3000 + "1" + "}" * 3000 + "]}}"
+    assert refusal(spread) == "line 3 column 369: nested deeper than 64 levels"
+
+
+def test_a_number_of_a_hundred_thousand_digits_is_refused_unread() -> None:
+    assert refusal('{"n":\n  ' + "9" * 100_000 + "}") == (
+        "line 2 column 3: a number of 100000 characters (at most 40)"
+    )
+    assert refusal('{"n": -1' + "0" * 5_000 + ".5}").startswith("line 1 column 7: a number")
+    assert load_document('{"n": 12345678901234567890, "f": 1.5e300}') == {
+        "n": 12345678901234567890,
+        "f": 1.5e300,
+    }
+
+
+def test_a_key_twice_in_one_object_is_refused_not_silently_the_last() -> None:
+    text = '{"type": "EPCISDocument",\n  "epcisBody": {"eventList": []},\n  "type": "x"}'
+    assert refusal(text) == 'line 3 column 3: the key "type" appears twice in one object'
+    escaped = '{"a": 1, "b": {"a": 2, "\\u0061": 3}}'  # "\u0061" is "a" again
+    assert refusal(escaped) == 'line 1 column 24: the key "\\u0061" appears twice in one object'
+    assert load_document('{"a": {"a": 1}, "b": [{"a": 2}, {"a": 3}]}')["b"][1] == {"a": 3}
+
+
+def test_nan_infinity_and_bad_syntax_are_refused_with_their_place() -> None:
+    assert refusal('{"x": [1, NaN]}') == "line 1 column 11: NaN is not a JSON number"
+    assert refusal('{"x": -Infinity}') == "line 1 column 7: -Infinity is not a JSON number"
+    assert refusal('{"x":\n [1,]}') == "line 2 column 5: Expecting value"
+
+
+def test_entries_past_the_limit_stop_the_reading() -> None:
+    document = commissioning_document(
+        [Unit("10614141073464", f"S{n}", None, None) for n in range(11)],
+        event_time=datetime(2026, 1, 1, tzinfo=UTC),
+        brand_name="Acme",
+        company_prefix_length=7,
+    )
+    assert len(parse_commissioning(document, 11)[0]) == 11
+    with pytest.raises(TooManyEntries):
+        parse_commissioning(document, 10)

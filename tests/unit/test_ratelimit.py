@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import multiprocessing
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
+import pydantic
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transparency.api.ratelimit import RateLimiter, SharedBuckets
+from transparency.api.ratelimit import LocalBuckets, RateLimiter, SharedBuckets, networks
 from transparency.domain.errors import RateLimited
+from transparency.runtime.settings import Settings
 
 
 def allowed(limiter: RateLimiter, client: str, now: float) -> bool:
@@ -82,3 +85,88 @@ def test_clients_spread_over_every_slot_by_a_secret_hash(tmp_path: Path) -> None
     assert [first.slot_of(c) for c in clients] != [second.slot_of(c) for c in clients]
     again = SharedBuckets(str(tmp_path / "first"), slots=16)  # another process: same salt
     assert [again.slot_of(c) for c in clients] == [first.slot_of(c) for c in clients]
+
+
+def spent_after(limiter: RateLimiter, peers: list[tuple[str, list[str]]]) -> list[bool]:
+    """Whether each request, from (peer, X-Forwarded-For headers), was allowed."""
+    return [allowed(limiter, limiter.client_of(peer, hops), 50.0) for peer, hops in peers]
+
+
+def test_spellings_of_one_client_share_its_budget() -> None:
+    limiter = RateLimiter(1, 3)
+    spellings = ["2001:db8::77", "2001:DB8::77", "2001:0db8:0:0:0:0:0:0077", "2001:db8::77"]
+    assert spent_after(limiter, [(s, []) for s in spellings]) == [True, True, True, False]
+    mapped = ["192.0.2.1", "::ffff:192.0.2.1", "::FFFF:c000:0201", "192.0.2.1"]
+    assert spent_after(limiter, [(s, []) for s in mapped]) == [True, True, True, False]
+
+
+def test_an_ipv6_client_is_its_slash_64() -> None:
+    """One host alone holds 2^64 addresses; a budget per /128 would be no limit at all."""
+    limiter = RateLimiter(1, 2)
+    same_64 = ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2:abcd::9"]
+    assert spent_after(limiter, [(s, []) for s in same_64]) == [True, True, False]
+    assert spent_after(limiter, [("2001:db8:1:3::1", [])]) == [True]  # the next /64
+
+
+def test_an_untrusted_peer_cannot_name_another_client() -> None:
+    limiter = RateLimiter(1, 2)  # no trusted proxies: loopback is a client like any other
+    forged = [("127.0.0.1", [f"198.51.100.{n}"]) for n in range(3)]
+    assert spent_after(limiter, forged) == [True, True, False]
+    outside = RateLimiter(1, 2, trusted_proxies=networks("10.0.0.0/8"))
+    forged = [("203.0.113.5", [f"198.51.100.{n}"]) for n in range(3)]
+    assert spent_after(outside, forged) == [True, True, False]
+
+
+def test_a_trusted_proxy_names_the_client_right_to_left() -> None:
+    limiter = RateLimiter(1, 1, trusted_proxies=networks("10.0.0.0/8, ::1"))
+    # Each proxy appends the address it saw: the client wrote the left part, the right is ours.
+    assert limiter.client_of("10.0.0.2", ["6.6.6.6, 198.51.100.7, 10.1.1.1"]) == "198.51.100.7"
+    assert limiter.client_of("::1", ["6.6.6.6", "2001:DB8::1"]) == "2001:db8::/64"
+    assert limiter.client_of("10.0.0.2", ["::ffff:198.51.100.7"]) == "198.51.100.7"
+    # Nothing parsable past a trusted hop: the last trusted hop stands for the client.
+    assert limiter.client_of("10.0.0.2", ["198.51.100.7, evil"]) == "10.0.0.2"
+    assert limiter.client_of("10.0.0.2", ["", "nonsense"]) == "10.0.0.2"
+    assert limiter.client_of("10.0.0.2", []) == "10.0.0.2"
+    # Every spelling a client could send for itself through the proxy is one budget.
+    sent = [("10.0.0.2", [f"{address}"]) for address in ("2001:db8::5", "2001:db8::6")]
+    assert spent_after(limiter, sent) == [True, False]
+
+
+def test_trusted_proxies_are_addresses_or_cidrs() -> None:
+    assert networks(" 10.0.0.0/8 ,::1,192.0.2.7") == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("::1"),
+        ipaddress.ip_network("192.0.2.7"),
+    )
+    assert networks("") == ()
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.300'"):
+        networks("10.0.0.300")
+    with pytest.raises(pydantic.ValidationError, match="not an address or a CIDR"):
+        Settings(trusted_proxies="localhost")
+
+
+def test_a_flood_of_new_addresses_evicts_the_oldest_not_everyone() -> None:
+    """Past its size the dict forgets the client seen longest ago: the clients being limited
+    right now stay limited however many new addresses an attacker sends from."""
+    limiter = RateLimiter(1, 2, LocalBuckets(max_clients=100))
+    assert spent_after(limiter, [("192.0.2.1", [])] * 3) == [True, True, False]
+    for n in range(1000):
+        limiter.hit(f"198.51.{n // 256}.{n % 256}", 50.0)
+        if n % 50 == 0:  # the limited client keeps trying, and stays refused
+            assert not allowed(limiter, "192.0.2.1", 50.0)
+    assert not allowed(limiter, "192.0.2.1", 50.0)
+    assert allowed(limiter, "198.51.0.0", 50.0)  # forgotten long ago: a full bucket again
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_several_tokens_are_taken_all_or_none(tmp_path: Path, shared: bool) -> None:
+    buckets = SharedBuckets(str(tmp_path / "buckets")) if shared else None
+    limiter = RateLimiter(60, 5, buckets)
+    limiter.hit("192.0.2.1", 100.0, tokens=3)  # a photo of three codes
+    with pytest.raises(RateLimited) as refused:
+        limiter.hit("192.0.2.1", 100.0, tokens=3)  # two left: none taken
+    assert refused.value.extra["retry_after"] == 1
+    limiter.hit("192.0.2.1", 100.0, tokens=2)
+    assert not allowed(limiter, "192.0.2.1", 100.0)
+    with pytest.raises(RateLimited):
+        limiter.hit("192.0.2.2", 100.0, tokens=6)  # more than the burst never fits

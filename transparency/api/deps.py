@@ -102,9 +102,10 @@ StationKey = Annotated[Principal, Depends(station_key)]
 
 
 async def customer_limit(request: Request) -> None:
-    """Take a token of the calling address's customer budget (429 when spent)."""
-    client = request.client.host if request.client else "unknown"
-    request.app.state.customer_limiter.hit(client)
+    """Take a token of the calling client's customer budget (429 when spent)."""
+    limiter = request.app.state.customer_limiter
+    peer = request.client.host if request.client else None
+    limiter.hit(limiter.client_of(peer, request.headers.getlist("x-forwarded-for")))
 
 
 CustomerLimit = Annotated[None, Depends(customer_limit)]

@@ -4,45 +4,115 @@ One API process keeps its buckets in a dict. Several processes on one machine (s
 TRANSPARENCY_WORKERS) share them through a file they all map (``SharedBuckets``), so a
 client's budget is the same whichever process its connections reach. Instances behind a
 load balancer on other machines still count apart: their limit adds up.
+
+A client is its address as ``ipaddress`` reads it, not as it is spelled: ``2001:DB8::77``,
+``2001:db8::77`` and ``::ffff:192.0.2.1`` for an IPv4 client are one budget each, and IPv6
+is counted per /64, the block RFC 6177 hands a single site (one host alone gets 2^64
+addresses, so a /128 budget is no limit at all). Only a peer in the trusted proxies may name
+another client address, in X-Forwarded-For.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import ipaddress
 import math
 import mmap
 import os
 import struct
 import time
+from collections import OrderedDict
+from collections.abc import Iterable
 
 from transparency.domain.errors import RateLimited
 
 # Set by `serve` for its API processes: the file their SharedBuckets map.
 SHARED_FILE_ENV = "TRANSPARENCY_CUSTOMER_BUCKETS"
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-def _spend(tokens: float, at: float, now: float, rate: float, burst: float) -> tuple[float, float]:
+
+def networks(text: str) -> tuple[Network, ...]:
+    """Comma-separated addresses or CIDRs (``10.0.0.0/8, ::1``); ValueError naming a bad one."""
+    found = []
+    for item in text.split(","):
+        if item.strip():
+            try:
+                found.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{item.strip()!r} is not an address or a CIDR") from None
+    return tuple(found)
+
+
+def _address(text: str) -> Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(
+    peer: str | None, forwarded_for: Iterable[str], trusted: tuple[Network, ...]
+) -> str:
+    """The client's budget key: its address normalised (IPv6: its /64).
+
+    A peer in ``trusted`` is a proxy: X-Forwarded-For is read right to left (each proxy
+    appends the address it saw), trusted hops skipped, and the first other address is the
+    client. Entries left of an unparsable one were never vouched for: the last trusted hop
+    stands for the client then, so no spelling can buy a fresh budget.
+    """
+    address = _address(peer) if peer is not None else None
+    if address is None:
+        return "unknown" if peer is None else peer  # a Unix socket: one budget for all
+    if trusted and any(address in net for net in trusted):
+        hops = [hop for header in forwarded_for for hop in header.split(",")]
+        for hop in reversed(hops):
+            found = _address(hop)
+            if found is None:
+                break
+            address = found
+            if not any(address in net for net in trusted):
+                break
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _spend(
+    tokens: float, at: float, now: float, rate: float, burst: float, cost: float = 1
+) -> tuple[float, float]:
     """A bucket's tokens at ``now`` (refilled since ``at``), and what it keeps after a
-    request: one token less, or all of them if there was not a whole one to take."""
+    request: ``cost`` tokens less, or all of them if there were not enough to take."""
     held = min(burst, tokens + (now - at) * rate)
-    return held, held - 1 if held >= 1 else held
+    return held, held - cost if held >= cost else held
 
 
 class LocalBuckets:
-    """The buckets of one API process, in a dict."""
+    """The buckets of one API process, least recently used first.
+
+    Past ``max_clients`` the client seen longest ago is forgotten (it starts again with a
+    full bucket): a flood of new addresses costs the memory of 100,000 buckets (about 25 MB)
+    and never frees the clients being limited right now, as clearing them all once did.
+    """
 
     def __init__(self, max_clients: int = 100_000) -> None:
         self.max_clients = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def take(self, client: str, now: float, rate: float, burst: float) -> float:
-        """Take a token; the tokens held before taking it (under 1: refused, none taken)."""
+    def take(self, client: str, now: float, rate: float, burst: float, cost: float = 1) -> float:
+        """Take ``cost`` tokens; the tokens held before (under ``cost``: refused, none taken)."""
         found = self._buckets.get(client)
-        if found is None and len(self._buckets) >= self.max_clients:
-            self._buckets.clear()  # bounded memory beats perfect accounting
+        if found is not None:
+            self._buckets.move_to_end(client)
+        elif len(self._buckets) >= self.max_clients:
+            self._buckets.popitem(last=False)
         tokens, at = found or (burst, now)
-        held, left = _spend(tokens, at, now, rate, burst)
+        held, left = _spend(tokens, at, now, rate, burst, cost)
         self._buckets[client] = (left, now)
         return held
 
@@ -77,7 +147,7 @@ class SharedBuckets:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
         self._map = mmap.mmap(self._fd, size)
 
-    def take(self, client: str, now: float, rate: float, burst: float) -> float:
+    def take(self, client: str, now: float, rate: float, burst: float, cost: float = 1) -> float:
         """As ``LocalBuckets.take``, under the slot's lock."""
         hashed = self._hash(client)
         key = hashed | 1  # never 0, the empty slot
@@ -87,7 +157,7 @@ class SharedBuckets:
             owner, tokens, at = self._SLOT.unpack_from(self._map, offset)
             if owner != key:
                 tokens, at = burst, now
-            held, left = _spend(tokens, at, now, rate, burst)
+            held, left = _spend(tokens, at, now, rate, burst, cost)
             self._SLOT.pack_into(self._map, offset, key, left, now)
             return held
         finally:
@@ -107,16 +177,26 @@ class SharedBuckets:
 
 class RateLimiter:
     def __init__(
-        self, per_minute: int, burst: int, buckets: LocalBuckets | SharedBuckets | None = None
+        self,
+        per_minute: int,
+        burst: int,
+        buckets: LocalBuckets | SharedBuckets | None = None,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self.rate = per_minute / 60.0
         self.burst = float(burst)
         self.buckets = buckets if buckets is not None else LocalBuckets()
+        self.trusted_proxies = trusted_proxies
 
-    def hit(self, client: str, now: float | None = None) -> None:
-        """Take a token for ``client`` or raise RateLimited with the seconds to wait."""
+    def client_of(self, peer: str | None, forwarded_for: Iterable[str]) -> str:
+        """The budget key of a request from ``peer`` (see ``client_address``)."""
+        return client_address(peer, forwarded_for, self.trusted_proxies)
+
+    def hit(self, client: str, now: float | None = None, tokens: int = 1) -> None:
+        """Take ``tokens`` (all or none) for ``client`` or raise RateLimited with the
+        seconds to wait (more than the burst never fit: the wait is then for a full bucket)."""
         moment = time.monotonic() if now is None else now
-        tokens = self.buckets.take(client, moment, self.rate, self.burst)
-        if tokens < 1:
-            wait = math.ceil((1 - tokens) / self.rate)
+        held = self.buckets.take(client, moment, self.rate, self.burst, tokens)
+        if held < tokens:
+            wait = math.ceil((min(tokens, self.burst) - held) / self.rate)
             raise RateLimited("too many checks from this address; retry later", retry_after=wait)

@@ -3,11 +3,14 @@
 Reading: the SGTINs that ``ObjectEvent``s with action ``ADD`` and business step
 commissioning bring into existence, with lot and expiry from their ILMD. An entry that
 cannot be a unit is reported with its JSON position rather than stopping the document.
-Writing: a batch's units as such events. The JSON is already decoded; I/O is the caller's.
+Writing: a batch's units as such events. ``load_document`` decodes the JSON text, refusing
+what JSON allows but no document needs and a hostile one uses (see there); I/O is the
+caller's.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,6 +64,20 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 T = TypeVar("T")
 
+# An EPCIS document nests about eight deep; Python's decoder gives up near 1,000 with a
+# RecursionError that names no place. Numbers are counts and offsets: 40 characters is a
+# 128-bit integer with room to spare, while int() of a 100,000-digit one is quadratic.
+MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 40
+
+
+class TooManyEntries(Exception):
+    """A document commissions more SGTINs (refused ones included) than it may."""
+
+
+class _Refused(Exception):
+    """Something JSON allows and no EPCIS document needs: where is found afterwards."""
+
 
 @dataclass(frozen=True, slots=True)
 class Commissioned:
@@ -99,15 +116,107 @@ class Unit(Protocol):
 # ---------------------------------------------------------------- reading
 
 
-def parse_commissioning(document: Mapping[str, Any]) -> tuple[list[Commissioned], list[Rejected]]:
+def load_document(text: str) -> Any:
+    """The JSON value of ``text``, or InvalidCode("invalid_json") naming the line and column
+    of the first thing refused: bad syntax, nesting deeper than ``MAX_DEPTH``, a number longer
+    than ``MAX_NUMBER_CHARS``, NaN or Infinity, or a key twice in one object (json keeps the
+    last silently, so the document a reader sees is not the one we would import)."""
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_int=_number(int),
+            parse_float=_number(float),
+            parse_constant=_constant,
+        )
+    except json.JSONDecodeError as exc:
+        raise InvalidCode(
+            "invalid_json", f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except (RecursionError, _Refused):
+        # Rare and hostile: find the place by reading the text again, token by token.
+        found = _first_refused(text)
+        where, why = found if found is not None else (0, "the document is not plain JSON")
+        line = text.count("\n", 0, where) + 1
+        column = where - (text.rfind("\n", 0, where) + 1) + 1
+        raise InvalidCode("invalid_json", f"line {line} column {column}: {why}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise _Refused
+    return found
+
+
+def _number(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _Refused
+        return kind(text)
+
+    return parse
+
+
+def _constant(text: str) -> Any:
+    raise _Refused
+
+
+# A JSON token, or a run of what is no token; strings unrolled so none is read twice.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]|[^\s"\[\]{},:]+|\s+')
+
+
+def _first_refused(text: str) -> tuple[int, str] | None:
+    """Where ``load_document`` refuses a document that decodes, and why."""
+    objects: list[set[str] | None] = []  # per open bracket: an object's keys, None: a list
+    key_next = False
+    for match in _TOKEN.finditer(text):
+        token, at = match.group(), match.start()
+        first = token[0]
+        if first in "[{":
+            objects.append(set() if first == "{" else None)
+            if len(objects) > MAX_DEPTH:
+                return at, f"nested deeper than {MAX_DEPTH} levels"
+            key_next = first == "{"
+        elif first in "]}":
+            if objects:
+                objects.pop()
+            key_next = False
+        elif first == ",":
+            key_next = bool(objects) and objects[-1] is not None
+        elif first == '"':
+            keys = objects[-1] if objects else None
+            if key_next and keys is not None:
+                try:
+                    key = json.loads(token)
+                except ValueError:
+                    key = token
+                if key in keys:
+                    return at, f"the key {token[:40]} appears twice in one object"
+                keys.add(key)
+            key_next = False
+        elif not first.isspace() and first != ":":
+            if token in ("NaN", "Infinity", "-Infinity"):
+                return at, f"{token} is not a JSON number"
+            if len(token) > MAX_NUMBER_CHARS and (first == "-" or first.isdigit()):
+                return at, f"a number of {len(token)} characters (at most {MAX_NUMBER_CHARS})"
+    return None
+
+
+def parse_commissioning(
+    document: Mapping[str, Any], max_entries: int | None = None
+) -> tuple[list[Commissioned], list[Rejected]]:
     """Every SGTIN the document commissions, and every entry refused with its reason.
 
-    Raises InvalidCode("invalid_epcis") only for a document that is not EPCIS at all.
+    Raises InvalidCode("invalid_epcis") only for a document that is not EPCIS at all, and
+    TooManyEntries as soon as there are more than ``max_entries`` of both together.
     """
     prefix, events = _event_list(document)
     commissioned: list[Commissioned] = []
     rejected: list[Rejected] = []
     for index, event in enumerate(events):
+        if max_entries is not None and len(commissioned) + len(rejected) > max_entries:
+            raise TooManyEntries
         position = f"{prefix}[{index}]"
         if not isinstance(event, Mapping):
             rejected.append(Rejected(position, "invalid_event", "an event is a JSON object"))
@@ -142,6 +251,8 @@ def parse_commissioning(document: Mapping[str, Any]) -> tuple[list[Commissioned]
                 rejected.append(Rejected(where, exc.reason, exc.detail))
             else:
                 commissioned.append(unit)
+    if max_entries is not None and len(commissioned) + len(rejected) > max_entries:
+        raise TooManyEntries
     return commissioned, rejected
 
 

@@ -8,20 +8,19 @@ leaves nothing half-written and the job simply runs again.
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
-import io
 import re
+import tempfile
 from collections import deque
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from dataclasses import asdict
-from itertools import islice, repeat
+from itertools import repeat
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from transparency.db import audit, batches, imports, products, units
-from transparency.db.pool import Conn
+from transparency.db.pool import Conn, lift_timeouts
 from transparency.domain import imports as rules
 from transparency.domain.batches import Batch, Job, JobKind
 from transparency.domain.codes import CodeFormat
@@ -29,7 +28,6 @@ from transparency.domain.errors import InvalidInput, LimitExceeded
 from transparency.domain.identity import Principal
 from transparency.domain.imports import ImportKind, ImportMode, Upload
 from transparency.runtime.jobs import JobRunner
-from transparency.services.batches import get_batch
 from transparency.services.products import get_product
 
 _KIND_BY_MEDIA = {
@@ -39,9 +37,13 @@ _KIND_BY_MEDIA = {
     "application/ld+json": ImportKind.EPCIS,
 }
 MEDIA_TYPES = tuple(_KIND_BY_MEDIA)
-_CHUNK = 50_000
-_PIECE = 4_000_000  # characters of a line file read as one piece (about 100,000 lines)
+# Characters of a line file read as one piece: 10,000 rows of a usual file. A piece has at
+# most 16,384 lines however short they are (``LinePieces``), so its refused rows (about 200
+# bytes each) stay near 3 MB: pieces of 4 million characters once handed back two million
+# refusals at a time for a file of repeats.
+_PIECE = 262_144
 _AHEAD = 2  # pieces being read while one is written: both workers busy, memory bounded
+_FIRST = 100  # refused rows named in the batch's report; rejections.csv has them all
 
 
 def kind_of(content_type: str | None, given: ImportKind | None) -> ImportKind:
@@ -63,56 +65,104 @@ async def create_import(
     actor: Principal,
     product_id: UUID,
     *,
-    content: bytes,
+    body: AsyncIterator[bytes],
     kind: ImportKind,
     mode: ImportMode,
     max_jobs: int,
+    max_rows: int,
 ) -> tuple[Batch, bool]:
-    """Queue an import; returns the batch and whether it is new (False: the same file again)."""
+    """Queue an import; returns the batch and whether it is new (False: the same file again).
+
+    The brand's cap on jobs is checked before a byte of the file is read (so at the cap
+    even the same file again gets 429: it is not read to be recognised), and the file is
+    spooled to disk as it arrives: a slow or large upload holds neither memory nor a pooled
+    connection, and the transaction that stores it lasts as long as a local copy does.
+    """
     product = await get_product(pool, actor, product_id)
-    if not content.strip():
-        raise InvalidInput("the file is empty", field="file")
-    digest = hashlib.sha256(kind.value.encode() + b"\0" + content).digest()
     async with pool.acquire() as conn, conn.transaction():
-        count = await batches.lock_brand_jobs(conn, product.brand_id)
-        earlier = await batches.find_import(conn, product.id, digest)
-        if earlier is not None:
-            return earlier, False
-        if count >= max_jobs:
-            raise LimitExceeded(
-                f"this brand already has {max_jobs} batches queued or running", retry_after=10
+        if await batches.lock_brand_jobs(conn, product.brand_id) >= max_jobs:
+            raise _busy(max_jobs)
+    with tempfile.TemporaryFile() as spool:
+        digest, blank = hashlib.sha256(kind.value.encode() + b"\0"), True
+        async for chunk in body:
+            spool.write(chunk)
+            digest.update(chunk)
+            blank = blank and not chunk.strip()
+        if blank:
+            raise InvalidInput("the file is empty", field="file")
+        async with pool.acquire() as conn, conn.transaction():
+            count = await batches.lock_brand_jobs(conn, product.brand_id)
+            earlier = await batches.find_import(conn, product.id, digest.digest())
+            if earlier is not None:
+                return earlier, False
+            if count >= max_jobs:
+                raise _busy(max_jobs)
+            batch = await batches.insert(
+                conn,
+                batch_id=uuid4(),
+                brand_id=product.brand_id,
+                product_id=product.id,
+                kind=JobKind.IMPORT,
+                format=CodeFormat.GS1,
+                requested=0,
+                lot=None,
+                expiry=None,
+                attributes={},
+                options={"kind": kind.value, "mode": mode.value, "max_rows": max_rows},
+                content_sha256=digest.digest(),
             )
-        batch = await batches.insert(
-            conn,
-            batch_id=uuid4(),
-            brand_id=product.brand_id,
-            product_id=product.id,
-            kind=JobKind.IMPORT,
-            format=CodeFormat.GS1,
-            requested=0,
-            lot=None,
-            expiry=None,
-            attributes={},
-            options={"kind": kind.value, "mode": mode.value},
-            content_sha256=digest,
-        )
-        await imports.store_upload(conn, batch.id, Upload(kind, mode, content))
-        await audit.record(
-            conn, api_key_id=actor.key_id, action="import.create", target=str(batch.id),
-            brand_id=product.brand_id, detail={"kind": kind.value, "mode": mode.value,
-                                               "bytes": len(content)},
-        )  # fmt: skip
+            await imports.store_upload(conn, batch.id, Upload(kind, mode, max_rows), spool)
+            await audit.record(
+                conn, api_key_id=actor.key_id, action="import.create", target=str(batch.id),
+                brand_id=product.brand_id, detail={"kind": kind.value, "mode": mode.value,
+                                                   "bytes": spool.tell()},
+            )  # fmt: skip
     runner.wake()
     return batch, True
+
+
+def _busy(max_jobs: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"this brand already has {max_jobs} batches queued or running", retry_after=10
+    )
+
+
+async def _pieces(
+    pool: asyncpg.Pool, batch_id: UUID, kind: ImportKind
+) -> AsyncGenerator[tuple[int, str], None]:
+    """The upload's text as it is read from the database, cut into pieces for the workers
+    (an EPCIS document is one piece: JSON is decoded whole)."""
+    decoder = rules.Decoder()
+    if kind is ImportKind.EPCIS:
+        parts, size = [], 0
+        async for chunk in imports.content(pool, batch_id):
+            parts.append(decoder.feed(chunk))
+            size += len(parts[-1])
+            if size > rules.MAX_EPCIS_CHARS:
+                raise InvalidInput(
+                    f"an EPCIS document holds at most {rules.MAX_EPCIS_CHARS} characters",
+                    field="file",
+                )
+        parts.append(decoder.feed(b"", final=True))
+        yield 1, "".join(parts)
+        return
+    cutter = rules.LinePieces(_PIECE)
+    async for chunk in imports.content(pool, batch_id):
+        for piece in cutter.feed(decoder.feed(chunk)):
+            yield piece
+    for piece in cutter.feed(decoder.feed(b"", final=True)) + cutter.end():
+        yield piece
 
 
 async def run_import(runner: JobRunner, job: Job) -> None:
     """The job: read the file, check every row, register the accepted units at once.
 
-    Pieces of the file are read in worker processes (two pieces ahead) while the rows of
-    earlier pieces are checked and written, all in one transaction: an all-or-nothing
-    import that meets a bad row rolls the whole file back. Only the pieces in hand are held
-    (all of a file's read pieces, waiting for the database, once held every row at once).
+    Pieces of the file are read from the database and checked in worker processes (two
+    pieces ahead) while the rows of earlier pieces are written, all in one transaction: an
+    all-or-nothing import that meets a bad row rolls the whole file back. Only the pieces
+    in hand are held, and of the refused rows only the first hundred (for the report): the
+    others go to the rejections table as each piece is done, over a connection of their
+    own so that a rolled-back import keeps its report.
     """
     pool, batch, token = runner.pool, job.batch, job.lease_token
     upload = await imports.upload(pool, batch.id)
@@ -120,35 +170,35 @@ async def run_import(runner: JobRunner, job: Job) -> None:
     assert upload is not None
     assert product is not None
     mode, kind, gtin = upload.mode, upload.kind, product.gtin
-    try:
-        text = rules.decode(upload.content)
-    except InvalidInput as exc:
-        await batches.fail(pool, batch.id, token, exc.detail, {"accepted": 0, "rejected": 0})
-        return
-    del upload  # the file's bytes: only its text is needed from here
-    parts = rules.pieces(text, kind, _PIECE)
+    max_rows = upload.max_rows or rules.DEFAULT_MAX_ROWS
+    parts = _pieces(pool, batch.id, kind)
     reads: deque[asyncio.Future[tuple[rules.Columns, list[rules.Rejection]]]] = deque()
 
-    def read_ahead() -> None:
-        for first, piece in islice(parts, _AHEAD - len(reads)):
-            reads.append(runner.cpu(rules.read_for_job, piece, kind, gtin, first))
+    async def read_ahead() -> None:
+        while len(reads) < _AHEAD and (part := await anext(parts, None)) is not None:
+            first, piece = part
+            reads.append(runner.cpu(rules.read_for_job, piece, kind, gtin, first, max_rows))
 
-    read_ahead()
-    accepted = 0
-    rejected: list[rules.Rejection] = []
+    accepted = rejected = rows = 0
+    first_rejections: list[rules.Rejection] = []
     seen: dict[str, str] = {}
     try:
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire() as report, pool.acquire() as conn, conn.transaction():
+            await lift_timeouts(conn)  # it waits for the workers: bounded by the job's lease
+            await imports.clear_rejections(report, batch.id)
+            await read_ahead()
             while reads:
                 columns, refused = await reads.popleft()
-                read_ahead()
-                rejected.extend(refused)
+                await read_ahead()
+                rows += len(columns.keys) + len(refused)
+                if rows > max_rows:
+                    raise rules.too_many_rows(max_rows)
                 keys = columns.keys
                 keep = [True] * len(keys)
                 first_seen = {key: seen[key] for key in seen.keys() & keys}
                 for i in _indexes(keys, first_seen.keys()):
                     detail = f"serial already at {first_seen[keys[i]]}"
-                    rejected.append(
+                    refused.append(
                         rules.Rejection(columns.positions[i], "duplicate_in_file", detail)
                     )
                     keep[i] = False
@@ -159,31 +209,44 @@ async def run_import(runner: JobRunner, job: Job) -> None:
                     if not keep[i]:  # a repeat of an earlier piece's row, registered by it
                         continue
                     detail = "this serial is registered"
-                    rejected.append(
+                    refused.append(
                         rules.Rejection(columns.positions[i], "already_registered", detail)
                     )
                     keep[i] = False
+                if refused:
+                    refused.sort(key=_file_order)  # pieces come in file order: so does all
+                    await imports.record_rejections(
+                        report,
+                        batch.id,
+                        rejected,
+                        [(r.position, r.reason, r.detail) for r in refused],
+                    )
+                    first_rejections.extend(refused[: _FIRST - len(first_rejections)])
+                    rejected += len(refused)
                 if rejected and mode is ImportMode.ALL_OR_NOTHING:
                     continue  # keep reading: the report names every refused row
-                rows = zip(  # the repeats are endless: the columns set the length
+                rows_in = zip(  # the repeats are endless: the columns set the length
                     keys, repeat(product.brand_id), repeat(product.id), repeat(batch.id),
                     columns.lots, columns.expiries, repeat("active"), strict=False,
                 )  # fmt: skip
                 fresh = (
-                    list(rows) if all(keep) else [r for r, k in zip(rows, keep, strict=True) if k]
+                    list(rows_in)
+                    if all(keep)
+                    else [r for r, k in zip(rows_in, keep, strict=True) if k]
                 )
                 await units.copy(conn, fresh)
                 accepted += len(fresh)
-            register = not (rejected and mode is ImportMode.ALL_OR_NOTHING)
-            if not register:
+            if rejected and mode is ImportMode.ALL_OR_NOTHING:
                 raise _RollBack
-            await _close(conn, batch.id, token, mode, accepted, rejected, register=True)
+            await _close(conn, batch.id, token, mode, accepted, rejected, first_rejections)
     except _RollBack:
         async with pool.acquire() as conn, conn.transaction():
-            await _close(conn, batch.id, token, mode, 0, rejected, register=False)
+            await _close(conn, batch.id, token, mode, 0, rejected, first_rejections)
     except InvalidInput as exc:
+        await imports.clear_rejections(pool, batch.id)  # a failed import reports no rows
         await batches.fail(pool, batch.id, token, exc.detail, {"accepted": 0, "rejected": 0})
     finally:
+        await parts.aclose()
         for pending in reads:  # a failed job's pieces still being read
             pending.cancel()
 
@@ -205,22 +268,17 @@ async def _close(
     token: UUID,
     mode: ImportMode,
     accepted: int,
-    rejected: list[rules.Rejection],
-    *,
-    register: bool,
+    rejected: int,
+    first_rejections: list[rules.Rejection],
 ) -> None:
-    rejected.sort(key=_file_order)
-    await imports.record_rejections(
-        conn, batch_id, [(r.position, r.reason, r.detail) for r in rejected]
-    )
-    rows = accepted + len(rejected)
+    rows = accepted + rejected
     report = {
         "mode": mode.value,
         "rows": rows,
         "accepted": accepted,
-        "rejected": len(rejected),
-        "registered": register,
-        "first_rejections": [asdict(r) for r in rejected[:100]],
+        "rejected": rejected,
+        "registered": not (rejected and mode is ImportMode.ALL_OR_NOTHING),
+        "first_rejections": [asdict(r) for r in first_rejections],
     }
     await batches.set_requested(conn, batch_id, rows)
     await batches.finish(conn, batch_id, token, report)
@@ -234,24 +292,3 @@ def _file_order(rejection: rules.Rejection) -> int:
     """Line files sort by line; other positions keep the order they were found in."""
     match = _LINE.fullmatch(rejection.position)
     return int(match.group(1)) if match else 0
-
-
-async def rejection_report(
-    pool: asyncpg.Pool, actor: Principal, batch_id: UUID
-) -> AsyncIterator[bytes]:
-    await get_batch(pool, actor, batch_id)
-
-    async def stream() -> AsyncIterator[bytes]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(("position", "reason", "detail"))
-        async with pool.acquire() as conn, conn.transaction(readonly=True):
-            async for row in imports.rejections(conn, batch_id):
-                writer.writerow(row)
-                if buffer.tell() > 65536:
-                    yield buffer.getvalue().encode()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue().encode()
-
-    return stream()
