@@ -85,7 +85,7 @@ def crypto_rates() -> None:
 
     private = SigningKey.generate()
     public = bytes(private.verify_key)
-    payloads = [Payload(17, secrets.randbits(72)) for _ in range(20000)]
+    payloads = [Payload(17, secrets.randbits(codes.SERIAL_BITS)) for _ in range(20000)]
 
     message = b"transparency/v1/offline" + payloads[0].to_bytes()
     signature = private.sign(message).signature

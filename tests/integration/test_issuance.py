@@ -20,6 +20,7 @@ from tests.support.world import World, bearer
 from transparency.db import units
 from transparency.domain import codes
 from transparency.domain.codes import CodeFormat
+from transparency.runtime.settings import Settings
 
 
 async def wait_done(client: httpx.AsyncClient, key: str, location: str) -> dict[str, Any]:
@@ -354,3 +355,148 @@ async def test_the_database_refuses_batch_attributes_that_are_not_an_object(
     finally:
         await conn.close()
     assert json.loads(stored) == {"made_in": "Lyon"}
+
+
+# ---------------------------------------------------------------- signing keys at scale
+
+
+async def claim(client: httpx.AsyncClient, world: World, code: str) -> str:
+    r = await client.post(
+        "/v1/fulfilment/verifications",
+        json={"scan": code, "gtin": world.product_a["gtin"], "shipment_id": "S1"},
+        headers=bearer(world.station),
+    )
+    assert r.status_code == 200, r.text
+    result: str = r.json()["result"]
+    return result
+
+
+async def rotate(client: httpx.AsyncClient, key: str) -> httpx.Response:
+    return await client.post("/v1/signing-keys/rotate", headers=bearer(key))
+
+
+async def test_new_codes_are_version_2_and_version_1_codes_still_pass(
+    client: httpx.AsyncClient, world: World, app: FastAPI, dsn: str
+) -> None:
+    batch = await issue(client, world, 3)
+    r = await client.get(batch["files"]["codes.csv"], headers=bearer(world.brand_a))
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    payloads = [codes.parse(row["code"]).payload for row in rows]
+    assert {p.version for p in payloads if p is not None} == {2}
+    # A label printed before version 2, of the same key: stored, claimed, passed.
+    key = app.state.lifespan_state["keyring"].get(batch["key_id"])
+    old = codes.sign_transparency(codes.Payload(batch["key_id"], 42, version=1), key.hmac_secret)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            tail = units.row_tail(
+                uuid.UUID(world.brand_a_id), uuid.UUID(world.product_a["id"]),
+                uuid.UUID(batch["id"]), None, None, "active",
+            )  # fmt: skip
+            await units.copy_codes(conn, f"{old}\n".encode(), tail)
+    finally:
+        await conn.close()
+    assert await claim(client, world, old) == "pass"
+    assert await claim(client, world, rows[0]["code"]) == "pass"
+
+
+async def test_a_brand_makes_at_most_its_cap_of_signing_keys_a_day(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    cap = settings.max_signing_keys_per_day
+    await issue(client, world, 1)  # the brand's first key is one of them
+    for _ in range(cap - 1):
+        r = await rotate(client, world.brand_a)
+        assert r.status_code == 201, r.text
+    listed = await client.get("/v1/signing-keys", headers=bearer(world.brand_a))
+    r = await rotate(client, world.brand_a)
+    assert r.status_code == 429, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == "/problems/key-rotation-limit"
+    assert 1 <= int(r.headers["retry-after"]) <= 86400
+    after = await client.get("/v1/signing-keys", headers=bearer(world.brand_a))
+    assert after.json() == listed.json()  # nothing changed
+    # Revoking the active key and issuing is no way around the cap.
+    (active,) = [k for k in listed.json()["keys"] if k["status"] == "active"]
+    r = await client.post(
+        f"/v1/signing-keys/{active['id']}/revoke",
+        json={"reason": "leaked"},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        f"/v1/products/{world.product_a['id']}/code-batches",
+        json={"count": 1},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 429, r.text
+    assert r.json()["type"] == "/problems/key-rotation-limit"
+    # Another brand's keys are its own count.
+    assert (await rotate(client, world.brand_b)).status_code == 201
+    assert (await client.get("/problems/key-rotation-limit")).status_code == 200
+
+
+async def test_running_out_of_key_ids_is_a_503_problem_and_changes_nothing(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:  # every id but the last is taken
+        await conn.execute(
+            "select setval(pg_get_serial_sequence('signing_keys', 'id'), $1)",
+            codes.MAX_KEY_ID - 1,
+        )
+    finally:
+        await conn.close()
+    batch = await issue(client, world, 2)
+    assert batch["key_id"] == codes.MAX_KEY_ID  # the last id signs codes that pass
+    r = await client.get(batch["files"]["codes.csv"], headers=bearer(world.brand_a))
+    code = next(csv.DictReader(io.StringIO(r.text)))["code"]
+    assert codes.parse(code).key_id == codes.MAX_KEY_ID
+    assert await claim(client, world, code) == "pass"
+    listed = await client.get("/v1/signing-keys", headers=bearer(world.brand_a))
+    refused = [
+        await rotate(client, world.brand_a),
+        await client.post(  # another brand's first batch needs its first key
+            f"/v1/products/{world.product_b['id']}/code-batches",
+            json={"count": 1},
+            headers=bearer(world.brand_b),
+        ),
+    ]
+    for r in refused:
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"] == "/problems/key-space-exhausted"
+        assert "retry-after" in r.headers
+    after = await client.get("/v1/signing-keys", headers=bearer(world.brand_a))
+    assert after.json() == listed.json()
+    assert (await client.get("/problems/key-space-exhausted")).status_code == 200
+
+
+async def test_public_keys_come_a_page_at_a_time(client: httpx.AsyncClient, world: World) -> None:
+    for key in (world.brand_a, world.brand_a, world.brand_a, world.brand_b, world.brand_b):
+        assert (await rotate(client, key)).status_code == 201
+    first = await client.get("/v1/keys")
+    assert first.status_code == 200
+    assert first.json()["next"] is None  # all of them fit the first page: the old shape
+    assert "link" not in first.headers
+    every = [k["id"] for k in first.json()["keys"]]
+    assert len(every) == 5
+    assert every == sorted(every)
+    seen: list[int] = []
+    url: str | None = "/v1/keys?limit=2"
+    while url is not None:
+        r = await client.get(url)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert 1 <= len(page["keys"]) <= 2
+        seen += [k["id"] for k in page["keys"]]
+        url = page["next"]
+        if url is not None:
+            assert r.headers["link"] == f'<{url}>; rel="next"'
+    assert seen == every
+    r = await client.get("/v1/keys", params={"brand_id": world.brand_b_id, "limit": 1})
+    assert {k["brand_id"] for k in r.json()["keys"]} == {world.brand_b_id}
+    following = await client.get(r.json()["next"])
+    assert [k["brand_id"] for k in following.json()["keys"]] == [world.brand_b_id]
+    for query in ({"limit": 0}, {"limit": 1001}, {"after": -1}, {"brand_id": "x"}):
+        assert (await client.get("/v1/keys", params=query)).status_code == 422

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from transparency.domain import codes, crockford
+from transparency.domain import codes, crockford, issuance
 from transparency.domain.codes import CodeFormat, Payload
 from transparency.domain.errors import InvalidCode
 
@@ -20,11 +21,18 @@ SECRET = b"k" * 32
 PRIVATE = SigningKey(b"p" * 32)
 PUBLIC = bytes(PRIVATE.verify_key)
 
-payloads = st.builds(
+v2_payloads = st.builds(
     Payload,
     key_id=st.integers(1, codes.MAX_KEY_ID),
     serial=st.integers(0, (1 << codes.SERIAL_BITS) - 1),
 )
+v1_payloads = st.builds(
+    Payload,
+    key_id=st.integers(1, (1 << 13) - 1),
+    serial=st.integers(0, (1 << 72) - 1),
+    version=st.just(1),
+)
+payloads = st.one_of(v2_payloads, v1_payloads)
 secrets_ = st.binary(min_size=16, max_size=64)
 
 
@@ -79,8 +87,17 @@ def test_letters_that_grow_in_upper_case_are_no_shortcut() -> None:
         codes.parse(sneaky)
 
 
-def test_exhaustively_every_substitution_of_one_code() -> None:
-    text = codes.sign_transparency(Payload(7, secrets.randbits(72)), SECRET)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        Payload(7, secrets.randbits(codes.SERIAL_BITS)),
+        Payload(codes.MAX_KEY_ID, secrets.randbits(codes.SERIAL_BITS)),  # version 2's top id
+        Payload(7, secrets.randbits(72), version=1),
+    ],
+    ids=["v2", "v2-largest-key-id", "v1"],
+)
+def test_exhaustively_every_substitution_of_one_code(payload: Payload) -> None:
+    text = codes.sign_transparency(payload, SECRET)
     for position in range(len(text)):
         for symbol in crockford.ALPHABET:
             if symbol == text[position]:
@@ -93,7 +110,7 @@ def test_exhaustively_every_substitution_of_one_code() -> None:
 
 
 def test_adjacent_swaps_are_rejected() -> None:
-    text = codes.sign_transparency(Payload(9, secrets.randbits(72)), SECRET)
+    text = codes.sign_transparency(Payload(9, secrets.randbits(codes.SERIAL_BITS)), SECRET)
     for i in range(2, len(text) - 1):
         if text[i] != text[i + 1]:
             swapped = text[:i] + text[i + 1] + text[i] + text[i + 2 :]
@@ -115,7 +132,7 @@ def test_adjacent_swaps_are_rejected() -> None:
     ],
 )
 def test_what_people_and_scanners_produce_parses(dress: object) -> None:
-    text = codes.sign_transparency(Payload(33, secrets.randbits(72)), SECRET)
+    text = codes.sign_transparency(Payload(33, secrets.randbits(codes.SERIAL_BITS)), SECRET)
     assert callable(dress)
     assert codes.parse(dress(text)).text == text
 
@@ -136,7 +153,7 @@ def test_offline_round_trip_and_signature(payload: Payload) -> None:
 def test_offline_code_fits_qr_version_10_at_m() -> None:
     import qrcode
 
-    text = codes.sign_offline(Payload(codes.MAX_KEY_ID, (1 << 72) - 1), PRIVATE)
+    text = codes.sign_offline(Payload(codes.MAX_KEY_ID, (1 << codes.SERIAL_BITS) - 1), PRIVATE)
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M)
     qr.add_data(text)
     qr.make(fit=True)
@@ -205,3 +222,99 @@ def test_gs1_code_round_trip(random_value: int) -> None:
         assert parsed.format is CodeFormat.GS1
         assert (parsed.gtin, parsed.serial) == (gtin, serial)
         assert parsed.unit_key == codes.gs1_unit_key(gtin, serial)
+
+
+# ---------------------------------------------------------------- version 2, version 1 kept
+
+# Made by the first release's codes.py (version 1 only), key id 7, serial 123456789, under
+# SECRET and PRIVATE: what is printed on labels already in the field.
+V1_CODE = "TP807000000000XDWT59MQ0KJ75TQ5"
+V1_OFFLINE = (
+    "TPS807000000000XDWT5F6N904ZXXTY8QHSQCMPX0BWS2G7536NGPAZ4GCRWERGQDRGDKH32G4J88CT3F14AGBGFM30S"
+    "FH7SJ2BM17JN3WXNJG6XYZ1S4XGEAG2X"
+)
+
+
+def _v1_sign(key_id: int, serial: int, secret: bytes) -> str:
+    """Version 1 as the first release encoded it, copied here so that no change to
+    codes.py can move both sides at once."""
+    packed = (1 << 85) | (key_id << 72) | serial
+    digest = hmac.digest(secret, b"transparency/v1/tag" + packed.to_bytes(11, "big"), "sha256")
+    value = (packed << 48) | int.from_bytes(digest[:6], "big")
+    return "TP" + crockford.encode_int(value, 27) + crockford.check_symbol(value, 27)
+
+
+def test_new_codes_are_version_2_with_a_million_key_ids_in_30_characters() -> None:
+    assert Payload(1, 0).version == codes.VERSION == 2
+    assert codes.MAX_KEY_ID >= 1_000_000
+    assert codes.TAG_BITS == 48
+    largest = Payload(codes.MAX_KEY_ID, (1 << codes.SERIAL_BITS) - 1)
+    text = codes.sign_transparency(largest, SECRET)
+    assert len(text) == codes.TRANSPARENCY_LENGTH == 30
+    assert codes.parse(text).payload == largest
+    bare = codes.read_bare(text)
+    assert bare is not None
+    assert bare.key_id == codes.MAX_KEY_ID
+    for key_id, serial in ((0, 0), (codes.MAX_KEY_ID + 1, 0), (1, 1 << codes.SERIAL_BITS)):
+        with pytest.raises(ValueError, match="must"):
+            Payload(key_id, serial)
+
+
+def test_a_version_1_code_of_the_first_release_still_parses_and_verifies() -> None:
+    v1 = Payload(7, 123456789, version=1)
+    assert _v1_sign(7, 123456789, SECRET) == V1_CODE
+    parsed = codes.parse(V1_CODE)
+    assert parsed.payload == v1
+    assert codes.verify_tag(parsed, SECRET)
+    assert codes.sign_transparency(v1, SECRET) == V1_CODE
+    bare = codes.read_bare(V1_CODE.lower())
+    assert bare is not None
+    assert (bare.text, bare.key_id) == (V1_CODE, 7)
+    assert codes.tag_matches(bare.payload, bare.tag, SECRET)
+    offline = codes.parse(V1_OFFLINE)
+    assert offline.payload == v1
+    assert codes.verify_offline(offline, PUBLIC)
+    assert codes.unit_key_of_offline(offline, SECRET) == V1_CODE
+
+
+@given(st.integers(1, (1 << 13) - 1), st.integers(0, (1 << 72) - 1), secrets_)
+def test_every_version_1_code_reads_as_the_first_release_wrote_it(
+    key_id: int, serial: int, secret: bytes
+) -> None:
+    text = _v1_sign(key_id, serial, secret)
+    parsed = codes.parse(text)
+    assert parsed.payload == Payload(key_id, serial, version=1)
+    assert codes.verify_tag(parsed, secret)
+    bare = codes.read_bare(text)
+    assert bare is not None
+    assert bare.key_id == key_id
+    assert codes.tag_matches(bare.payload, bare.tag, secret)
+
+
+def test_a_tag_or_signature_made_for_one_version_verifies_nothing_in_the_other() -> None:
+    v1, v2 = Payload(7, 5, version=1), Payload(7, 5)
+    crossed = codes.parse(codes.encode_transparency(v2, codes.tag_of(v1, SECRET)))
+    assert not codes.verify_tag(crossed, SECRET)
+    signature = codes.parse(codes.sign_offline(v1, PRIVATE)).signature
+    assert signature is not None
+    assert not codes.verify_offline(codes.parse(codes.encode_offline(v2, signature)), PUBLIC)
+
+
+@pytest.mark.parametrize("version", [0, 3])
+def test_a_version_we_never_issued_is_refused(version: int) -> None:
+    value = ((version << 85) | (7 << codes.SERIAL_BITS) | 5) << 48 | 12345
+    text = "TP" + crockford.encode_int(value, 27) + crockford.check_symbol(value, 27)
+    assert codes.read_bare(text) is None
+    with pytest.raises(InvalidCode) as info:
+        codes.parse(text)
+    assert info.value.reason == "unsupported_version"
+
+
+def test_issuance_makes_version_2_codes_from_63_random_bits() -> None:
+    made = issuance.generate("transparency", codes.MAX_KEY_ID, SECRET, "09506000134352", 2000)
+    payloads = [codes.parse(text).payload for text in made]
+    assert all(p is not None and p.version == 2 and p.key_id == codes.MAX_KEY_ID for p in payloads)
+    serials = [p.serial for p in payloads if p is not None]
+    assert len(set(serials)) == 2000
+    # The serial's top bit is drawn too (none of 2,000 having it: a chance of 2**-2000).
+    assert any(serial >> (codes.SERIAL_BITS - 1) for serial in serials)

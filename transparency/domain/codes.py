@@ -3,18 +3,40 @@
 Three formats carry a unit's identity:
 
 ``transparency``  ``TP`` + 28 Crockford base32 symbols (30 characters, QR alphanumeric).
-                  27 symbols hold 135 bits: version (2) | key id (13) | serial (72, from
-                  the CSPRNG) | tag (48, HMAC-SHA256 under the brand key's secret); the
-                  last symbol is a GF(32) check symbol, so any single wrong character is
-                  caught before any key is looked at.
-``offline``       ``TPS`` + 121 symbols: the same version | key id | serial, signed with
-                  the brand key's Ed25519 private key (512-bit signature), and a check
-                  symbol. Anyone with the public key (GET /v1/keys) can verify it offline.
-                  QR version 6 at error correction M holds it.
+                  27 symbols hold 135 bits, most significant first; the last symbol is
+                  a GF(32) check symbol, so any single wrong character is caught before
+                  any key is looked at. Two versions share that length, the check symbol
+                  and the 48-bit tag (HMAC-SHA256 under the brand key's secret); new codes
+                  are issued as version 2, version-1 codes keep verifying:
+
+                      bits       2      key id     serial (CSPRNG)   tag
+                      version 2  10   | 22       | 63              | 48
+                      version 1  01   | 13       | 72              | 48
+                      (00 and 11 are refused as unsupported versions)
+``offline``       ``TPS`` + 121 symbols: the same 87-bit payload (version | key id |
+                  serial, in either version's layout), signed with the brand key's
+                  Ed25519 private key (512-bit signature), and a check symbol. Anyone with
+                  the public key (GET /v1/keys) can verify it offline. QR version 6 at
+                  error correction M holds it.
 ``gs1``           GS1 (01) GTIN + (21) serial, as element string, bracketed text or GS1
                   Digital Link (parsed by ``gs1.py``). Serials we issue are 20 symbols:
                   13 random (65 bits) | 6 tag (30 bits, HMAC over GTIN and the random part)
                   | a check symbol.
+
+Why version 2 takes key-id bits from the serial. Version 1's 13-bit key id gave the whole
+platform 8,191 signing keys, shared by every brand; version 2's 22 bits give 4,194,303
+(1,149 brand-years of rotating at a brand's cap of 10 new keys a day; 349,525 brand-years
+of monthly rotation). What it costs is safe to give:
+
+- Forgery rests on the tag alone, unchanged at 48 bits: a made-up code passes with
+  probability 2**-48 whatever its serial, and the serial needs no secrecy (it is printed).
+- The serial only keeps a key's codes apart. n random 63-bit serials under one key hold
+  about n**2 / 2**64 colliding pairs: 5e-6 for a 10-million-code batch, 0.05 for a billion
+  codes under one key. Codes of different keys never collide (the key id differs), and a
+  collision is refused by the units' primary key and its chunk drawn anew
+  (services/issuance.py), so two units never share a code.
+- The tag and the offline signature are computed over the 11 payload bytes, version bits
+  included, so a tag or signature made for one version's payload never verifies the other's.
 
 A unit is stored under one *unit key*: the Transparency code for the first two formats
 (an offline code and the Transparency code of the same payload name the same unit), and
@@ -44,15 +66,20 @@ class CodeFormat(StrEnum):
     GS1 = "gs1"
 
 
-VERSION = 1
-MAX_KEY_ID = (1 << 13) - 1
-SERIAL_BITS = 72
+VERSION = 2  # what new codes are issued as
 TAG_BITS = 48
 _TAG_MASK = (1 << TAG_BITS) - 1
+_VERSION_SHIFT = 85  # the version is the top 2 of the payload's 87 bits in every version
+# version -> (key id bits, serial bits): 85 bits between them in every version.
+_LAYOUTS = {1: (13, 72), 2: (22, 63)}
+KEY_ID_BITS, SERIAL_BITS = _LAYOUTS[VERSION]
+MAX_KEY_ID = (1 << KEY_ID_BITS) - 1  # 4,194,303 signing keys for the platform
+_V1_SERIAL_BITS = _LAYOUTS[1][1]
+_V1_MAX_KEY_ID = (1 << _LAYOUTS[1][0]) - 1  # 8,191
 
 PREFIX = "TP"
 OFFLINE_PREFIX = "TPS"
-_PAYLOAD_BITS = 2 + 13 + SERIAL_BITS  # 87
+_PAYLOAD_BITS = 2 + KEY_ID_BITS + SERIAL_BITS  # 87
 _TP_SYMBOLS = 27  # (87 + 48) / 5
 _SIG_BITS = 512
 _OFFLINE_SYMBOLS = 120  # ceil((87 + 512) / 5)
@@ -63,6 +90,7 @@ GS1_RANDOM_SYMBOLS = 13
 GS1_TAG_SYMBOLS = 6
 GS1_SERIAL_LENGTH = GS1_RANDOM_SYMBOLS + GS1_TAG_SYMBOLS + 1  # 20
 
+# These name the construction, not the code version: the version bits are in the message.
 _TP_DOMAIN = b"transparency/v1/tag"
 _OFFLINE_DOMAIN = b"transparency/v1/offline"
 _GS1_DOMAIN = b"transparency/v1/gs1"
@@ -80,30 +108,35 @@ class Payload:
     version: int = VERSION
 
     def __post_init__(self) -> None:
-        if not 1 <= self.key_id <= MAX_KEY_ID:
-            raise ValueError(f"key id must be 1..{MAX_KEY_ID}")
-        if not 0 <= self.serial < 1 << SERIAL_BITS:
-            raise ValueError("serial must fit 72 bits")
+        if self.version not in _LAYOUTS:
+            raise ValueError(f"no code version {self.version}")
+        key_bits, serial_bits = _LAYOUTS[self.version]
+        if not 1 <= self.key_id < 1 << key_bits:
+            raise ValueError(f"key id must be 1..{(1 << key_bits) - 1} in version {self.version}")
+        if not 0 <= self.serial < 1 << serial_bits:
+            raise ValueError(f"serial must fit {serial_bits} bits in version {self.version}")
 
     def packed(self) -> int:
-        return (self.version << 85) | (self.key_id << SERIAL_BITS) | self.serial
+        serial_bits = _LAYOUTS[self.version][1]
+        return (self.version << _VERSION_SHIFT) | (self.key_id << serial_bits) | self.serial
 
     def to_bytes(self) -> bytes:
         return self.packed().to_bytes(11, "big")
 
     @property
     def serial_text(self) -> str:
-        return crockford.encode_int(self.serial, 15)
+        return crockford.encode_int(self.serial, 15)  # one width for both versions' serials
 
     @classmethod
     def unpack(cls, value: int) -> Payload:
-        version = value >> 85
-        key_id = (value >> SERIAL_BITS) & MAX_KEY_ID
-        if version != VERSION:
+        version = value >> _VERSION_SHIFT
+        if version not in _LAYOUTS:
             raise InvalidCode("unsupported_version", f"code version {version} is not supported")
+        key_bits, serial_bits = _LAYOUTS[version]
+        key_id = (value >> serial_bits) & ((1 << key_bits) - 1)
         if key_id == 0:
             raise InvalidCode("malformed", "code names no key")
-        return cls(key_id=key_id, serial=value & ((1 << SERIAL_BITS) - 1), version=version)
+        return cls(key_id=key_id, serial=value & ((1 << serial_bits) - 1), version=version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +256,14 @@ def read_bare(text: str) -> BareCode | None:
     if crockford.check_symbol(value, _TP_SYMBOLS) != symbols[-1]:
         return None
     packed = value >> TAG_BITS
-    key_id = (packed >> SERIAL_BITS) & MAX_KEY_ID
-    if packed >> 85 != VERSION or key_id == 0:
+    version = packed >> _VERSION_SHIFT
+    if version == VERSION:  # the layouts unrolled: no look-up for the codes we issue
+        key_id = (packed >> SERIAL_BITS) & MAX_KEY_ID
+    elif version == 1:
+        key_id = (packed >> _V1_SERIAL_BITS) & _V1_MAX_KEY_ID
+    else:
+        return None
+    if key_id == 0:
         return None
     return BareCode(PREFIX + symbols, key_id, packed.to_bytes(11, "big"), value & _TAG_MASK)
 

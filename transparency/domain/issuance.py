@@ -11,26 +11,25 @@ import os
 from transparency.domain import codes
 from transparency.domain.codes import CodeFormat
 
+_DRAW = 9  # bytes of randomness per code: 72 bits, cut to each format's serial
+_TP_SHIFT = _DRAW * 8 - codes.SERIAL_BITS  # a version-2 serial keeps 63 of the 72
+_GS1_SHIFT = _DRAW * 8 - codes.GS1_RANDOM_SYMBOLS * 5  # a GS1 serial keeps 65
+
 
 def generate(format: str, key_id: int, hmac_secret: bytes, gtin: str, count: int) -> list[str]:
     """``count`` new unit keys of ``format`` (offline codes are stored by their TP form)."""
     fmt = CodeFormat(format)
-    randomness = os.urandom(9 * count)
+    randomness = os.urandom(_DRAW * count)
+    draws = (
+        int.from_bytes(randomness[i : i + _DRAW], "big") for i in range(0, _DRAW * count, _DRAW)
+    )
     if fmt is CodeFormat.GS1:
         return [
-            codes.gs1_unit_key(
-                gtin,
-                codes.make_gs1_serial(
-                    gtin, int.from_bytes(randomness[i : i + 9], "big") >> 7, hmac_secret
-                ),
-            )
-            for i in range(0, 9 * count, 9)
+            codes.gs1_unit_key(gtin, codes.make_gs1_serial(gtin, r >> _GS1_SHIFT, hmac_secret))
+            for r in draws
         ]
     return [
-        codes.sign_transparency(
-            codes.Payload(key_id, int.from_bytes(randomness[i : i + 9], "big")), hmac_secret
-        )
-        for i in range(0, 9 * count, 9)
+        codes.sign_transparency(codes.Payload(key_id, r >> _TP_SHIFT), hmac_secret) for r in draws
     ]
 
 

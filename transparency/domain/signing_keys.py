@@ -9,6 +9,12 @@ from uuid import UUID
 
 import nacl.signing
 
+# The default cap on the signing keys one brand makes in any 24 hours. Key ids are shared
+# by every brand (a code carries 22 bits of them, see codes.py): without a cap, one brand
+# rotating in a loop would use up every brand's ids. Ten a day still allows an emergency
+# rotation after each of several leaks in one day.
+KEYS_PER_DAY = 10
+
 
 class KeyStatus(StrEnum):
     ACTIVE = "active"  # signs new codes and verifies

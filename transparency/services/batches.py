@@ -32,6 +32,7 @@ async def create_issue_batch(
     expiry: date | None,
     attributes: dict[str, Any],
     max_jobs: int,
+    max_keys_per_day: int,
 ) -> Batch:
     product = await get_product(pool, actor, product_id)
     async with pool.acquire() as conn, conn.transaction():
@@ -41,7 +42,7 @@ async def create_issue_batch(
                 " one is done",
                 retry_after=10,
             )
-        key = await ensure_active(conn, keyring, product.brand_id)
+        key = await ensure_active(conn, keyring, product.brand_id, max_per_day=max_keys_per_day)
         batch = await batches.insert(
             conn,
             batch_id=uuid4(),

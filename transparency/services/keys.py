@@ -9,9 +9,9 @@ import asyncpg
 from transparency.db import audit
 from transparency.db import signing_keys as db
 from transparency.db.pool import Conn
-from transparency.domain.errors import NotFound
+from transparency.domain.errors import KeyRotationLimited, NotFound
 from transparency.domain.identity import Principal, Role
-from transparency.domain.signing_keys import PublicKeyInfo, SigningKey
+from transparency.domain.signing_keys import KEYS_PER_DAY, PublicKeyInfo, SigningKey
 from transparency.runtime.keyring import KeyRing
 
 
@@ -19,11 +19,29 @@ def _public(key: SigningKey) -> PublicKeyInfo:
     return PublicKeyInfo(key.id, key.brand_id, key.status, key.public_key, key.created_at)
 
 
-async def ensure_active(conn: Conn, keyring: KeyRing, brand_id: UUID) -> SigningKey:
-    """The brand's active key, made on first use (call inside a transaction)."""
+async def _check_cap(conn: Conn, brand_id: UUID, max_per_day: int) -> None:
+    """Refuse a new key past the brand's cap (call with the brand locked)."""
+    made, wait = await db.made_lately(conn, brand_id)
+    if made >= max_per_day:
+        raise KeyRotationLimited(
+            f"this brand made {made} signing keys in the last 24 hours, its most;"
+            f" retry in {wait} seconds",
+            retry_after=wait,
+        )
+
+
+async def ensure_active(
+    conn: Conn, keyring: KeyRing, brand_id: UUID, *, max_per_day: int = KEYS_PER_DAY
+) -> SigningKey:
+    """The brand's active key, made on first use (call inside a transaction).
+
+    A brand that revoked its active key gets a new one here, under the same cap as a
+    rotation: revoking and issuing in a loop must not use up the shared key ids either.
+    """
     await db.lock_brand(conn, brand_id)
     key_id = await db.active_id(conn, brand_id)
     if key_id is None:
+        await _check_cap(conn, brand_id, max_per_day)
         made = await keyring.create(conn, brand_id)
         await db.announce_change(conn)
         return made
@@ -41,12 +59,19 @@ async def list_keys(keyring: KeyRing, actor: Principal) -> list[PublicKeyInfo]:
     return [_public(k) for k in keyring.of_brand(actor.brand_id)]
 
 
-async def rotate(pool: asyncpg.Pool, keyring: KeyRing, actor: Principal) -> PublicKeyInfo:
-    """A new active key; the old one retires and keeps verifying the codes it signed."""
+async def rotate(
+    pool: asyncpg.Pool, keyring: KeyRing, actor: Principal, *, max_per_day: int
+) -> PublicKeyInfo:
+    """A new active key; the old one retires and keeps verifying the codes it signed.
+
+    At most ``max_per_day`` new keys per brand in any 24 hours (KeyRotationLimited past
+    it); KeySpaceExhausted when no key id is left. Either way nothing changes.
+    """
     actor.require(Role.BRAND)
     assert actor.brand_id is not None
     async with pool.acquire() as conn, conn.transaction():
         await db.lock_brand(conn, actor.brand_id)
+        await _check_cap(conn, actor.brand_id, max_per_day)
         await db.retire_active(conn, actor.brand_id)
         key = await keyring.create(conn, actor.brand_id)
         await db.announce_change(conn)
@@ -78,6 +103,10 @@ async def revoke(
     return _public(key)
 
 
-def public_keys(keyring: KeyRing) -> list[PublicKeyInfo]:
-    """Every key's public half, retired and revoked included, for offline verifiers."""
-    return [_public(k) for k in keyring.all()]
+async def public_keys(
+    pool: asyncpg.Pool, *, after: int, limit: int, brand_id: UUID | None
+) -> tuple[list[PublicKeyInfo], int | None]:
+    """A page of every key's public half (retired and revoked included, for offline
+    verifiers), in id order after ``after``; and where the next page starts, if any."""
+    page = await db.public_page(pool, after=after, limit=limit, brand_id=brand_id)
+    return page, (page[-1].id if len(page) == limit else None)
