@@ -105,10 +105,12 @@ def new_gtin() -> str:
 
 
 def setup_brand(http: httpx.Client, admin: str) -> tuple[str, str]:
-    r = http.post("/v1/brands", json={"name": f"bench-{uuid.uuid4().hex[:6]}"},
+    gtin = new_gtin()
+    r = http.post("/v1/brands", json={"name": f"bench-{uuid.uuid4().hex[:6]}",
+                                      "gs1_prefixes": [gtin[1:13]]},
                   headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
     brand_key = r.json()["api_key"]["key"]
-    r = http.post("/v1/products", json={"gtin": new_gtin(), "name": "bench"},
+    r = http.post("/v1/products", json={"gtin": gtin, "name": "bench"},
                   headers={"Authorization": f"Bearer {brand_key}"})  # fmt: skip
     return brand_key, r.json()["id"]
 

@@ -117,10 +117,12 @@ def prepare(
         raise PrepareError("--codes must be at least 1")
     tag = uuid.uuid4().hex[:8]
     with httpx.Client(base_url=api, transport=transport, timeout=120) as http:
-        created = _json(_call(http, "POST", "/v1/brands", admin_key, 201,
-                              json={"name": f"loadtest-{tag}"}))  # fmt: skip
-        brand_key = str(created["api_key"]["key"])
         requested = gtin14(f"0{secrets.randbelow(10**12):012d}")
+        # The brand holds the GTIN's whole company prefix (12 digits): a GTIN of its own.
+        created = _json(_call(http, "POST", "/v1/brands", admin_key, 201,
+                              json={"name": f"loadtest-{tag}",
+                                    "gs1_prefixes": [requested[1:13]]}))  # fmt: skip
+        brand_key = str(created["api_key"]["key"])
         product = _json(_call(http, "POST", "/v1/products", brand_key, 201,
                               json={"gtin": requested, "name": f"loadtest {tag}"}))  # fmt: skip
         gtin = str(product["gtin"])

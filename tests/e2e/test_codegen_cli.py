@@ -36,7 +36,9 @@ def service() -> object:
     served = Served(home / "data", free_port(), TRANSPARENCY_ADMIN_KEY=admin)
     served.wait_ready()
     with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {admin}"}) as http:
-        brand = http.post("/v1/brands", json={"name": "Acme"}).json()["api_key"]["key"]
+        brand = http.post("/v1/brands", json={"name": "Acme", "gs1_prefixes": ["9506000"]}).json()[
+            "api_key"
+        ]["key"]
         product = http.post(
             "/v1/products",
             json={"gtin": gtin14("0950600013435"), "name": "Serum"},

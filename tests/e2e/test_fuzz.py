@@ -38,7 +38,9 @@ def served() -> Iterator[tuple[Served, dict[str, str]]]:
     service.wait_ready()
     with httpx.Client(base_url=service.url) as http:
         auth = {"Authorization": f"Bearer {admin}"}
-        brand = http.post("/v1/brands", json={"name": "Fuzz"}, headers=auth).json()
+        brand = http.post(
+            "/v1/brands", json={"name": "Fuzz", "gs1_prefixes": ["9506000"]}, headers=auth
+        ).json()
         site = http.post("/v1/sites", json={"name": "DC"}, headers=auth).json()
         station = http.post(
             "/v1/api-keys", json={"role": "station", "site_id": site["id"]}, headers=auth

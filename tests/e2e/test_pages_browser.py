@@ -128,7 +128,9 @@ def make_world(url: str, admin: str, photo: str) -> dict[str, Any]:
     """A brand, a station and a product with a photo; two codes, the first one shipped."""
     with httpx.Client(base_url=url, timeout=30) as http:
         auth = bearer(admin)
-        brand = http.post("/v1/brands", json={"name": "Maison Lumière"}, headers=auth).json()
+        brand = http.post(
+            "/v1/brands", json={"name": "Maison Lumière", "gs1_prefixes": ["950600"]}, headers=auth
+        ).json()
         brand_key = brand["api_key"]["key"]
         site = http.post("/v1/sites", json={"name": "DC1", "stations": ["s1"]}, headers=auth)
         station = http.post(

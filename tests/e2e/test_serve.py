@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 from pydantic import SecretStr
 
@@ -388,3 +389,30 @@ def test_serve_fails_when_its_api_processes_cannot_start(data_dir: Path) -> None
         assert code != 0, (workers, err)
         assert not (data_dir / "pg" / "postmaster.pid").exists()
     assert "transparency: an API process failed to start" in err
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_stops_serve_and_its_postgresql(data_dir: Path, workers: str) -> None:
+    """systemd's stop and `docker stop` send SIGTERM: serve exits cleanly, and so does the
+    embedded PostgreSQL it started (before, one API process died on the spot, its
+    PostgreSQL orphaned and still running)."""
+    served = Served(data_dir, free_port(), TRANSPARENCY_WORKERS=workers)
+    served.wait_ready()
+    postmaster = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+    assert running(postmaster)
+    served.proc.send_signal(signal.SIGTERM)
+    code, _, err = served.finish()
+    assert code == 0, err
+    deadline = time.monotonic() + 30  # pg_ctl stop waits for it: gone already, or nearly
+    while time.monotonic() < deadline and running(postmaster):
+        time.sleep(0.1)
+    assert not running(postmaster), "PostgreSQL outlived serve"
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped has stopped)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False

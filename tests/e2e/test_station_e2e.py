@@ -51,7 +51,9 @@ def test_a_station_survives_the_api_being_killed(data_home: Path, tmp_path: Path
     gtin = gtin14("0950600013435")
     with httpx.Client(base_url=api.url, timeout=30) as http:
         auth = {"Authorization": f"Bearer {admin}"}
-        brand = http.post("/v1/brands", json={"name": "Acme"}, headers=auth).json()
+        brand = http.post(
+            "/v1/brands", json={"name": "Acme", "gs1_prefixes": ["9506000"]}, headers=auth
+        ).json()
         brand_auth = {"Authorization": f"Bearer {brand['api_key']['key']}"}
         site = http.post("/v1/sites", json={"name": "DC"}, headers=auth).json()
         station_key = http.post(

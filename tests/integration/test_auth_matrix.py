@@ -31,6 +31,14 @@ ENDPOINTS: dict[str, tuple[Request, dict[Who, int]]] = {
         lambda w: ("DELETE", f"/v1/api-keys/{w.brand_b.split('_')[1]}", None),
         {"admin": 204, "brand_a": 403, "station": 403},
     ),
+    "assign GS1 prefix": (
+        lambda w: (
+            "POST",
+            f"/v1/brands/{w.brand_b_id}/gs1-prefixes",
+            {"prefix": f"99{uuid.uuid4().int % 10**10:010d}"},  # no world brand's
+        ),
+        {"admin": 201, "brand_a": 403, "brand_b": 403, "station": 403},
+    ),
     "create product": (
         lambda w: ("POST", "/v1/products", {"gtin": new_gtin(), "name": "x"}),
         {"admin": 403, "brand_a": 201, "station": 403},

@@ -223,3 +223,70 @@ async def test_the_schema_allows_exactly_the_domains_kinds_and_statuses(dsn: str
         assert await _check_values(conn, "status") == {s.value for s in BatchStatus}
     finally:
         await conn.close()
+
+
+async def queue_more(conn: Conn, like: uuid.UUID) -> uuid.UUID:
+    """Another pending job of the brand and product of job ``like``."""
+    batch_id = uuid.uuid4()
+    await conn.execute(
+        "insert into code_batches (id, brand_id, product_id, kind, format, requested)"
+        " select $1, brand_id, product_id, kind, format, requested from code_batches"
+        " where id = $2",
+        batch_id,
+        like,
+    )
+    return batch_id
+
+
+async def test_a_brands_second_job_never_holds_a_runner_another_brand_waits_for(
+    dsn: str,
+) -> None:
+    """Brand A queues two big batches, then brand B a small one: with A's first running,
+    B's starts on the next free runner, not A's second (which runs when A's first ends)."""
+    async with open_pool(dsn, min_size=1, max_size=4) as pool:
+        async with pool.acquire() as conn:
+            a_first = await queue_import(conn, JobKind.ISSUE)
+            a_second = await queue_more(conn, a_first)
+            b_only = await queue_import(conn, JobKind.ISSUE)
+        first = await batches.claim(pool, 60)  # one runner
+        assert first is not None
+        assert first.batch.id == a_first
+        second = await batches.claim(pool, 60)  # another runner, while A's first runs
+        assert second is not None
+        assert second.batch.id == b_only
+        assert await batches.claim(pool, 60) is None  # A's second waits for A's first
+        async with pool.acquire() as conn:
+            await batches.finish(conn, a_first, first.lease_token)
+        third = await batches.claim(pool, 60)
+        assert third is not None
+        assert third.batch.id == a_second
+
+
+async def test_a_lone_runner_serves_the_brand_served_longest_ago_first(dsn: str) -> None:
+    """One runner (one API process): once A's first batch is done, B's batch, queued after
+    A's second, runs before it."""
+    async with open_pool(dsn, min_size=1, max_size=4) as pool:
+        async with pool.acquire() as conn:
+            a_first = await queue_import(conn, JobKind.ISSUE)
+            a_second = await queue_more(conn, a_first)
+            b_only = await queue_import(conn, JobKind.ISSUE)
+        order = []
+        while (job := await batches.claim(pool, 60)) is not None:
+            order.append(job.batch.id)
+            async with pool.acquire() as conn:
+                await batches.finish(conn, job.batch.id, job.lease_token)
+        assert order == [a_first, b_only, a_second]
+
+
+async def test_a_dead_holders_job_is_still_taken_over_under_the_brand_limit(dsn: str) -> None:
+    async with open_pool(dsn, min_size=1, max_size=4) as pool:
+        async with pool.acquire() as conn:
+            a_first = await queue_import(conn, JobKind.ISSUE)
+            await queue_more(conn, a_first)
+        dead = await batches.claim(pool, 0.1)  # its holder dies: the lease runs out
+        assert dead is not None
+        assert dead.batch.id == a_first
+        await asyncio.sleep(0.3)
+        again = await batches.claim(pool, 60)  # the brand has no live job: its oldest resumes
+        assert again is not None
+        assert again.batch.id == a_first

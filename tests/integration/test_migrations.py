@@ -12,7 +12,7 @@ from transparency.db import migrate as m
 TABLES = {
     "brands", "products", "sites", "stations", "api_keys", "signing_keys", "code_batches",
     "units", "scan_events", "audit_log", "schema_migrations", "import_uploads",
-    "import_rejections", "fulfilment_replies",
+    "import_rejections", "fulfilment_replies", "brand_gs1_prefixes",
 }  # fmt: skip
 
 

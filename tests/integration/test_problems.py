@@ -99,8 +99,10 @@ async def test_unknown_path_and_wrong_method(client: httpx.AsyncClient) -> None:
 
 
 async def test_duplicate_gtin_is_a_conflict(client: httpx.AsyncClient, world: World) -> None:
+    # The owner registering its GTIN again; another brand's attempt is refused before any
+    # look-up (test_products: gtin-not-assigned, whether or not the GTIN is held).
     payload = {"gtin": world.product_a["gtin"], "name": "again"}
-    r = await client.post("/v1/products", json=payload, headers=bearer(world.brand_b))
+    r = await client.post("/v1/products", json=payload, headers=bearer(world.brand_a))
     assert_problem(r, 409, "/problems/already-exists")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,28 @@ def gtin14(body: str) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def new_gtin() -> str:
-    return gtin14(f"{uuid.uuid4().int % 10**13:013d}")
+# GS1 company prefixes of the test world's brand A: a product registers only under its
+# brand's prefixes. TEST_PREFIX holds README's GTIN 09506000134352 and new_gtin()'s by
+# default; EXAMPLE_PREFIXES hold GTINs that tests spell out.
+TEST_PREFIX = "950600"
+EXAMPLE_PREFIXES = ("400638", "0000000000")
+
+
+def new_gtin(prefix: str = TEST_PREFIX) -> str:
+    """A random valid GTIN-14 under ``prefix`` (any indicator digit but 9)."""
+    free = 12 - len(prefix)
+    number = uuid.uuid4().int
+    item = f"{number // 9 % 10**free:0{free}d}" if free else ""
+    return gtin14(f"{number % 9}{prefix}{item}")
+
+
+def prefix_of(brand_key: str) -> str:
+    """The GS1 company prefix make_brand assigned to the brand of ``brand_key`` (6 digits
+    from its hash: two brands of one test share one once in about a million)."""
+    digest = int(hashlib.sha256(brand_key.encode()).hexdigest(), 16)
+    prefix = f"{100_000 + digest % 800_000}"
+    taken = (TEST_PREFIX, *EXAMPLE_PREFIXES)
+    return prefix if prefix not in taken else f"{int(prefix) + 1}"
 
 
 @dataclass
@@ -43,23 +64,37 @@ async def expect(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-async def make_brand(client: httpx.AsyncClient, admin: str) -> tuple[str, str]:
+async def make_brand(
+    client: httpx.AsyncClient, admin: str, prefixes: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    """A brand holding ``prefixes`` and a prefix of its own (``prefix_of`` its key)."""
+    name = f"brand-{uuid.uuid4().hex[:8]}"
     r = await client.post(
-        "/v1/brands", json={"name": f"brand-{uuid.uuid4().hex[:8]}"}, headers=bearer(admin)
+        "/v1/brands", json={"name": name, "gs1_prefixes": list(prefixes)}, headers=bearer(admin)
     )
     body = await expect(r, 201)
-    return body["brand"]["id"], body["api_key"]["key"]
+    brand_id, key = body["brand"]["id"], body["api_key"]["key"]
+    await expect(
+        await client.post(
+            f"/v1/brands/{brand_id}/gs1-prefixes",
+            json={"prefix": prefix_of(key)},
+            headers=bearer(admin),
+        ),
+        201,
+    )
+    return brand_id, key
 
 
 async def make_product(client: httpx.AsyncClient, brand_key: str, **extra: Any) -> dict[str, Any]:
-    payload = {"gtin": new_gtin(), "name": "Widget", **extra}
+    """A product of the brand, by default under the brand's own prefix."""
+    payload = {"gtin": new_gtin(prefix_of(brand_key)), "name": "Widget", **extra}
     return await expect(
         await client.post("/v1/products", json=payload, headers=bearer(brand_key)), 201
     )
 
 
 async def build_world(client: httpx.AsyncClient, admin: str) -> World:
-    a_id, a_key = await make_brand(client, admin)
+    a_id, a_key = await make_brand(client, admin, (TEST_PREFIX, *EXAMPLE_PREFIXES))
     b_id, b_key = await make_brand(client, admin)
     site = await expect(
         await client.post(

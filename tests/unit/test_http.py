@@ -1,8 +1,10 @@
-"""Each response leaves in one write: uvicorn's own protocol over a transport that records."""
+"""Each response leaves in one write, and a slow or surplus connection is refused: uvicorn's
+own protocol over a transport that records."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
-from transparency.serve.http import CoalescingHttpTools
+from transparency.serve.http import CoalescingHttpTools, Limits
 
 
 class Recorder(asyncio.Transport):
@@ -23,6 +25,7 @@ class Recorder(asyncio.Transport):
         super().__init__()
         self.sent: list[bytes] = []
         self.closed = False
+        self.closing = asyncio.Event()
 
     def write(self, data: Any) -> None:
         assert not self.closed, "written after close"
@@ -30,6 +33,7 @@ class Recorder(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+        self.closing.set()
 
     def is_closing(self) -> bool:
         return self.closed
@@ -63,11 +67,17 @@ async def echo(request: Request) -> Response:
     return PlainTextResponse(await request.body())
 
 
+async def late_echo(request: Request) -> Response:
+    await asyncio.sleep(0.5)  # the app takes its time before it asks for the body
+    return PlainTextResponse(await request.body())
+
+
 APP = Starlette(
     routes=[
         Route("/hello", hello, methods=["GET", "HEAD"]),
         Route("/chunks", chunks),
         Route("/echo", echo, methods=["POST"]),
+        Route("/late-echo", late_echo, methods=["POST"]),
     ]
 )
 
@@ -163,3 +173,118 @@ async def test_every_way_of_writing_keeps_the_order_and_close_sends_first() -> N
     assert recorder.closed
     await asyncio.sleep(0)
     assert recorder.sent == [b"abc"]  # nothing more once closed
+
+
+FAST = Limits(header_seconds=0.2, body_seconds=0.2, max_connections=100)
+
+
+def connect(limits: Limits = FAST, state: ServerState | None = None) -> tuple[Any, Recorder]:
+    config = uvicorn.Config(APP, lifespan="off", log_config=None, server_header=False)
+    config.load()
+    protocol = CoalescingHttpTools(config, state or ServerState(), app_state={}, limits=limits)
+    transport = Recorder()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def closed_within(transport: Recorder, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(transport.closing.wait(), seconds)
+    return transport.closed
+
+
+def problem_of(sent: list[bytes]) -> tuple[list[bytes], dict[str, Any]]:
+    import json
+
+    lines, body = head_and_body(b"".join(sent))
+    assert b"content-type: application/problem+json" in lines, lines
+    assert b"connection: close" in lines, lines
+    parsed: dict[str, Any] = json.loads(body)
+    return lines, parsed
+
+
+async def test_a_head_that_never_completes_gets_408_and_is_closed() -> None:
+    protocol, transport = connect()
+    protocol.data_received(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # slowloris
+    assert await closed_within(transport, 5)
+    lines, body = problem_of(transport.sent)
+    assert lines[0] == b"HTTP/1.1 408 Request Timeout"
+    assert body["type"] == "/problems/request-timeout"
+
+
+async def test_a_connection_that_sends_nothing_is_closed() -> None:
+    _, transport = connect()
+    assert await closed_within(transport, 5)
+    assert problem_of(transport.sent)[1]["status"] == 408
+
+
+async def test_a_head_sent_a_byte_at_a_time_is_due_from_its_start() -> None:
+    protocol, transport = connect()
+    started = asyncio.get_running_loop().time()
+    for byte in b"GET /hello HTTP/1.1\r\nHost: x\r\n":  # each byte well within 0.2 s
+        if transport.closed:
+            break
+        protocol.data_received(bytes([byte]))
+        await asyncio.sleep(0.02)
+    assert await closed_within(transport, 5)
+    assert asyncio.get_running_loop().time() - started < 2  # not 0.2 s per byte
+    assert problem_of(transport.sent)[1]["status"] == 408
+
+
+async def test_a_body_that_trickles_gets_408_and_the_app_sees_the_client_gone() -> None:
+    protocol, transport = connect()
+    protocol.data_received(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\na")
+    assert await closed_within(transport, 5)
+    lines, body = problem_of(transport.sent)
+    assert lines[0] == b"HTTP/1.1 408 Request Timeout"
+    assert "body" in body["detail"]
+
+
+async def test_a_prompt_client_keeps_its_connection_past_the_deadlines() -> None:
+    protocol, transport = connect()
+    protocol.data_received(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    protocol.data_received(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
+    protocol.data_received(b"abc")
+    await asyncio.sleep(0.6)  # three times the deadlines: keep-alive (5 s) is what applies
+    assert not transport.closed
+    sent = b"".join(transport.sent)
+    assert sent.count(b"HTTP/1.1 200 OK") == 2
+    assert sent.endswith(b"abc")
+
+
+async def test_time_the_app_holds_the_body_back_is_not_the_clients() -> None:
+    protocol, transport = connect()
+    protocol.data_received(
+        b"POST /late-echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"
+    )
+    deadline = asyncio.get_running_loop().time() + 5
+    while b"100 Continue" not in b"".join(transport.sent):  # asked for after the app's 0.5 s
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    assert not transport.closed
+    protocol.data_received(b"abc")
+    deadline = asyncio.get_running_loop().time() + 5
+    while not b"".join(transport.sent).endswith(b"abc"):
+        assert not transport.closed, transport.sent
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    assert b"HTTP/1.1 200 OK" in b"".join(transport.sent)
+
+
+async def test_a_connection_past_the_limit_gets_503_and_is_closed() -> None:
+    state = ServerState()
+    limits = Limits(header_seconds=10, body_seconds=10, max_connections=2)
+    held = [connect(limits, state) for _ in range(2)]
+    _, refused = connect(limits, state)
+    assert refused.closed
+    lines, body = problem_of(refused.sent)
+    assert lines[0] == b"HTTP/1.1 503 Service Unavailable"
+    assert b"retry-after: 1" in lines
+    assert body["type"] == "/problems/overloaded"
+    for protocol, transport in held:  # those within the limit are served
+        assert not transport.closed
+        protocol.data_received(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.05)
+    assert all(b"200 OK" in b"".join(transport.sent) for _, transport in held)
+    for protocol, _ in held:
+        protocol.connection_lost(None)

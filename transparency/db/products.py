@@ -25,12 +25,17 @@ async def insert(
     attributes: dict[str, Any],
     image_url: str | None,
     requires_check: bool,
-) -> Product:
+) -> Product | None:
+    """The brand's new product; None when ``gtin`` (a GTIN-14) is under no GS1 company
+    prefix assigned to the brand, whoever may hold it (nothing is inserted then)."""
     with translated(f"product with GTIN {gtin}"):
         row = await conn.fetchrow(
             "insert into products"
             " (id, brand_id, gtin, name, attributes, image_url, requires_check)"
-            f" values ($1, $2, $3, $4, $5, $6, $7) returning {_COLUMNS}",
+            " select $1::uuid, $2::uuid, $3::text, $4::text, $5::jsonb, $6::text, $7::boolean"
+            " where exists (select from brand_gs1_prefixes where brand_id = $2::uuid"
+            "   and starts_with(substr($3::text, 2), prefix))"  # after the indicator digit
+            f" returning {_COLUMNS}",
             product_id,
             brand_id,
             gtin,
@@ -39,8 +44,7 @@ async def insert(
             image_url,
             requires_check,
         )
-    assert row is not None
-    return Product(**row)
+    return None if row is None else Product(**row)
 
 
 async def get_owned(conn: Conn | asyncpg.Pool, brand_id: UUID, product_id: UUID) -> Product | None:

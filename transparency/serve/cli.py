@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from pydantic import SecretStr
@@ -29,6 +32,34 @@ from transparency.serve import embedded, supervisor
 
 class CliError(Exception):
     """A failure to report to the operator as one line."""
+
+
+class Stopped(BaseException):
+    """SIGTERM arrived: unwind as Ctrl-C does (a BaseException, so no handler swallows it)."""
+
+
+def _stop(signum: int, _: FrameType | None) -> None:
+    raise Stopped
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM (systemd's stop, ``docker stop``) into an orderly exit.
+
+    Python's default for SIGTERM ends the process on the spot, with no ``finally`` and no
+    atexit hook, and the embedded PostgreSQL is stopped by pgserver's atexit hook: it was
+    left running, orphaned. uvicorn handles SIGTERM itself while it serves, then raises it
+    again once it has shut down, so it reaches this handler too; the supervisor of several
+    API processes handles it, and returns, likewise. Either way ``serve`` returns, and the
+    interpreter's exit stops PostgreSQL.
+    """
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        yield
+    except Stopped:
+        return
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def resolve(settings: Settings) -> Settings:
@@ -140,14 +171,27 @@ def serve(settings: Settings) -> None:
 
 
 def _server_options(settings: Settings) -> dict[str, Any]:
+    from transparency.serve.http import CoalescingHttpTools, Limits  # uvicorn: when serving
+
     return {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "transparency.serve.http:CoalescingHttpTools",  # httptools, a response sent whole
+        # httptools, a response sent whole, with read deadlines and a connection limit
+        "http": functools.partial(
+            CoalescingHttpTools,
+            limits=Limits(
+                header_seconds=settings.header_timeout_seconds,
+                body_seconds=settings.body_timeout_seconds,
+                max_connections=settings.max_connections,
+            ),
+        ),
         "log_config": None,
         "access_log": False,
         "server_header": False,
+        # uvicorn would take X-Forwarded-For from any loopback peer and overwrite the peer's
+        # address with it; the app reads it itself, from TRANSPARENCY_TRUSTED_PROXIES only.
+        "proxy_headers": False,
         # On SIGTERM, requests in flight get this long; then connections are closed.
         "timeout_graceful_shutdown": 30,
     }
@@ -213,7 +257,8 @@ def run(argv: list[str] | None = None) -> None:
         new_master_key()
         return
     settings = get_settings()
-    if args.command == "serve":
-        serve(settings)
-    else:  # argparse admits no other command
-        migrate_command(settings)
+    with sigterm_unwinds():
+        if args.command == "serve":
+            serve(settings)
+        else:  # argparse admits no other command
+            migrate_command(settings)

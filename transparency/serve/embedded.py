@@ -1,7 +1,8 @@
 """The embedded PostgreSQL (pgserver), used when DATABASE_URL is unset.
 
 Its data lives under ``<data_dir>/pg``. pgserver stops the server when the last process
-that opened it exits, so Ctrl-C on ``transparency serve`` stops both. pgserver is an extra
+that opened it exits (an atexit hook), so Ctrl-C or SIGTERM on ``transparency serve`` stops
+both (``cli.sigterm_unwinds`` makes SIGTERM exit through that hook). pgserver is an extra
 (``transparency[embedded]``), imported only when the server starts: an API given
 DATABASE_URL runs without it.
 

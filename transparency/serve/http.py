@@ -1,18 +1,42 @@
-"""uvicorn's HTTP/1.1 protocol (httptools), with each response written in one piece.
+"""uvicorn's HTTP/1.1 protocol (httptools), with each response written in one piece, and
+read deadlines and a connection limit that uvicorn lacks.
 
 uvicorn writes a response's status line and headers, then its body, with a write each, and
 uvloop sends each write at once: two send() calls, and two TCP segments, per response. A
 profile of an API process refusing forged scans showed a fifth of its time in those two
 calls. Here the writes made during one turn of the event loop are held and sent together
 at its end (or as soon as the connection closes), which is one send() per response.
+
+uvicorn times a connection out only between requests (keep-alive): one that connects and
+sends nothing, or half a header line, or a body a byte at a time, held its connection (and
+its file descriptor, and any request task waiting for the body) for as long as it liked:
+80 s and more in the audit, and a few thousand such connections exhaust a process's file
+descriptors. Here, as nginx's ``client_header_timeout`` and Apache's ``mod_reqtimeout`` do,
+a request's line and headers must arrive within ``Limits.header_seconds`` (of the
+connection's start, for its first request), and its body within ``Limits.body_seconds``
+plus a second for every ``MIN_BODY_RATE`` bytes received (so a large upload at a decent rate
+is never cut, and a trickle is); past either, the client gets a 408 problem and the
+connection is closed. Time the server itself holds the body back (reading paused, or a
+``100 Continue`` not yet sent) does not count. A process accepts ``Limits.max_connections``
+connections; one more gets a 503 problem (with Retry-After) and is closed at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from transparency.api.problems import problem
+from transparency.domain.errors import Overloaded, RequestTimeout, TransparencyError
+
+# A body must average at least this (bytes a second) after its first body_seconds: a slow
+# mobile uplink of 1 Mbit/s sends 125 kB/s, a tenth of it still passes.
+MIN_BODY_RATE = 10_000
 
 
 class _Coalescing:
@@ -54,8 +78,128 @@ class _Coalescing:
         return getattr(self._transport, name)
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a connection may take: seconds for a request's head and body, and how many
+    connections a process holds at once."""
+
+    header_seconds: float = 10.0
+    body_seconds: float = 30.0
+    max_connections: int = 900
+
+
+_HEAD, _BODY = "head", "body"
+
+
 class CoalescingHttpTools(HttpToolsProtocol):
-    """HttpToolsProtocol over a transport that sends a response's writes in one piece."""
+    """HttpToolsProtocol over a transport that sends a response's writes in one piece, with
+    read deadlines and a connection limit (see the module's docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: Limits = Limits(),  # frozen: one default shared by all is safe
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        self._reading: str | None = None  # the part of a request still arriving, if any
+        self._since = 0.0  # when that part began (loop time)
+        self._received = 0  # body bytes received so far
+        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_Coalescing(transport, self.loop))  # type: ignore[arg-type]
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(Overloaded("this process holds as many connections as it accepts"))
+            return
+        self._begin(_HEAD)  # the first request's head is due from the connection's start
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Most requests arrive whole in one read: only one left incomplete needs a timer.
+        if self._reading is not None and self._deadline is None:
+            self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._reading is None:  # else the connection's first request: due from its start
+            self._begin(_HEAD)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._begin(_BODY)
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self._received += len(body)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading = None
+        self._disarm()
+
+    def _begin(self, part: str) -> None:
+        self._reading, self._since, self._received = part, self.loop.time(), 0
+
+    def _due(self) -> float:
+        if self._reading == _HEAD:
+            return self._since + self.limits.header_seconds
+        return self._since + self.limits.body_seconds + self._received / MIN_BODY_RATE
+
+    def _arm(self) -> None:
+        self._deadline = self.loop.call_at(self._due(), self._check)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _check(self) -> None:
+        self._deadline = None
+        if self._reading is None or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if self.flow.read_paused or (
+            self._reading == _BODY and cycle is not None and cycle.waiting_for_100_continue
+        ):
+            # The server holds the request back (the app has not read what came, or has not
+            # asked for the body yet, or a pipelined request waits its turn): the client's
+            # time starts again from here.
+            self._since, self._received = self.loop.time(), 0
+        elif self.loop.time() >= self._due():
+            part = "headers" if self._reading == _HEAD else "body"
+            self._refuse(RequestTimeout(f"the request's {part} did not arrive in time"))
+            return
+        self._arm()
+
+    def _refuse(self, error: TransparencyError) -> None:
+        """Answer ``error`` as a problem where no response is under way, and close."""
+        cycle = self.cycle
+        if cycle is None:
+            free = True
+        elif self._reading == _BODY:  # the cycle is this request's: nothing sent yet?
+            free = not cycle.response_started
+        else:  # a new request's head: the last one must be answered (not pipelined)
+            free = cycle.response_complete
+        self._reading = None
+        self._disarm()
+        if free:
+            response = problem(error)
+            head = [STATUS_LINE[response.status_code]]
+            for name, value in response.raw_headers:
+                head += [name, b": ", value, b"\r\n"]
+            head.append(b"connection: close\r\n\r\n")
+            self.transport.write(b"".join(head) + response.body)
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the app's receive() answers http.disconnect
+            cycle.message_event.set()
+        self.transport.close()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from transparency.db import api_keys, audit, brands, sites
+from transparency.db.pool import Conn
 from transparency.domain.api_keys import ApiKeyToken, new_api_key
-from transparency.domain.errors import InvalidInput, NotFound
+from transparency.domain.errors import AlreadyExists, InvalidInput, NotFound
 from transparency.domain.identity import Principal, Role
 from transparency.domain.models import ApiKey, Brand, Site
 from transparency.services.auth import KeyCache
@@ -23,11 +25,17 @@ class IssuedKey:
     token: ApiKeyToken
 
 
-async def create_brand(pool: asyncpg.Pool, actor: Principal, name: str) -> tuple[Brand, IssuedKey]:
+async def create_brand(
+    pool: asyncpg.Pool, actor: Principal, name: str, gs1_prefixes: Sequence[str] = ()
+) -> tuple[Brand, IssuedKey]:
+    """A brand, its first key, and the GS1 company prefixes it may register GTINs under (all
+    made, or none)."""
     actor.require(Role.ADMIN)
     token = new_api_key()
     async with pool.acquire() as conn, conn.transaction():
         brand = await brands.insert(conn, uuid4(), name)
+        for prefix in gs1_prefixes:
+            await _assign(conn, actor, brand.id, prefix)
         key = await api_keys.insert(
             conn, token, Role.BRAND, brand_id=brand.id, label=f"{name} (first key)"
         )
@@ -39,6 +47,30 @@ async def create_brand(pool: asyncpg.Pool, actor: Principal, name: str) -> tuple
             brand_id=brand.id,
         )
     return brand, IssuedKey(key, token)
+
+
+async def assign_gs1_prefix(
+    pool: asyncpg.Pool, actor: Principal, brand_id: UUID, prefix: str
+) -> list[str]:
+    """Assign a GS1 company prefix to a brand; returns all of the brand's prefixes."""
+    actor.require(Role.ADMIN)
+    async with pool.acquire() as conn, conn.transaction():
+        await _assign(conn, actor, brand_id, prefix)
+        return await brands.prefixes(conn, brand_id)
+
+
+async def _assign(conn: Conn, actor: Principal, brand_id: UUID, prefix: str) -> None:
+    if not await brands.assign_prefix(conn, brand_id, prefix):
+        # Only operators see this: naming the overlap is what they need to resolve it.
+        raise AlreadyExists(f"GS1 company prefix {prefix} overlaps a prefix already assigned")
+    await audit.record(
+        conn,
+        api_key_id=actor.key_id,
+        action="brand.gs1_prefix.assign",
+        target=str(brand_id),
+        brand_id=brand_id,
+        detail={"prefix": prefix},
+    )
 
 
 async def create_site(

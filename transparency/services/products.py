@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from transparency.db import audit, products
-from transparency.domain.errors import InvalidInput, NotFound
+from transparency.domain.errors import GtinNotAssigned, InvalidInput, NotFound
 from transparency.domain.gtin import normalize_gtin
 from transparency.domain.identity import Principal, Role
 from transparency.domain.models import Product
@@ -27,6 +27,11 @@ async def create_product(
     image_url: str | None,
     requires_check: bool,
 ) -> Product:
+    """Register a product under one of the brand's GS1 company prefixes.
+
+    A GTIN outside them is refused with the same answer whether or not another brand holds
+    it, so that no brand can take another's GTIN, nor learn which GTINs others registered.
+    """
     actor.require(Role.BRAND)
     assert actor.brand_id is not None
     gtin14 = normalize_gtin(gtin)
@@ -41,6 +46,12 @@ async def create_product(
             image_url=image_url,
             requires_check=requires_check,
         )
+        if product is None:
+            raise GtinNotAssigned(
+                f"GTIN {gtin14} is not under a GS1 company prefix assigned to this brand"
+                " (an operator assigns them)",
+                field="gtin",
+            )
         await audit.record(
             conn,
             api_key_id=actor.key_id,

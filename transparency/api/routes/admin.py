@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from fastapi import APIRouter, Response
 
 from transparency.api.deps import AdminKey, KeyCacheDep, Pool
@@ -10,6 +12,8 @@ from transparency.api.schemas import (
     BrandCreated,
     BrandIn,
     BrandOut,
+    Gs1PrefixesOut,
+    Gs1PrefixIn,
     IssuedKeyOut,
     SiteIn,
     SiteOut,
@@ -21,8 +25,20 @@ router = APIRouter(prefix="/v1", tags=["admin"])
 
 @router.post("/brands", status_code=201, response_model=BrandCreated)
 async def create_brand(body: BrandIn, pool: Pool, actor: AdminKey) -> BrandCreated:
-    brand, key = await admin.create_brand(pool, actor, body.name)
-    return BrandCreated(brand=BrandOut.of(brand), api_key=IssuedKeyOut.issued(key))
+    brand, key = await admin.create_brand(pool, actor, body.name, body.gs1_prefixes)
+    return BrandCreated(
+        brand=BrandOut.of(brand),
+        api_key=IssuedKeyOut.issued(key),
+        gs1_prefixes=sorted(body.gs1_prefixes),
+    )
+
+
+@router.post("/brands/{brand_id}/gs1-prefixes", status_code=201, response_model=Gs1PrefixesOut)
+async def assign_gs1_prefix(
+    brand_id: UUID, body: Gs1PrefixIn, pool: Pool, actor: AdminKey
+) -> Gs1PrefixesOut:
+    prefixes = await admin.assign_gs1_prefix(pool, actor, brand_id, body.prefix)
+    return Gs1PrefixesOut(brand_id=brand_id, gs1_prefixes=prefixes)
 
 
 @router.post("/sites", status_code=201, response_model=SiteOut)
