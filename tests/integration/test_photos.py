@@ -296,6 +296,15 @@ async def test_a_task_past_its_time_limit_is_killed_with_its_worker() -> None:
         pool.shutdown()
 
 
+async def test_decoders_run_below_the_api_processes_priority() -> None:
+    """A photo's decoding yields the cores to claims: its process runs at nice 10 more."""
+    pool = KillablePool(1, 0)
+    try:
+        assert await pool.run(os.nice, 0, time_limit=30) == os.nice(0) + 10
+    finally:
+        pool.shutdown()
+
+
 async def test_a_bad_form_is_a_422_naming_its_field(client: httpx.AsyncClient) -> None:
     blank = ("blank.png", blank_png())
     cases: list[tuple[dict[str, object], str]] = [
