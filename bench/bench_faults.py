@@ -1,0 +1,254 @@
+"""Fault benchmark: single-claim latency while the service is attacked, against the same
+latency with no attack, measured in the same run.
+
+    .venv/bin/python bench/bench_faults.py              # about three minutes
+    .venv/bin/python bench/bench_faults.py --rate 800 --seconds 10
+
+It starts the real service (`transparency serve`, its defaults: one API process per core,
+embedded PostgreSQL in a temporary directory), trusting 127.0.0.1 as a proxy so that the
+customer flood can come from many client addresses, as it would through a load balancer.
+A station then claims fresh codes at a fixed rate (open loop, latency from each request's
+scheduled time, bench_verification.py's generator) first with no attack, then during each
+attack in turn:
+
+- stalled downloads: eight downloads of a large batch (codes.csv, labels.pdf, epcis.jsonld,
+  rejections.csv) whose client sends the request and never reads the answer;
+- hostile photos: a progressive JPEG whose last scan is repeated 1,000 times, posted to
+  /v1/scans by four clients in a loop, each from its own address;
+- a customer flood: customer checks from thousands of client addresses, as fast as one
+  wrk connection set can send them;
+- slow clients: 500 connections that send their request headers a byte a second;
+- a hostile import: a file of a million copies of one serial, posted as a brand import.
+
+Goal: the p99 during each attack is at most twice the p99 with no attack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import httpx
+from bench_verification import Req, Runs, Target, claim, ensure_wrk, row, settle
+from service import Service, setup_brand
+
+from loadtest.prepare import prepare
+
+SHIPMENT = "FAULTS"
+
+
+def hostile_jpeg(repeats: int = 1000) -> bytes:
+    """A small progressive JPEG whose last scan (SOS segment up to EOI) comes ``repeats``
+    times: about 200 KB that a decoder works through for tens of seconds."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", progressive=True, quality=90)
+    data = out.getvalue()
+    last = data.rfind(b"\xff\xda")  # the last start-of-scan marker
+    body, end = data[last:-2], data[-2:]
+    budget = max(1, 200_000 // max(1, len(body)))
+    return data[:last] + body * min(repeats, budget * 10) + end
+
+
+@contextmanager
+def background(work: Callable[[threading.Event], None], threads: int = 1) -> Iterator[None]:
+    stop = threading.Event()
+    workers = [threading.Thread(target=work, args=(stop,), daemon=True) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    time.sleep(1.0)  # the attack is under way before the claims start
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in workers:
+            t.join(timeout=30)
+
+
+def stalled_downloads(port: int, key: str, batch: str) -> Callable[[threading.Event], None]:
+    paths = [
+        f"/v1/code-batches/{batch}/codes.csv",
+        f"/v1/code-batches/{batch}/labels.pdf",
+        f"/v1/code-batches/{batch}/epcis.jsonld",
+        f"/v1/code-batches/{batch}/codes.jsonl",
+    ] * 2
+
+    def attack(stop: threading.Event) -> None:
+        sockets = []
+        for path in paths:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            s.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n".encode()
+            )
+            sockets.append(s)
+        stop.wait()  # never read
+        for s in sockets:
+            s.close()
+
+    return attack
+
+
+def hostile_photos(port: int, image: bytes) -> Callable[[threading.Event], None]:
+    def attack(stop: threading.Event) -> None:
+        address = f"198.51.100.{threading.get_ident() % 250 + 1}"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            while not stop.is_set():
+                with suppress(httpx.HTTPError):
+                    http.post(
+                        "/v1/scans",
+                        files={"image": ("p.jpg", image, "image/jpeg")},
+                        headers={"X-Forwarded-For": address},
+                    )
+
+    return attack
+
+
+FLOOD_LUA = r"""
+local n = 0
+request = function()
+  n = n + 1
+  local a = string.format("2001:db8:%x:%x::1", math.random(0, 65535), math.random(0, 65535))
+  if n % 2 == 0 then a = string.format("203.0.%d.%d", math.random(0, 255), math.random(1, 254)) end
+  return wrk.format("GET", "/v1/verify?code=" .. code, {["X-Forwarded-For"] = a})
+end
+"""
+
+
+def customer_flood(port: int, wrk: str, code: str, work: Path) -> Callable[[threading.Event], None]:
+    script = work / "flood.lua"
+    script.write_text(f'code = "{code}"\n' + FLOOD_LUA)
+
+    def attack(stop: threading.Event) -> None:
+        while not stop.is_set():
+            cmd = [wrk, "-t1", "-c16", "-d2s", "-s", str(script), f"http://127.0.0.1:{port}"]
+            subprocess.run(cmd, capture_output=True, check=False)  # noqa: S603
+
+    return attack
+
+
+def slow_clients(port: int, count: int = 500) -> Callable[[threading.Event], None]:
+    def attack(stop: threading.Event) -> None:
+        sockets: list[socket.socket] = []
+        for _ in range(count):
+            with suppress(OSError):
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                sockets.append(s)
+        while not stop.wait(1.0):
+            for s in list(sockets):
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    sockets.remove(s)  # the server closed it: what it should do
+        for s in sockets:
+            s.close()
+
+    return attack
+
+
+def hostile_import(port: int, key: str, product: str) -> Callable[[threading.Event], None]:
+    lines = b"serial\n" + b"SAME-SERIAL\n" * 1_000_000
+
+    def attack(stop: threading.Event) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
+            while not stop.is_set():
+                with suppress(httpx.HTTPError):
+                    http.post(
+                        f"/v1/products/{product}/serial-imports",
+                        content=lines + struct.pack(">d", time.time()).hex().encode() + b"\n",
+                        headers={"Authorization": f"Bearer {key}", "content-type": "text/csv"},
+                    )
+                stop.wait(1.0)
+
+    return attack
+
+
+def issue_batch(http: httpx.Client, key: str, product: str, count: int) -> str:
+    """A done batch of ``count`` codes: what the stalled downloads ask for."""
+    auth = {"Authorization": f"Bearer {key}"}
+    r = http.post(f"/v1/products/{product}/code-batches", json={"count": count}, headers=auth)
+    r.raise_for_status()
+    batch_id: str = r.json()["id"]
+    while http.get(f"/v1/code-batches/{batch_id}", headers=auth).json()["status"] != "done":
+        time.sleep(0.1)
+    return batch_id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=600, help="claims per second")
+    parser.add_argument("--seconds", type=float, default=8, help="per measurement")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    attacks = ["stalled downloads", "hostile photos", "customer flood", "slow clients",
+               "hostile import"]  # fmt: skip
+    per_run = int(args.rate * args.seconds)
+    with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)
+        service = Service(
+            work / "data",
+            TRANSPARENCY_TRUSTED_PROXIES="127.0.0.1/32",
+            TRANSPARENCY_MAX_IMPORT_BYTES=str(64 * 2**20),
+        )
+        try:
+            data = prepare(service.url, service.admin, per_run * (len(attacks) + 1))
+            with httpx.Client(base_url=service.url, timeout=120) as http:
+                brand, product = setup_brand(http, service.admin)
+                batch_id = issue_batch(http, brand, product, 100_000)
+            settle(service.dsn)
+            runs = Runs(work, wrk, connections=32, seconds=args.seconds)
+            target = Target(service.port, data.station_key)
+            chunks = [
+                [claim(c, data.gtin, SHIPMENT) for c in data.codes[i * per_run : (i + 1) * per_run]]
+                for i in range(len(attacks) + 1)
+            ]
+
+            def measure(reqs: list[Req]) -> dict[str, float]:
+                return runs.at_rate(target, reqs, '"result":"pass"', args.rate, args.seconds)
+
+            base = measure(chunks[0])
+            row("no attack: single-claim p99", base["p99"], "ms", "-", None, 1)
+            makers: dict[str, Callable[[threading.Event], None]] = {
+                "stalled downloads": stalled_downloads(service.port, brand, batch_id),
+                "hostile photos": hostile_photos(service.port, hostile_jpeg()),
+                "customer flood": customer_flood(service.port, wrk, data.shipped[0], work),
+                "slow clients": slow_clients(service.port),
+                "hostile import": hostile_import(service.port, brand, product),
+            }
+            threads = {"hostile photos": 4}
+            for name, reqs in zip(attacks, chunks[1:], strict=True):
+                with background(makers[name], threads.get(name, 1)):
+                    found = measure(reqs)
+                ratio = found["p99"] / base["p99"]
+                row(f"{name}: single-claim p99", found["p99"], "ms",
+                    f"<= 2x no attack ({2 * base['p99']:.1f})", ratio <= 2, 1)  # fmt: skip
+                print(f"  p50/p95/max {found['p50']:.1f}/{found['p95']:.1f}/{found['max']:.1f} ms,"
+                      f" {found['bad']} bad answers, ratio {ratio:.2f}x", flush=True)  # fmt: skip
+                settle(service.dsn)
+        finally:
+            service.stop()
+    print(
+        f"\nclaims at {args.rate:g}/s for {args.seconds:g} s per measurement, "
+        f"open loop; {os.cpu_count()} cores shared by the service, PostgreSQL and the attacks."
+    )
+
+
+if __name__ == "__main__":
+    main()
