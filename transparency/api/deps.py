@@ -101,11 +101,19 @@ BrandKey = Annotated[Principal, Depends(brand_key)]
 StationKey = Annotated[Principal, Depends(station_key)]
 
 
+def customer_of(request: Request) -> str:
+    """The key of the calling client's customer budget: its address, or the one a trusted
+    proxy names for it."""
+    peer = request.client.host if request.client else None
+    client: str = request.app.state.customer_limiter.client_of(
+        peer, request.headers.getlist("x-forwarded-for")
+    )
+    return client
+
+
 async def customer_limit(request: Request) -> None:
     """Take a token of the calling client's customer budget (429 when spent)."""
-    limiter = request.app.state.customer_limiter
-    peer = request.client.host if request.client else None
-    limiter.hit(limiter.client_of(peer, request.headers.getlist("x-forwarded-for")))
+    request.app.state.customer_limiter.hit(customer_of(request))
 
 
 CustomerLimit = Annotated[None, Depends(customer_limit)]

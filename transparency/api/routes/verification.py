@@ -18,6 +18,7 @@ from transparency.api.deps import (
     OptionalKey,
     SettingsDep,
     StationKey,
+    customer_of,
     thresholds,
 )
 from transparency.api.schemas import (
@@ -102,8 +103,7 @@ def _customer_budget(request: Request) -> Callable[[int], None]:
     """Take the photo's first token now; the returned function takes one more for each
     distinct code found past the first (all or none: 429 refuses the photo)."""
     limiter = request.app.state.customer_limiter
-    peer = request.client.host if request.client else None
-    client = limiter.client_of(peer, request.headers.getlist("x-forwarded-for"))
+    client = customer_of(request)
     limiter.hit(client)
 
     def charge(codes: int) -> None:
