@@ -3,6 +3,7 @@ latency with no attack, measured in the same run.
 
     .venv/bin/python bench/bench_faults.py              # about three minutes
     .venv/bin/python bench/bench_faults.py --rate 800 --seconds 10
+    .venv/bin/python bench/bench_faults.py --only "hostile import"
 
 It starts the real service (`transparency serve`, its defaults: one API process per core,
 embedded PostgreSQL in a temporary directory), trusting 127.0.0.1 as a proxy so that the
@@ -194,10 +195,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=600, help="claims per second")
     parser.add_argument("--seconds", type=float, default=8, help="per measurement")
+    everything = ["stalled downloads", "hostile photos", "customer flood", "slow clients",
+                  "hostile import"]  # fmt: skip
+    parser.add_argument("--only", action="append", choices=everything, help="these attacks only")
     args = parser.parse_args()
     wrk = ensure_wrk()
-    attacks = ["stalled downloads", "hostile photos", "customer flood", "slow clients",
-               "hostile import"]  # fmt: skip
+    attacks = args.only or everything
     per_run = int(args.rate * args.seconds)
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
         work = Path(tmp)

@@ -46,7 +46,7 @@ def test_a_killed_job_resumes_after_restart(data_home: Path) -> None:
     deadline = time.monotonic() + 60
     while not 0 < progress < COUNT and time.monotonic() < deadline:
         progress = http.get(location, headers=brand).json()["progress"]
-    assert 0 < progress < COUNT, "the job finished before it could be interrupted"
+    assert 0 < progress < COUNT, f"the job finished before it could be interrupted ({progress})"
     first.proc.send_signal(signal.SIGKILL)  # a crash: no clean-up of any kind
     first.finish()
     http.close()

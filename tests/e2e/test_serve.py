@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from tests.support.world import bearer
 from transparency.domain.api_keys import new_api_key
 from transparency.runtime.envelope import MasterKey
 from transparency.runtime.settings import Settings
-from transparency.serve import embedded
+from transparency.serve import embedded, jobs
 from transparency.serve.cli import resolve
+from transparency.serve.supervisor import API_NAME
 
 # Whether setting $1 is $2; sizes compare as sizes (1024MB is 1GB).
 SAME_SETTING = (
@@ -198,8 +200,23 @@ def test_api_processes_share_each_customers_budget(data_dir: Path) -> None:
 
 
 def api_processes(served: Served) -> list[int]:
-    """The pids of the processes `serve` started (its API processes with several workers)."""
-    return spawned_by(served.proc.pid)
+    """The pids of the API processes `serve` started (with several workers)."""
+    return named(served.proc.pid, API_NAME)
+
+
+def named(parent: int, name: bytes) -> list[int]:
+    """The processes ``parent`` spawned that call themselves ``name``, once every one of them
+    has named itself (each does so first thing, but not before Python has started)."""
+    deadline = time.monotonic() + 30
+    while True:
+        names = {}
+        for pid in spawned_by(parent):
+            with suppress(OSError):
+                names[pid] = Path(f"/proc/{pid}/comm").read_bytes().strip()
+        if all(n in (API_NAME, jobs.NAME) for n in names.values()):
+            return [pid for pid, n in names.items() if n == name]
+        assert time.monotonic() < deadline, names
+        time.sleep(0.05)
 
 
 def spawned_by(parent: int) -> list[int]:
@@ -388,7 +405,7 @@ def test_serve_fails_when_its_api_processes_cannot_start(data_dir: Path) -> None
         code, _, err = served.finish()
         assert code != 0, (workers, err)
         assert not (data_dir / "pg" / "postmaster.pid").exists()
-    assert "transparency: an API process failed to start" in err
+    assert re.search(r"transparency: (an API|the job) process failed to start", err), err
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

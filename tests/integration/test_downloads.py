@@ -9,6 +9,7 @@ import io
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from tests.support.asgi import make_client
 from tests.support.world import World, bearer, build_world, issue_codes
 from transparency.api.app import create_app
+from transparency.db import imports as db_imports
 from transparency.db.pool import Pool, lift_timeouts, open_pool
 from transparency.db.units import of_batch
 from transparency.domain.errors import DatabaseBusy, RenderersBusy
@@ -69,10 +71,8 @@ async def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(
     # Whatever a report's cells hold (an imported file's text can reach them), none runs.
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.executemany(
-            "insert into import_rejections (batch_id, position, seq, reason, detail)"
-            " values ($1, $2, $3, $4, $5)",
-            [(batch["id"], cell, i, cell, cell) for i, cell in enumerate(FORMULAS)],
+        await db_imports.record_rejections(
+            conn, UUID(batch["id"]), 0, [(cell, cell, cell) for cell in FORMULAS]
         )
     finally:
         await conn.close()

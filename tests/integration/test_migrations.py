@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from uuid import uuid4
 
 import asyncpg
 import pytest
 
+from transparency.db import imports
 from transparency.db import migrate as m
 
 TABLES = {
     "brands", "products", "sites", "stations", "api_keys", "signing_keys", "code_batches",
     "units", "scan_events", "audit_log", "schema_migrations", "import_uploads",
-    "import_rejections", "fulfilment_replies", "brand_gs1_prefixes",
+    "import_rejection_pages", "fulfilment_replies", "brand_gs1_prefixes",
 }  # fmt: skip
 
 
@@ -141,4 +143,38 @@ async def test_unit_states_survive_the_enum_without_issued(empty_dsn: str) -> No
     assert partitions == 8
     assert {r["code"]: r["state"] for r in rows} == {
         code: "active" if s == "issued" else s for code, s in units
+    }
+
+
+async def test_rejections_kept_a_row_each_become_one_page_each_batch(empty_dsn: str) -> None:
+    """0015 moves an import report's rows, in their order, to a page; the reader reads it."""
+    first, second = uuid4(), uuid4()
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await m.migrate(conn, until="0014_signing_key_changes")
+        await conn.execute("set session_replication_role = replica")  # no batch rows needed
+        await conn.executemany(
+            "insert into import_rejections (batch_id, position, seq, reason, detail)"
+            " values ($1, $2, $3, $4, $5)",
+            [
+                (first, "line 9", 2, "bad_serial", 'a "quoted"\nline, and é'),
+                (first, "line 3", 1, "duplicate_in_file", "serial already at line 2"),
+                (second, "event 1", 0, "bad_epc", "x"),
+            ],
+        )
+        assert await m.migrate(conn) == [v.version for v in m.available()][14:]
+        await conn.execute("set session_replication_role = origin")
+        async with conn.transaction():
+            found = {
+                batch: [row async for page in imports.rejections(conn, batch) for row in page]
+                for batch in (first, second)
+            }
+    finally:
+        await conn.close()
+    assert found == {
+        first: [
+            ("line 3", "duplicate_in_file", "serial already at line 2"),
+            ("line 9", "bad_serial", 'a "quoted"\nline, and é'),
+        ],
+        second: [("event 1", "bad_epc", "x")],
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import TypedDict
 
 import asyncpg
@@ -94,8 +94,12 @@ def create_app(settings: Settings) -> FastAPI:
             listener = Listener(dsn, catch_up_seconds=bound / 2)
             keyring.follow(listener, pool)
             key_cache.follow(listener, pool)
+            # Jobs here, or (serve with several processes) in a process of their own.
+            running_jobs = runner.running() if settings.run_jobs else nullcontext()
+            if settings.run_jobs:
+                runner.follow(listener)
             # The listener first: the keyring is loaded before any job or request uses it.
-            async with listener.running(), runner.running(), events.running():
+            async with listener.running(), running_jobs, events.running():
                 # Everything made at start-up (modules, GS1 tables, keys) lives as long as
                 # the process: keep it out of the collector's full passes, whose pauses
                 # showed up as the checks' tail latency.

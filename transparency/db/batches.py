@@ -55,6 +55,9 @@ def _batch(row: asyncpg.Record) -> Batch:
     )
 
 
+CHANNEL = "jobs"  # a batch was queued
+
+
 async def insert(
     conn: Conn,
     *,
@@ -88,6 +91,8 @@ async def insert(
             content_sha256,
         )
     assert row is not None
+    # Delivered at commit: a job runner in another process starts it now, not at its poll.
+    await conn.execute("select pg_notify($1, '')", CHANNEL)
     return _batch(row)
 
 

@@ -2,11 +2,14 @@
 
 An upload's bytes live in a PostgreSQL large object, written and read a megabyte at a time:
 a 256 MB file was once one bytea parameter, held whole (and copied) by the process that
-stored it and the one that read it back.
+stored it and the one that read it back. Its rejection report is stored a page per piece
+of the file (0015_rejection_pages.sql).
 """
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import BinaryIO
 from uuid import UUID
@@ -90,24 +93,36 @@ async def drop_upload(conn: Conn, batch_id: UUID) -> None:
 
 
 async def clear_rejections(conn: Conn | asyncpg.Pool, batch_id: UUID) -> None:
-    await conn.execute("delete from import_rejections where batch_id = $1", batch_id)
+    await conn.execute("delete from import_rejection_pages where batch_id = $1", batch_id)
 
 
 async def record_rejections(
-    conn: Conn, batch_id: UUID, first_seq: int, rejections: Sequence[tuple[str, str, str]]
+    conn: Conn, batch_id: UUID, page: int, rejections: Sequence[tuple[str, str, str]]
 ) -> None:
-    """Append refused rows to a report, numbered from ``first_seq`` in file order."""
-    await conn.copy_records_to_table(
-        "import_rejections",
-        records=[(batch_id, p, first_seq + i, r, d) for i, (p, r, d) in enumerate(rejections)],
-        columns=("batch_id", "position", "seq", "reason", "detail"),
+    """Store one page of refused rows (a piece of the file's, in file order) as page number
+    ``page``, encoded and compressed here, by the caller's process: PostgreSQL stores a few
+    kilobytes instead of a row per refusal."""
+    if not rejections:
+        return
+    lines = "\n".join(json.dumps(row, ensure_ascii=False) for row in rejections)
+    await conn.execute(
+        "insert into import_rejection_pages (batch_id, page, rows, compressed, lines)"
+        " values ($1, $2, $3, true, $4)",
+        batch_id,
+        page,
+        len(rejections),
+        zlib.compress(lines.encode(), 1),
     )
 
 
-async def rejections(conn: Conn, batch_id: UUID) -> AsyncIterator[tuple[str, str, str]]:
-    """Every refused row of an import, in file order (call inside a transaction)."""
+async def rejections(conn: Conn, batch_id: UUID) -> AsyncIterator[list[tuple[str, str, str]]]:
+    """Every refused row of an import, in file order, a page at a time (call inside a
+    transaction)."""
     async for row in conn.cursor(
-        "select position, reason, detail from import_rejections where batch_id = $1 order by seq",
+        "select compressed, lines from import_rejection_pages where batch_id = $1 order by page",
         batch_id,
+        prefetch=4,  # a page is up to 16,384 rows
     ):
-        yield row["position"], row["reason"], row["detail"]
+        data: bytes = zlib.decompress(row["lines"]) if row["compressed"] else row["lines"]
+        rows = json.loads(b"[" + data.replace(b"\n", b",") + b"]")
+        yield [(position, reason, detail) for position, reason, detail in rows]

@@ -1,11 +1,12 @@
 """The background job runner: runs queued batch jobs inside the service, one at a time.
 
-Each process runs one loop that claims a runnable job with a lease (pending, or running
-with an expired lease: its holder died), renews the lease while the job works, and hands
-the job to the handler registered for its kind. The runner knows no job's body: the
-services register one per kind (``services.jobs.register``). A handler names the job's
-lease token in each of its writes, which fails with LeaseLost once another process has
-taken the job over; a job of a kind nobody registered fails.
+Each process that runs jobs (``settings.run_jobs``; under ``serve`` with several API
+processes, a process of its own) runs one loop that claims a runnable job with a lease
+(pending, or running with an expired lease: its holder died), renews the lease while the
+job works, and hands the job to the handler registered for its kind. The runner knows no
+job's body: the services register one per kind (``services.jobs.register``). A handler
+names the job's lease token in each of its writes, which fails with LeaseLost once another
+process has taken the job over; a job of a kind nobody registered fails.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncpg
 
 from transparency.db import batches
 from transparency.domain.batches import Job, JobKind
+from transparency.runtime.notifications import Listener
 from transparency.runtime.workers import LazyPool, release_memory
 
 log = logging.getLogger("transparency.runtime.jobs")
@@ -61,6 +63,14 @@ class JobRunner:
         """A job was queued: look now rather than at the next poll."""
         self._wake.set()
 
+    def follow(self, listener: Listener) -> None:
+        """Wake whenever any process queues a batch (``batches.insert`` notifies)."""
+
+        async def catch_up(_full: bool) -> None:
+            self.wake()  # whatever was queued unheard: the poll would find it anyway
+
+        listener.on(batches.CHANNEL, lambda _: self.wake(), catch_up)
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         task = asyncio.create_task(self._loop(), name="job-runner")
@@ -70,7 +80,9 @@ class JobRunner:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
-            self._workers.shutdown()
+            # The job in hand stops here (its lease runs out, and it resumes), and so does
+            # whatever a worker was doing for it.
+            self._workers.shutdown(kill=True)
 
     def cpu(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run pure CPU work (code generation, file parsing) in a worker process."""

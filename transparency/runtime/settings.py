@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         le=600,
         description="A job whose process stops renewing this lease is resumed by another.",
     )
+    run_jobs: bool = Field(
+        default=True,
+        description="Whether this process runs batch jobs (issuance, imports). `serve` with "
+        "several API processes runs them in a process of its own, at lower CPU priority, and "
+        "sets this false in the API processes; `python -m transparency jobs` is that process "
+        "alone, for a machine that serves no HTTP.",
+    )
     key_cache_seconds: float = Field(
         default=5.0,
         ge=0.5,

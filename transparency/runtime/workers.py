@@ -35,6 +35,15 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
         os.kill(os.getpid(), sig)
 
 
+def name_process(name: bytes) -> None:
+    """What ps and top show for this process (/proc/self/comm, 15 bytes at most)."""
+    try:
+        with open("/proc/self/comm", "wb") as comm:
+            comm.write(name[:15])
+    except OSError:  # not Linux
+        pass
+
+
 def release_memory() -> None:
     """Hand freed memory back to the system after a large piece of work.
 
@@ -72,10 +81,18 @@ class LazyPool:
             self._pool = process_pool(self.workers)
         return self._pool
 
-    def shutdown(self) -> None:
+    def shutdown(self, *, kill: bool = False) -> None:
+        """Let the workers go once their tasks are done, or (``kill``) at once: a process
+        exits only after its pool's workers have (multiprocessing joins them), and a worker
+        busy with a task whose result nobody reads any more may never be done."""
         if self._pool is not None:
+            # The executor's own table of its processes: no public way to end them.
+            workers = list((self._pool._processes or {}).values())
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+            if kill:
+                for worker in workers:
+                    worker.kill()
 
 
 class PoolBusy(Exception):

@@ -27,7 +27,7 @@ from transparency.domain.api_keys import new_api_key, parse_api_key
 from transparency.runtime import logs
 from transparency.runtime.envelope import MasterKey
 from transparency.runtime.settings import Settings, get_settings, load_master_key
-from transparency.serve import embedded, supervisor
+from transparency.serve import embedded, jobs, supervisor
 
 
 class CliError(Exception):
@@ -201,7 +201,10 @@ def _serve_workers(settings: Settings) -> None:
     assert settings.workers is not None  # resolved
     try:
         supervisor.serve_processes(
-            "transparency.api.app:from_environment", settings.workers, _server_options(settings)
+            "transparency.api.app:from_environment",
+            settings.workers,
+            _server_options(settings),
+            job_process=True,
         )
     except supervisor.StartupFailed as exc:
         raise CliError(str(exc)) from exc
@@ -216,6 +219,7 @@ def _worker_environment(resolved: Settings, shared_dir: str) -> dict[str, str]:
         "TRANSPARENCY_POOL_MAX_SIZE": str(resolved.pool_max_size),
         "PROMETHEUS_MULTIPROC_DIR": shared_dir,
         SHARED_FILE_ENV: os.path.join(shared_dir, "customer-buckets"),
+        "TRANSPARENCY_RUN_JOBS": "false",  # the job process runs them (serve/jobs.py)
     }
     if resolved.master_key is None and resolved.master_key_file is not None:
         env["TRANSPARENCY_MASTER_KEY_FILE"] = str(resolved.master_key_file)
@@ -226,6 +230,17 @@ def migrate_command(settings: Settings) -> None:
     resolved = resolve(settings).model_copy(update={"admin_key": None})
     applied, _ = asyncio.run(prepare(resolved))
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+
+
+def jobs_command(settings: Settings) -> None:
+    """Run the job process alone, at lower priority, against the database of DATABASE_URL
+    (an embedded database belongs to the `serve` that started it, which runs its own)."""
+    if settings.database_url is None:
+        raise CliError("`jobs` needs DATABASE_URL: `serve` runs the jobs of its embedded database")
+    logs.configure(settings.log_level, settings.log_format)
+    load_master_key(settings)  # a bad master key: one line now, not a failure per job
+    jobs.lower_priority()
+    asyncio.run(jobs.run(settings))
 
 
 def new_key() -> None:
@@ -243,6 +258,9 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="migrate and serve the API (embedded PostgreSQL by default)")
     sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser(
+        "jobs", help="run batch jobs only (API processes elsewhere: TRANSPARENCY_RUN_JOBS=false)"
+    )
     sub.add_parser("new-key", help="print a fresh admin key for TRANSPARENCY_ADMIN_KEY")
     sub.add_parser("new-master-key", help="print a fresh key for TRANSPARENCY_MASTER_KEY")
     return root
@@ -260,5 +278,7 @@ def run(argv: list[str] | None = None) -> None:
     with sigterm_unwinds():
         if args.command == "serve":
             serve(settings)
+        elif args.command == "jobs":
+            jobs_command(settings)
         else:  # argparse admits no other command
             migrate_command(settings)

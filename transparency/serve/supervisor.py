@@ -7,7 +7,8 @@ there. Measured on 2 cores: 32 connections opened together split 32/0, 28/4 or 6
 two processes. With a socket per process and SO_REUSEPORT, the kernel spreads connections
 over the processes by a hash of their addresses.
 
-The supervisor starts ``count`` processes, each running uvicorn on its own socket. A process
+The supervisor starts ``count`` processes, each running uvicorn on its own socket, and
+(``job_process``) one that runs the batch jobs (jobs.py). A process
 that exits without ever serving, before all have started (its app, settings or database
 failed), stops them all and raises ``StartupFailed``; any other that dies (a signal killed
 it, or it had served) is replaced, after a pause that doubles (up to a minute) while
@@ -17,26 +18,29 @@ finish). Each process dies with the supervisor, even if the supervisor is killed
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
-from transparency.runtime.workers import die_with_parent
+from transparency.runtime.workers import die_with_parent, name_process
 
 log = logging.getLogger("transparency.serve.supervisor")
 
+API_NAME = b"transp-api"  # what ps and top show; the job process is "transp-jobs"
 _STOP_SECONDS = 45  # beyond the servers' own graceful shutdown
 
 
 class StartupFailed(Exception):
-    """An API process could not start (its error is in its log)."""
+    """An API (or the job) process could not start (its error is in its log)."""
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -55,6 +59,7 @@ def _serve_one(factory: str, options: dict[str, Any], parent: int, started: Even
     import uvicorn
 
     die_with_parent(parent, signal.SIGTERM)  # requests in flight get their answers
+    name_process(API_NAME)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -66,18 +71,39 @@ def _serve_one(factory: str, options: dict[str, Any], parent: int, started: Even
     Server(uvicorn.Config(factory, factory=True, **options)).run(sockets=[sock])
 
 
+def _run_jobs(parent: int, started: Event) -> None:
+    """The job process (jobs.py), with the settings the API processes have."""
+    from transparency.runtime import logs
+    from transparency.runtime.settings import get_settings
+    from transparency.serve import jobs
+
+    die_with_parent(parent, signal.SIGTERM)  # a job in hand stops at a lease's boundary
+    jobs.lower_priority()
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    asyncio.run(jobs.run(settings, started=started.set))
+
+
 class _Child:
-    def __init__(self, context: Any, factory: str, options: dict[str, Any]) -> None:
+    def __init__(self, context: Any, target: Callable[..., None], *args: Any) -> None:
+        self.target, self.args = target, args
         self.started: Event = context.Event()
         self.process: BaseProcess = context.Process(
-            target=_serve_one, args=(factory, options, os.getpid(), self.started)
+            target=target, args=(*args, os.getpid(), self.started)
         )
         self.process.start()
 
+    def again(self, context: Any) -> _Child:
+        return _Child(context, self.target, *self.args)
 
-def serve_processes(factory: str, count: int, options: dict[str, Any]) -> None:
+
+def serve_processes(
+    factory: str, count: int, options: dict[str, Any], *, job_process: bool = False
+) -> None:
     """Serve ``factory`` (``module:function`` making the ASGI app) from ``count`` processes
-    until SIGINT or SIGTERM; ``options`` are uvicorn's (host and port included)."""
+    until SIGINT or SIGTERM; ``options`` are uvicorn's (host and port included). With
+    ``job_process``, one more process runs the batch jobs (jobs.py), replaced like the
+    others when it dies."""
     context = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -91,9 +117,12 @@ def serve_processes(factory: str, count: int, options: dict[str, Any]) -> None:
     reserved = listening_socket(options["host"], options["port"])
     children: list[_Child] = []
     failed = serving = False
+    failure = ""
     pause, replaced_at = 1.0, 0.0
     try:
-        children = [_Child(context, factory, options) for _ in range(count)]
+        children = [_Child(context, _serve_one, factory, options) for _ in range(count)]
+        if job_process:
+            children.append(_Child(context, _run_jobs))
         while not stopping:
             time.sleep(0.2)
             serving = serving or all(c.started.is_set() for c in children)
@@ -107,13 +136,15 @@ def serve_processes(factory: str, count: int, options: dict[str, Any]) -> None:
                     # a signal, or one that served and then died while another was still
                     # starting, is replaced like any later death.
                     failed = stopping = True
+                    failure = "an API" if child.target is _serve_one else "the job"
                     break
-                log.warning("API process %s exited (%s); another starts in %.0f s",
-                            child.process.pid, child.process.exitcode, pause)  # fmt: skip
+                what = "API" if child.target is _serve_one else "job"
+                log.warning("%s process %s exited (%s); another starts in %.0f s",
+                            what, child.process.pid, child.process.exitcode, pause)  # fmt: skip
                 time.sleep(pause)
                 if not stopping:
                     pause, replaced_at = min(pause * 2, 60.0), time.monotonic()
-                    children[n] = _Child(context, factory, options)
+                    children[n] = child.again(context)
             if time.monotonic() - replaced_at > 60:  # a minute without a death: calm again
                 pause = 1.0
     finally:
@@ -130,4 +161,4 @@ def serve_processes(factory: str, count: int, options: dict[str, Any]) -> None:
             signal.signal(sig, handler)
         reserved.close()
     if failed:
-        raise StartupFailed("an API process failed to start (its error is logged above)")
+        raise StartupFailed(f"{failure} process failed to start (its error is logged above)")

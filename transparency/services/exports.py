@@ -421,14 +421,9 @@ async def rejections_file(
     await get_batch(pool, actor, batch_id)
 
     async def read(conn: Conn) -> AsyncIterator[list[Any]]:
-        rows: list[tuple[str, str, str]] = []
-        async for row in db_imports.rejections(conn, batch_id):
-            rows.append(row)
-            if len(rows) == _FRAME_ROWS:
-                yield rows
-                rows = []
-        if rows:
-            yield rows
+        async for page in db_imports.rejections(conn, batch_id):
+            for start in range(0, len(page), _FRAME_ROWS):
+                yield page[start : start + _FRAME_ROWS]
 
     frames = await _spooled(pool, read)
 

@@ -179,7 +179,7 @@ async def run_import(runner: JobRunner, job: Job) -> None:
             first, piece = part
             reads.append(runner.cpu(rules.read_for_job, piece, kind, gtin, first, max_rows))
 
-    accepted = rejected = rows = 0
+    accepted = rejected = rows = pages = 0
     first_rejections: list[rules.Rejection] = []
     seen: dict[str, str] = {}
     try:
@@ -216,11 +216,9 @@ async def run_import(runner: JobRunner, job: Job) -> None:
                 if refused:
                     refused.sort(key=_file_order)  # pieces come in file order: so does all
                     await imports.record_rejections(
-                        report,
-                        batch.id,
-                        rejected,
-                        [(r.position, r.reason, r.detail) for r in refused],
+                        report, batch.id, pages, [(r.position, r.reason, r.detail) for r in refused]
                     )
+                    pages += 1
                     first_rejections.extend(refused[: _FIRST - len(first_rejections)])
                     rejected += len(refused)
                 if rejected and mode is ImportMode.ALL_OR_NOTHING:
