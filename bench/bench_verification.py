@@ -429,6 +429,7 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
         data_dir,
         TRANSPARENCY_CUSTOMER_RATE_PER_MINUTE="1000000000",
         TRANSPARENCY_CUSTOMER_BURST="1000000000",
+        TRANSPARENCY_CUSTOMER_CHECKS_PER_SECOND="0",  # the capacity itself is measured
         TRANSPARENCY_WORKERS=str(workers),
     )
     bare: BareApp | None = None

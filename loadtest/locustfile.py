@@ -115,6 +115,9 @@ def _answered(resp: Any) -> bool:
     if resp.status_code == 429:
         resp.failure("429: raise TRANSPARENCY_CUSTOMER_RATE_PER_MINUTE and _BURST on the API")
         return False
+    if resp.status_code == 503 and "customer-checks-busy" in (resp.text or ""):
+        resp.failure("503: raise TRANSPARENCY_CUSTOMER_CHECKS_PER_SECOND on the API (0: none)")
+        return False
     if resp.status_code != 200:
         resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
         return False

@@ -13,14 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from transparency.api.ratelimit import LocalBuckets, RateLimiter, SharedBuckets, networks
-from transparency.domain.errors import RateLimited
+from transparency.domain.errors import CustomerChecksBusy, RateLimited
 from transparency.runtime.settings import Settings
 
 
 def allowed(limiter: RateLimiter, client: str, now: float) -> bool:
     try:
         limiter.hit(client, now)
-    except RateLimited:
+    except (RateLimited, CustomerChecksBusy):
         return False
     return True
 
@@ -170,3 +170,40 @@ def test_several_tokens_are_taken_all_or_none(tmp_path: Path, shared: bool) -> N
     assert not allowed(limiter, "192.0.2.1", 100.0)
     with pytest.raises(RateLimited):
         limiter.hit("192.0.2.2", 100.0, tokens=6)  # more than the burst never fits
+
+
+def test_past_the_process_budget_any_client_is_shed_before_its_own_budget_is_touched() -> None:
+    limiter = RateLimiter(per_minute=1, burst=3, process_rate=5)
+    now = 1000.0
+    for n in range(5):  # five clients, a check each: the process's second is spent
+        limiter.hit(f"192.0.2.{n}", now)
+    with pytest.raises(CustomerChecksBusy) as busy:
+        limiter.hit("192.0.2.99", now)  # a fresh client, with its whole burst, all the same
+    assert busy.value.extra == {"retry_after": 1}
+    # A second later the process has room again, and the refused client still has its
+    # whole burst of three: the refusal took nothing of it.
+    for _ in range(3):
+        limiter.hit("192.0.2.99", now + 1)
+    with pytest.raises(RateLimited):
+        limiter.hit("192.0.2.99", now + 1)
+
+
+def test_a_client_refused_for_its_own_excess_spends_nothing_of_the_process_budget() -> None:
+    limiter = RateLimiter(per_minute=1, burst=3, process_rate=5)
+    assert [allowed(limiter, "198.51.100.1", 7.0) for _ in range(50)] == [True] * 3 + [False] * 47
+    assert [allowed(limiter, f"192.0.2.{n}", 7.0) for n in range(4)] == [True, True, False, False]
+
+
+def test_the_process_budget_refills_at_its_rate_and_holds_a_second_at_most() -> None:
+    limiter = RateLimiter(per_minute=10**9, burst=10**9, process_rate=100)
+    answered = sum(allowed(limiter, f"c{n}", 50.0) for n in range(500))
+    assert answered == 100  # a second's worth at once
+    later = sum(allowed(limiter, f"d{n}", 50.5) for n in range(500))
+    assert later == 50  # half a second refills half
+    idle = sum(allowed(limiter, f"e{n}", 3600.0) for n in range(500))
+    assert idle == 100  # an hour idle stores no more than a second
+
+
+def test_no_process_budget_when_it_is_zero() -> None:
+    limiter = RateLimiter(per_minute=10**9, burst=10**9, process_rate=0)
+    assert all(allowed(limiter, f"c{n}", 1.0) for n in range(10_000))

@@ -138,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.customer_burst,
         SharedBuckets(shared) if shared else LocalBuckets(),
         trusted_proxies=networks(settings.trusted_proxies),
+        process_rate=settings.customer_checks_per_second,
     )
     problems.install(app)
     # Routes are matched in order: the checks stations make for every unit come first.

@@ -54,6 +54,7 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.TransactionTimeout: 503,
     e.RenderersBusy: 503,
     e.DecodersBusy: 503,
+    e.CustomerChecksBusy: 503,
 }
 
 # Problems the web layer itself can meet, beyond the domain tree.

@@ -270,6 +270,14 @@ class DecodersBusy(Unavailable):
     title = "Photo decoders busy"
 
 
+class CustomerChecksBusy(Unavailable):
+    """This API process answers as many customer checks a second as it may (the rest of its
+    time is the warehouses'); retry shortly."""
+
+    slug = "customer-checks-busy"
+    title = "Customer checks busy"
+
+
 class Overloaded(Unavailable):
     """The API process holds as many connections as it accepts; retry after the time given."""
 

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         default=60, ge=1, description="Customer checks per client address per minute."
     )
     customer_burst: int = Field(default=20, ge=1, description="Customer checks allowed at once.")
+    customer_checks_per_second: int = Field(
+        default=200,
+        ge=0,
+        description="Customer checks (verify, the scan page, photos) one API process answers "
+        "a second, from all clients together; past it 503 /problems/customer-checks-busy, so "
+        "that a flood from many addresses leaves the warehouses their share. 0: no limit.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses or CIDRs of the proxies in front of the API; "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 
 from tests.support.served import Served, free_port
+from tests.support.world import TEST_PREFIX, gtin14
+from transparency.domain.api_keys import new_api_key
 
 
 def statuses(served: Served, forwarded: list[str]) -> list[int]:
@@ -50,3 +53,69 @@ def test_a_trusted_proxy_names_the_client_and_its_spellings_share_a_budget(
     assert got[0][2] == 429
     assert 429 not in got[0][:2]
     assert 429 not in got[1]  # each its own client, as the proxy says
+
+
+def test_a_flood_from_many_addresses_is_shed_and_stations_keep_claiming(tmp_path: Path) -> None:
+    """Each address of a flood has its whole budget: only the process's budget for all
+    clients together sheds it. Past that budget a check is refused at once, with a problem
+    of its own type and Retry-After; station claims meanwhile pass as before."""
+    admin = str(new_api_key())
+    served = Served(
+        tmp_path / "data", free_port(), TRANSPARENCY_LOG_LEVEL="ERROR", TRANSPARENCY_WORKERS="1",
+        TRANSPARENCY_ADMIN_KEY=admin, TRANSPARENCY_TRUSTED_PROXIES="127.0.0.1/32",
+        TRANSPARENCY_CUSTOMER_CHECKS_PER_SECOND="20",
+    )  # fmt: skip
+    served.wait_ready()
+    with httpx.Client(base_url=served.url, timeout=30) as http:
+        auth = {"Authorization": f"Bearer {admin}"}
+        r = http.post(
+            "/v1/brands", json={"name": "Acme", "gs1_prefixes": [TEST_PREFIX]}, headers=auth
+        )
+        brand = {"Authorization": f"Bearer {r.json()['api_key']['key']}"}
+        site = http.post("/v1/sites", json={"name": "DC"}, headers=auth).json()
+        station_key = http.post(
+            "/v1/api-keys", json={"role": "station", "site_id": site["id"]}, headers=auth
+        ).json()["key"]
+        gtin = gtin14("0950600013435")
+        product = http.post("/v1/products", json={"gtin": gtin, "name": "x"}, headers=brand)
+        r = http.post(
+            f"/v1/products/{product.json()['id']}/code-batches", json={"count": 5}, headers=brand
+        )
+        location = r.headers["location"]
+        while http.get(location, headers=brand).json()["status"] != "done":
+            time.sleep(0.1)
+        codes = [line.split(",")[0] for line in http.get(f"{location}/codes.csv", headers=brand)
+                 .text.splitlines()[1:]]  # fmt: skip
+
+        answers = []
+        started = time.monotonic()
+        for n in range(200):  # faster than 20 a second: each its own client
+            answers.append(
+                http.get(
+                    "/v1/verify",
+                    params={"code": codes[0]},
+                    headers={"X-Forwarded-For": f"2001:db8:{n:x}::1"},
+                )
+            )
+        took = time.monotonic() - started
+        claims = [
+            http.post(
+                "/v1/fulfilment/verifications",
+                json={"scan": code, "gtin": gtin, "shipment_id": "TRUCK-1"},
+                headers={"Authorization": f"Bearer {station_key}"},
+            )
+            for code in codes
+        ]
+    code, _, err = served.stop()
+    assert code == 0, err
+    answered = [a for a in answers if a.status_code == 200]
+    shed = [a for a in answers if a.status_code == 503]
+    assert len(answered) + len(shed) == len(answers), {a.status_code for a in answers}
+    # A second's worth at once, then what refilled while the flood went on (on a very busy
+    # machine the flood is slower, and more of it is answered).
+    assert 20 <= len(answered) <= 20 + 20 * took + 1, (len(answered), took)
+    assert shed, took
+    assert {a.headers["content-type"] for a in shed} == {"application/problem+json"}
+    assert {a.json()["type"].rsplit("/", 1)[-1] for a in shed} == {"customer-checks-busy"}
+    assert {a.headers["retry-after"] for a in shed} == {"1"}
+    assert [c.json()["result"] for c in claims] == ["pass"] * len(codes), [c.text for c in claims]
