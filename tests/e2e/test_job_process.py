@@ -46,6 +46,7 @@ def test_jobs_run_in_their_own_process_and_only_there(data_home: Path) -> None:
     served.wait_ready()
     (job,) = job_processes(served)
     assert niceness(job) == jobs.NICE
+    assert os.sched_getscheduler(job) == os.SCHED_IDLE  # preempted by any claim that wakes
     assert len(api_processes(served)) == 2
 
     with httpx.Client(base_url=served.url, timeout=30) as http:

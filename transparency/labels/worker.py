@@ -16,6 +16,7 @@ pipes close and it ends.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -46,7 +47,10 @@ def render(source: BinaryIO, out: BinaryIO) -> None:
 
 def main() -> int:
     # Below the API processes and PostgreSQL: a label file is bulk work, a claim is not.
+    # SCHED_IDLE as runtime.workers.background says why (this layer does not import it).
     os.nice(10)
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     # 64 KiB writes: the pipe's size, so the parent reads whole pieces.
     out = io.BufferedWriter(io.FileIO(sys.stdout.fileno(), "wb", closefd=False), 1 << 16)
     try:

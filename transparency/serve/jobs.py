@@ -4,8 +4,8 @@ A job is bulk work: an import of a million rows does Python bookkeeping for ever
 a batch of a million codes signs every one. Run in an API process, that work shares the
 event loop that answers stations' claims, and a brand's hostile import raised their p99
 about a hundredfold (bench_faults.py). So `serve` with several API processes runs jobs in
-one process of its own, at a lower CPU priority (nice 10, which its worker processes
-inherit), and the API processes only queue them (``settings.run_jobs`` false). A queued
+one process of its own, as background work (SCHED_IDLE at nice 10, which its worker
+processes inherit), and the API processes only queue them (``settings.run_jobs`` false). A queued
 batch is announced on the ``jobs`` channel, so this process starts it at once.
 
     python -m transparency jobs     # this process alone, beside API processes elsewhere
@@ -28,7 +28,7 @@ from transparency.runtime.jobs import JobRunner
 from transparency.runtime.keyring import KeyRing
 from transparency.runtime.notifications import Listener
 from transparency.runtime.settings import Settings, load_master_key
-from transparency.runtime.workers import name_process
+from transparency.runtime.workers import background, name_process
 from transparency.services import jobs
 
 log = logging.getLogger("transparency.serve.jobs")
@@ -68,6 +68,7 @@ async def run(settings: Settings, *, started: Callable[[], None] = lambda: None)
 
 
 def lower_priority() -> None:
-    """Name this process for ps and run it (and the workers it spawns) at ``NICE``."""
+    """Name this process for ps and run it (and the workers it spawns) as background work:
+    SCHED_IDLE, at nice ``NICE`` (``workers.background``)."""
     name_process(NAME)
-    os.nice(NICE)
+    background()
