@@ -8,12 +8,16 @@ import asyncio
 import logging
 import os
 import re
+import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
-from tests.support.world import new_gtin
+from tests.support.world import World, bearer, new_gtin
 from transparency.db import batches
 from transparency.db.pool import Conn, open_pool
 from transparency.domain.batches import BatchStatus, Job, JobKind
@@ -290,3 +294,70 @@ async def test_a_dead_holders_job_is_still_taken_over_under_the_brand_limit(dsn:
         again = await batches.claim(pool, 60)  # the brand has no live job: its oldest resumes
         assert again is not None
         assert again.batch.id == a_first
+
+
+async def batch_when(
+    client: httpx.AsyncClient, location: str, key: str, ready: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        batch: dict[str, Any] = (await client.get(location, headers=bearer(key))).json()
+        if ready(batch):
+            return batch
+        assert time.monotonic() < deadline, batch
+        await asyncio.sleep(0.01)
+
+
+async def test_a_lone_runner_hands_a_big_batch_over_between_chunks(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """This app's one runner writes brand A's 100,000 codes a thousand at a time: brand B's
+    ten codes, queued meanwhile, are done while A's batch is still under way, and A's batch
+    then ends whole, no code lost or written twice."""
+    r = await client.post(
+        f"/v1/products/{world.product_a['id']}/code-batches",
+        json={"count": 100_000},
+        headers=bearer(world.brand_a),
+    )
+    big = r.headers["location"]
+    await batch_when(client, big, world.brand_a, lambda b: b["progress"] > 0)
+    r = await client.post(
+        f"/v1/products/{world.product_b['id']}/code-batches",
+        json={"count": 10},
+        headers=bearer(world.brand_b),
+    )
+    await batch_when(client, r.headers["location"], world.brand_b, lambda b: b["status"] == "done")
+    meanwhile = (await client.get(big, headers=bearer(world.brand_a))).json()
+    assert meanwhile["status"] == "running", meanwhile
+    assert meanwhile["progress"] < 100_000
+
+    done = await batch_when(client, big, world.brand_a, lambda b: b["status"] == "done")
+    assert done["progress"] == 100_000
+    text = (await client.get(f"{big}/codes.csv", headers=bearer(world.brand_a))).text
+    codes = [line.split(",")[0] for line in text.splitlines()[1:]]
+    assert len(codes) == len(set(codes)) == 100_000
+
+
+async def test_a_handed_over_job_goes_to_the_back_of_the_brands_turns(dsn: str) -> None:
+    async with open_pool(dsn, min_size=1, max_size=4) as pool:
+        async with pool.acquire() as conn:
+            a_job = await queue_import(conn, JobKind.ISSUE)
+        first = await batches.claim(pool, 60)
+        assert first is not None
+        assert first.batch.id == a_job
+        assert not await batches.others_waiting(pool, first.batch.brand_id)
+        async with pool.acquire() as conn:
+            b_job = await queue_import(conn, JobKind.ISSUE)
+        assert await batches.others_waiting(pool, first.batch.brand_id)
+
+        await batches.hand_over(pool, a_job, first.lease_token)
+        with pytest.raises(batches.LeaseLost):  # its old holder writes nothing more
+            await batches.hand_over(pool, a_job, first.lease_token)
+        assert not await batches.renew(pool, a_job, first.lease_token, 60)
+        turn = await batches.claim(pool, 60)
+        assert turn is not None
+        assert turn.batch.id == b_job  # the brand served longest ago (never)
+        back = await batches.claim(pool, 60)  # another runner: A has no live job now
+        assert back is not None
+        assert back.batch.id == a_job
+        assert back.lease_token != first.lease_token

@@ -128,9 +128,9 @@ class LeaseLost(Exception):
 
 
 async def claim(conn: Conn | asyncpg.Pool, lease_seconds: float) -> Job | None:
-    """Take a runnable job (a pending one, or a running one whose holder died), fairly
-    across brands: never a second job of a brand that has one running, and first the job of
-    the brand served longest ago (or never), then the oldest.
+    """Take a runnable job (a pending one, or a running one whose holder died or handed it
+    over), fairly across brands: never a second job of a brand that has one running, and
+    first the job of the brand served longest ago (or never), then the oldest.
 
     Each process runs one job at a time, and a million-code batch takes a runner for about
     twenty seconds: taken oldest first, a brand's two big batches held both runners of a
@@ -141,20 +141,50 @@ async def claim(conn: Conn | asyncpg.Pool, lease_seconds: float) -> Job | None:
     """
     row = await conn.fetchrow(
         f"update code_batches set status = {_RUNNING},"
-        " started_at = coalesce(started_at, now()),"
+        " started_at = coalesce(started_at, now()), served_at = now(),"
         " lease_until = now() + make_interval(secs => $1), lease_token = gen_random_uuid()"
-        " where id = (select b.id from code_batches b"
-        f"   where (b.status = {_PENDING} or (b.status = {_RUNNING} and b.lease_until < now()))"
-        "     and not exists (select from code_batches r where r.brand_id = b.brand_id"
-        f"       and r.status = {_RUNNING} and r.lease_until >= now())"
-        "   order by (select s.started_at from code_batches s"  # the brand's last start
-        "       where s.brand_id = b.brand_id and s.started_at is not null"
-        "       order by s.created_at desc limit 1) nulls first, b.created_at"
+        f" where id = (select b.id from code_batches b where {_RUNNABLE}"
+        "   order by (select max(s.served_at) from code_batches s"  # the brand's last turn
+        "       where s.brand_id = b.brand_id) nulls first, b.created_at"
         "   for update of b skip locked limit 1)"
         f" returning {_COLUMNS}, lease_token",
         lease_seconds,
     )
     return None if row is None else Job(_batch(row), row["lease_token"])
+
+
+# A batch a runner may take: pending, or running with a lapsed lease (its holder died, or
+# handed it over), of a brand with no job running.
+_RUNNABLE = (
+    f"(b.status = {_PENDING} or (b.status = {_RUNNING} and b.lease_until < now()))"
+    " and not exists (select from code_batches r where r.brand_id = b.brand_id"
+    f"   and r.status = {_RUNNING} and r.lease_until >= now())"
+)
+
+
+async def others_waiting(conn: Conn | asyncpg.Pool, brand_id: UUID) -> bool:
+    """Whether another brand has a batch that no runner is on (``hand_over`` then)."""
+    found: bool = await conn.fetchval(
+        f"select exists (select from code_batches b where b.brand_id <> $1 and {_RUNNABLE})",
+        brand_id,
+    )
+    return found
+
+
+async def hand_over(conn: Conn | asyncpg.Pool, batch_id: UUID, token: UUID) -> None:
+    """Give a running job's runner up between two of its chunks: its lease lapses now, so
+    the next claim takes whichever brand was served longest ago, and this job, its progress
+    kept, resumes once its brand's turn comes again. The token changes too: a renewal
+    already on its way finds nothing to renew, and any later write raises LeaseLost."""
+    status = await conn.execute(
+        "update code_batches set lease_until = now() - interval '1 second',"
+        " lease_token = gen_random_uuid()"
+        f" where id = $1 and lease_token = $2 and status = {_RUNNING}",
+        batch_id,
+        token,
+    )
+    if not _held(status):
+        raise LeaseLost
 
 
 def _held(status: str) -> bool:
