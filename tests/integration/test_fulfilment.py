@@ -10,8 +10,11 @@ from typing import Any
 import asyncpg
 import httpx
 
+from tests.support.asgi import make_client
 from tests.support.world import World, bearer, issue_codes, make_product, new_gtin
+from transparency.api.app import create_app
 from transparency.domain import codes
+from transparency.runtime.settings import Settings
 
 
 async def claim(
@@ -101,6 +104,64 @@ async def test_an_idempotency_key_returns_the_first_answer(
     assert first == second
     assert first["result"] == "pass"
     assert len(await events(dsn, rows[0]["code"])) == 1  # the retry touched nothing
+
+
+async def test_requests_sent_at_once_under_one_key_claim_once(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """Ten requests at once under one key, for ten different units: one claims, every other
+    is refused (422: another request; 409 while it is answered) and leaves its unit as it
+    was. The key was once looked up before the claim and stored after it, so all ten
+    claimed, and nine stations were told 422 about units now shipped."""
+    rows = await issue_codes(client, world, 10)
+    key = str(uuid.uuid4())
+    answers = await asyncio.gather(
+        *[
+            client.post(
+                "/v1/fulfilment/verifications",
+                json={"scan": row["code"], "gtin": world.product_a["gtin"], "shipment_id": "S-1"},
+                headers={**bearer(world.station), "Idempotency-Key": key},
+            )
+            for row in rows
+        ]
+    )
+    passed = [r for r in answers if r.status_code == 200]
+    assert len(passed) == 1, [r.text for r in answers]
+    assert passed[0].json()["result"] == "pass"
+    refused = {r.json()["type"] for r in answers if r.status_code != 200}
+    assert refused <= {"/problems/idempotency-key-reused", "/problems/idempotency-key-in-use"}
+    states = [await state(dsn, row["code"]) for row in rows]
+    assert sorted(states) == ["active"] * 9 + ["shipped"], states
+
+
+async def test_a_claim_that_fails_leaves_its_key_free_for_the_retry(
+    client: httpx.AsyncClient, world: World, dsn: str, settings: Settings
+) -> None:
+    """A reservation whose request got no answer (here: the unit's row is locked past the
+    statement timeout) is dropped, so the retry is answered, not told the key is in use."""
+    (row,) = await issue_codes(client, world, 1)
+    key = str(uuid.uuid4())
+    impatient = create_app(settings.model_copy(update={"statement_timeout_seconds": 0.5}))
+    blocker = await asyncpg.connect(dsn)
+    try:
+        async with impatient.router.lifespan_context(impatient) as state:
+            impatient.state.lifespan_state = state
+            async with make_client(impatient) as http, blocker.transaction():
+                await blocker.execute("select 1 from units where code = $1 for update", row["code"])
+                r = await http.post(
+                    "/v1/fulfilment/verifications",
+                    json={
+                        "scan": row["code"],
+                        "gtin": world.product_a["gtin"],
+                        "shipment_id": "S-1",
+                    },
+                    headers={**bearer(world.station), "Idempotency-Key": key},
+                )
+                assert r.status_code == 503, r.text
+                assert r.json()["type"] == "/problems/statement-timeout"
+    finally:
+        await blocker.close()
+    assert (await claim(client, world, row["code"], idem=key))["result"] == "pass"
 
 
 async def test_an_idempotency_key_sent_with_another_request_is_refused(

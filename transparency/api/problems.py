@@ -40,6 +40,7 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.Forbidden: 403,
     e.NotFound: 404,
     e.Conflict: 409,
+    e.IdempotencyKeyInUse: 409,
     e.AlreadyExists: 409,
     e.InvalidTransition: 409,
     e.NotReady: 409,

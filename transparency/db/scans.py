@@ -15,6 +15,7 @@ import asyncpg
 
 from transparency.db.pool import Conn
 from transparency.domain.batches import BatchStatus
+from transparency.domain.errors import DatabaseBusy
 from transparency.domain.lifecycle import UnitState
 from transparency.domain.units import ScanEvent, Unit
 from transparency.domain.verification import (
@@ -183,40 +184,85 @@ async def claim_one(
     return _claimed(row)
 
 
-async def prior_reply(conn: Conn | asyncpg.Pool, api_key_id: str, key: str) -> StoredReply | None:
-    """The reply first given to this Idempotency-Key, if any, with its request's digest."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "select request_sha256, reply from fulfilment_replies"
-        " where api_key_id = $1 and idempotency_key = $2",
-        api_key_id,
-        key,
-    )
-    return None if row is None else StoredReply(row[0], row[1])
-
-
-async def store_reply(
+async def reserve_reply(
     conn: Conn | asyncpg.Pool,
     api_key_id: str,
     key: str,
     request_sha256: bytes,
-    reply: dict[str, Any],
+    stale_seconds: float,
+) -> StoredReply | None:
+    """Reserve an Idempotency-Key for the request about to be answered: None when it is
+    ours now, else what holds it (a reply, or a reservation still being answered).
+
+    A reservation older than ``stale_seconds`` with no reply was left by a process that
+    died: the same request takes it over. A key that another request holds stays its."""
+    for _ in range(3):  # a reservation released between our two statements: look again
+        if await conn.fetchval(
+            "insert into fulfilment_replies (api_key_id, idempotency_key, request_sha256, reply)"
+            " values ($1, $2, $3, null) on conflict do nothing returning true",
+            api_key_id,
+            key,
+            request_sha256,
+        ):
+            return None
+        # Statements of their own: the insert above may have waited for the row's writer
+        # to commit, which its snapshot would not show.
+        taken = await conn.fetchval(
+            "update fulfilment_replies set reserved_at = now()"
+            " where api_key_id = $1 and idempotency_key = $2 and reply is null"
+            "   and request_sha256 = $3 and reserved_at < now() - make_interval(secs => $4)"
+            " returning true",
+            api_key_id,
+            key,
+            request_sha256,
+            stale_seconds,
+        )
+        if taken:
+            return None
+        row = await conn.fetchrow(
+            "select request_sha256, reply from fulfilment_replies"
+            " where api_key_id = $1 and idempotency_key = $2",
+            api_key_id,
+            key,
+        )
+        if row is not None:
+            return StoredReply(row[0], row[1])
+    raise DatabaseBusy("an Idempotency-Key was reserved and released over and over; retry")
+
+
+async def store_reply(
+    conn: Conn | asyncpg.Pool, api_key_id: str, key: str, reply: dict[str, Any]
 ) -> StoredReply:
-    """Keep the first reply to a key; return the reply that stands (ours or an earlier one)."""
+    """Answer our reservation of a key; return the reply that stands (ours, or, should our
+    reservation have been taken over meanwhile, the one stored first)."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        "with ins as (insert into fulfilment_replies"
-        " (api_key_id, idempotency_key, request_sha256, reply) values ($1, $2, $3, $4)"
-        " on conflict do nothing returning request_sha256, reply)"
-        " select request_sha256, reply from ins union all"
+        "with answered as (update fulfilment_replies set reply = $3"
+        "   where api_key_id = $1 and idempotency_key = $2 and reply is null"
+        "   returning request_sha256, reply)"
+        " select request_sha256, reply from answered union all"
         " select request_sha256, reply from fulfilment_replies"
         " where api_key_id = $1 and idempotency_key = $2"
         " limit 1",
         api_key_id,
         key,
-        request_sha256,
         reply,
     )
-    assert row is not None  # inserted, or there since the conflict
+    assert row is not None  # answered, or answered already
     return StoredReply(row[0], row[1])
+
+
+async def release_reply(
+    conn: Conn | asyncpg.Pool, api_key_id: str, key: str, request_sha256: bytes
+) -> None:
+    """Drop our reservation of a key whose request got no answer (an error), so that its
+    retry is answered rather than told the key is in use."""
+    await conn.execute(
+        "delete from fulfilment_replies where api_key_id = $1 and idempotency_key = $2"
+        " and reply is null and request_sha256 = $3",
+        api_key_id,
+        key,
+        request_sha256,
+    )
 
 
 async def copy_events(conn: Conn | asyncpg.Pool, rows: Sequence[tuple[Any, ...]]) -> None:

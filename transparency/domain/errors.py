@@ -15,6 +15,7 @@
     ├── Forbidden                    the key's role may not call this operation
     ├── NotFound                     no such object, or it belongs to another brand
     ├── Conflict                     the request collides with existing state
+    │   ├── IdempotencyKeyInUse      a request under this Idempotency-Key is being answered
     │   ├── AlreadyExists            a unique name, GTIN or code is taken
     │   ├── InvalidTransition        the unit lifecycle forbids this event in this state
     │   ├── ReversalRefused          a fulfilment pass that cannot be undone (late, elsewhere)
@@ -29,7 +30,8 @@
         ├── StatementTimeout         a database statement ran past its time limit
         ├── TransactionTimeout       a transaction sat idle past its time limit
         ├── RenderersBusy            every label renderer is taken
-        └── DecodersBusy             every photo decoder is taken and the queue is full
+        ├── DecodersBusy             every photo decoder is taken and the queue is full
+        └── CustomerChecksBusy       the process answers its most customer checks a second
 
 Each class carries a stable ``slug``; the web layer maps it to an RFC 9457 problem
 ``type`` in exactly one place (transparency/api/problems.py).
@@ -170,6 +172,13 @@ class Conflict(TransparencyError):
 
     slug = "conflict"
     title = "Conflict"
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A request under this Idempotency-Key is being answered right now; retry shortly."""
+
+    slug = "idempotency-key-in-use"
+    title = "Idempotency-Key in use"
 
 
 class AlreadyExists(Conflict):

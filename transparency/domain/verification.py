@@ -105,10 +105,11 @@ class Claimed:
 @dataclass(frozen=True, slots=True)
 class StoredReply:
     """The first reply to an Idempotency-Key, with the SHA-256 of the request it answered
-    (None for a reply stored before keys were bound to their requests)."""
+    (None for a reply stored before keys were bound to their requests); no reply yet while
+    that request is being answered."""
 
     request_sha256: bytes | None
-    reply: dict[str, Any]
+    reply: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,12 @@ from transparency.db import products as db_products
 from transparency.db import scans
 from transparency.db.pool import Conn
 from transparency.domain import authenticity, lifecycle
-from transparency.domain.errors import IdempotencyKeyReused, NotFound, ReversalRefused
+from transparency.domain.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    NotFound,
+    ReversalRefused,
+)
 from transparency.domain.gtin import normalize_gtin
 from transparency.domain.identity import Principal, Role
 from transparency.domain.lifecycle import UnitEvent, UnitState
@@ -177,17 +182,33 @@ async def verify_one(
     shipment_id: str,
     idempotency_key: str | None,
 ) -> dict[str, Any]:
+    """Check and claim one unit. Under an Idempotency-Key, the key is reserved for this
+    request before the claim, as payment APIs do: a retry gets the first reply, another
+    request under the key 422, and one sent while the first is being answered 409; so
+    no two requests ever claim under one key."""
     actor.require(Role.STATION)
-    if idempotency_key:
-        request = _fingerprint(claim, shipment_id)
-        prior = await scans.prior_reply(ctx.pool, actor.key_id, idempotency_key)
-        if prior is not None:
-            return _replay(prior, request)
-    (reply,) = await verify_many(ctx, actor, [claim], shipment_id)
-    if idempotency_key:
-        stands = await scans.store_reply(ctx.pool, actor.key_id, idempotency_key, request, reply)
-        reply = _replay(stands, request)
-    return reply
+    if not idempotency_key:
+        (reply,) = await verify_many(ctx, actor, [claim], shipment_id)
+        return reply
+    request = _fingerprint(claim, shipment_id)
+    held = await scans.reserve_reply(
+        ctx.pool, actor.key_id, idempotency_key, request, _RESERVATION_SECONDS
+    )
+    if held is not None:
+        return _replay(held, request)
+    try:
+        (reply,) = await verify_many(ctx, actor, [claim], shipment_id)
+    except Exception:
+        # No answer was given: the retry must be answered, not told the key is in use.
+        await scans.release_reply(ctx.pool, actor.key_id, idempotency_key, request)
+        raise
+    stands = await scans.store_reply(ctx.pool, actor.key_id, idempotency_key, reply)
+    return _replay(stands, request)
+
+
+# A reservation with no reply after this long was left by a process that died (a claim
+# gives up well within it: statement and pool timeouts), and the same request takes it over.
+_RESERVATION_SECONDS = 120.0
 
 
 def _fingerprint(claim: Claim, shipment_id: str) -> bytes:
@@ -203,6 +224,10 @@ def _replay(stored: StoredReply, request: bytes) -> dict[str, Any]:
     if stored.request_sha256 is not None and stored.request_sha256 != request:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was sent with another request; a new request needs a new key"
+        )
+    if stored.reply is None:
+        raise IdempotencyKeyInUse(
+            "a request under this Idempotency-Key is being answered; retry shortly"
         )
     return dict(stored.reply)
 

@@ -204,10 +204,7 @@ async def run_import(runner: JobRunner, job: Job) -> None:
                     keep[i] = False
                 seen.update(zip(keys, columns.positions, strict=True))
                 seen.update(first_seen)  # a repeat names the first line, not the last
-                # Only the piece's first sightings are looked up: a file of repeats once
-                # sent PostgreSQL 16,384 copies of one serial a piece.
-                fresh_keys = keys if all(keep) else list({k for k, f in zip(keys, keep) if f})
-                taken = await units.existing(conn, fresh_keys)
+                taken = await units.existing(conn, keys)
                 for i in _indexes(keys, taken):
                     if not keep[i]:  # a repeat of an earlier piece's row, registered by it
                         continue
