@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import queue
 import sys
+import threading
+from contextlib import suppress
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -39,8 +43,67 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class Handoff(logging.Handler):
+    """Formats a record where it is logged and writes it from a thread of its own.
+
+    A write to stderr blocks once its reader stops reading (a full pipe, a stuck log
+    shipper, a terminal paused with Ctrl-S), and a StreamHandler's write would then block
+    the event loop that logged it: every request of that process waits, fulfilment with
+    them. Here the event loop only puts the line in a bounded queue; when the queue is
+    full the line is dropped and counted, and a line saying how many were dropped is
+    written once the sink reads again.
+    """
+
+    def __init__(self, stream: TextIO, capacity: int = 10_000) -> None:
+        super().__init__()
+        self.dropped = 0
+        self._lines: queue.Queue[str | None] = queue.Queue(capacity)
+        self._writer = threading.Thread(
+            target=self._write, args=(stream,), name="log-writer", daemon=True
+        )
+        self._writer.start()
+        atexit.register(self.close)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if self.dropped and self._lines.qsize() < self._lines.maxsize // 2:
+            notice = logging.makeLogRecord({
+                "name": __name__, "levelname": "WARNING", "levelno": logging.WARNING,
+                "msg": "%d log lines dropped: the log sink was not reading",
+                "args": (self.dropped,),
+            })  # fmt: skip
+            with suppress(queue.Full):
+                self._lines.put_nowait(self.format(notice))
+                self.dropped = 0
+        try:
+            self._lines.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def _write(self, stream: TextIO) -> None:
+        while (line := self._lines.get()) is not None:
+            with suppress(Exception):  # a closed sink: nothing else to tell it with
+                stream.write(line + "\n")
+                stream.flush()
+
+    def close(self) -> None:
+        """Write what is queued (for a second at most: the sink may be stuck), then stop."""
+        with suppress(queue.Full):
+            self._lines.put_nowait(None)
+        if self._writer.is_alive() and threading.current_thread() is not self._writer:
+            self._writer.join(timeout=1.0)
+        super().close()
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    for old in logging.getLogger().handlers:
+        if isinstance(old, Handoff):
+            old.close()
+    handler = Handoff(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
