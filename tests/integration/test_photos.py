@@ -8,6 +8,7 @@ import io
 import os
 import signal
 import struct
+import threading
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -320,3 +321,22 @@ async def test_a_bad_form_is_a_422_naming_its_field(client: httpx.AsyncClient) -
         r = await client.post("/v1/scans", **request)  # type: ignore[arg-type]
         assert r.status_code == 422, (request, r.status_code, r.text)
         assert field in r.text, (request, r.text)
+
+
+async def test_a_decoder_is_bulk_work_from_its_first_instruction() -> None:
+    """A decoder is forked by a SCHED_IDLE thread, whose policy and nice value a child takes
+    at its fork: its interpreter start and imports (paid again after every decoder killed
+    at its time limit) already yield to the API processes, not only its decoding."""
+    pool = KillablePool(1, 0)
+    try:
+        await pool.run(str.upper, "warm", time_limit=30)
+        (pid,) = pool.pids()
+        spawner = next(t for t in threading.enumerate() if t.name.startswith("spawner"))
+        assert spawner.native_id is not None
+        assert os.sched_getscheduler(spawner.native_id) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, spawner.native_id) == 10
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 10
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller's own thread: untouched
+    finally:
+        pool.shutdown()

@@ -11,9 +11,10 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import suppress
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -47,9 +48,24 @@ def background() -> None:
     whenever a core is free, and keeps a sliver of CPU on a saturated machine. Linux only;
     elsewhere a nice value.
     """
-    os.nice(10)  # what stays if SCHED_IDLE is not to be had
+    _idle_priority()
+
+
+def _idle_priority() -> None:
+    """The calling thread (and what it starts later) at nice 10 and SCHED_IDLE; Linux sets
+    both per thread. Already there (inherited from a spawner thread): no change."""
+    me = threading.get_native_id()
+    with suppress(OSError):  # what stays if SCHED_IDLE is not to be had
+        os.setpriority(os.PRIO_PROCESS, me, max(10, os.getpriority(os.PRIO_PROCESS, me)))
     with suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+# Killable workers are started from this thread, which runs SCHED_IDLE: a process inherits
+# the policy of the thread that forks it, so a new decoder's interpreter start and imports
+# (a fifth of a second of CPU, paid again after every decoder killed at its time limit)
+# already yield to the API processes, and the fork is not the event loop's to wait for.
+_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="spawner", initializer=_idle_priority)
 
 
 def name_process(name: bytes) -> None:
@@ -185,15 +201,32 @@ class _Worker:
         self.process = context.Process(
             target=_serve, args=(theirs, os.getpid(), warm), name="worker", daemon=True
         )
-        self.process.start()
-        theirs.close()  # the worker's end is the worker's alone: its death closes it
+
+        def start() -> None:
+            try:
+                self.process.start()
+            finally:
+                theirs.close()  # the worker's end is the worker's alone: its death closes it
+
+        self.started = asyncio.get_running_loop().run_in_executor(_SPAWNER, start)
         self.conn = ours
         self.ready = False
         self._sending: asyncio.Future[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        """Started, and not dead (a worker still being started counts as running)."""
+        if not self.started.done():
+            return True
+        return self.started.exception() is None and self.process.is_alive()
+
     async def call(self, message: bytes, time_limit: float, start_limit: float) -> bytes:
         """Send a task, wait for its reply; TimeoutError past ``time_limit``, _Died if the
         worker dies. Its start-up (imports, up to ``start_limit``) is not the task's time."""
+        try:
+            await self.started
+        except OSError as exc:
+            raise _Died(f"could not start: {exc}") from exc
         fd = self.conn.fileno()
         try:
             if not self.ready:
@@ -224,6 +257,11 @@ class _Worker:
 
     async def stop(self) -> None:
         """Kill the process and wait (briefly) until it is gone: its CPU is free again."""
+        with suppress(Exception):  # one that could not start has nothing to stop
+            await self.started
+        if self.started.exception() is not None:
+            self.conn.close()
+            return
         with suppress(OSError, ValueError):
             self.process.kill()
         # Reaped in a thread: its end of the socket closes a moment before it can be.
@@ -234,9 +272,14 @@ class _Worker:
         self.conn.close()
 
     def kill(self) -> None:
-        """Kill the process without waiting (at shutdown, or found dead while idle)."""
-        with suppress(OSError, ValueError):
-            self.process.kill()
+        """Kill the process without waiting (at shutdown, or found dead while idle); one
+        still being started is killed once it has been."""
+        if not self.started.done():
+            self.started.add_done_callback(lambda _: self.kill())
+            return
+        if self.started.exception() is None:
+            with suppress(OSError, ValueError):
+                self.process.kill()
         self.conn.close()
 
 
@@ -296,7 +339,8 @@ class KillablePool:
         for worker in self._all:
             worker.kill()
         for worker in self._all:
-            worker.process.join(1)
+            if worker.started.done() and worker.started.exception() is None:
+                worker.process.join(1)
         self._all.clear()
         self._idle.clear()
 
@@ -321,7 +365,7 @@ class KillablePool:
                 else:
                     self._waiting.remove(waiter)
                 raise
-        if not worker.process.is_alive():  # died while idle (killed, out of memory)
+        if not worker.running:  # died while idle (killed, out of memory)
             self._all.discard(worker)
             worker.kill()
             worker = self._start()
