@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlencode
 
 from codegen.client import Api, CodegenError
 from transparency.domain.codes import parse
@@ -41,6 +42,24 @@ def parse_command(texts: Iterable[str], out: TextIO) -> bool:
     return all_ok
 
 
+class Progress:
+    """A job's progress on ``log``: rewritten in place (``\\r``) on a terminal; in a file or
+    a CI log, where ``\\r`` piles every update onto one line, a line per change."""
+
+    def __init__(self, log: TextIO) -> None:
+        self.log, self.terminal, self.last = log, log.isatty(), ""
+
+    def __call__(self, text: str) -> None:
+        if text != self.last:
+            self.log.write(f"\r{text}" if self.terminal else f"{text}\n")
+            self.log.flush()
+        self.last = text
+
+    def end(self) -> None:
+        if self.terminal and self.last:
+            self.log.write("\n")
+
+
 def issue_command(
     api: Api,
     *,
@@ -61,12 +80,14 @@ def issue_command(
     batch = api.request("POST", f"/v1/products/{product}/code-batches", json=body)
     location = f"/v1/code-batches/{batch['id']}"
 
-    def progress(b: dict[str, Any]) -> None:
-        log.write(f"\rbatch {b['id']}: {b['status']} {b['progress']}/{b['requested']}")
-        log.flush()
-
-    done = api.wait_for_batch(location, progress=progress)
-    log.write("\n")
+    progress = Progress(log)
+    done = api.wait_for_batch(
+        location,
+        progress=lambda b: progress(
+            f"batch {b['id']}: {b['status']} {b['progress']}/{b['requested']}"
+        ),
+    )
+    progress.end()
     api.download(f"{location}/{FILE_KINDS[kind]}", out)
     return done
 
@@ -96,12 +117,12 @@ def import_command(api: Api, *, product: str, path: Path, mode: str, log: TextIO
         headers={"content-type": media},
     )
 
-    def progress(b: dict[str, Any]) -> None:
-        log.write(f"\rimport {b['id']}: {b['status']}")
-        log.flush()
-
-    done = api.wait_for_batch(f"/v1/code-batches/{batch['id']}", progress=progress)
-    log.write("\n")
+    progress = Progress(log)
+    done = api.wait_for_batch(
+        f"/v1/code-batches/{batch['id']}",
+        progress=lambda b: progress(f"import {b['id']}: {b['status']}"),
+    )
+    progress.end()
     report: dict[str, Any] = done["report"]
     return report
 
@@ -114,6 +135,48 @@ def keys_command(api: Api, action: str, key_id: int | None, reason: str | None) 
     if key_id is None or not reason:
         raise CodegenError("keys revoke needs a KEY_ID and --reason")
     return api.request("POST", f"/v1/signing-keys/{key_id}/revoke", json={"reason": reason})
+
+
+# The label download's query parameters, as the API names them (GET .../labels.pdf|zip).
+LABEL_OPTIONS = (
+    "preset", "page", "label_width_mm", "label_height_mm", "columns", "rows", "images",
+    "language",
+)  # fmt: skip
+
+
+def add_label_options(command: argparse.ArgumentParser) -> None:
+    """The API's label layout options; the API checks their values, and its problem
+    response says what is wrong."""
+    labels = command.add_argument_group("labels (.pdf and .zip files)")
+    labels.add_argument(
+        "--preset", help="label stock: a4-l7159 (default), a4-l7160, a4-l7163, letter-5160, "
+        "letter-5163, roll-40x30, roll-50x25",
+    )  # fmt: skip
+    labels.add_argument("--page", choices=["A4", "Letter", "roll"])
+    labels.add_argument("--label-width-mm", type=float)
+    labels.add_argument("--label-height-mm", type=float)
+    labels.add_argument("--columns", type=int)
+    labels.add_argument("--rows", type=int)
+    labels.add_argument("--cut-marks", action="store_true", default=None)
+    labels.add_argument("--images", choices=["png", "svg"], help="what a .zip holds")
+    labels.add_argument("--language", help="of the call to action: en, fr, de, es, it")
+    labels.add_argument(
+        "--line", action="append", default=[], choices=["brand", "product", "lot", "expiry"],
+        help="a line to print under the code (repeat for several)",
+    )  # fmt: skip
+
+
+def label_query(args: argparse.Namespace) -> str:
+    """The label options given on the command line as a query string ('' for none)."""
+    pairs: list[tuple[str, str]] = [
+        (name, str(getattr(args, name)))
+        for name in LABEL_OPTIONS
+        if getattr(args, name) is not None
+    ]
+    if args.cut_marks:
+        pairs.append(("cut_marks", "true"))
+    pairs += [("line", line) for line in args.line]
+    return f"?{urlencode(pairs)}" if pairs else ""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -146,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--batch", required=True)
     d.add_argument("--out", type=Path, required=True)
     d.add_argument("--file", dest="kind", default=None, choices=sorted(FILE_KINDS))
+    add_label_options(d)
 
     k = sub.add_parser("keys", help="list, rotate or revoke the brand's signing keys")
     k.add_argument("action", choices=["list", "rotate", "revoke"])
@@ -176,7 +240,8 @@ def run(
             )  # fmt: skip
             stdout.write(json.dumps({"batch": batch["id"], "file": str(args.out)}) + "\n")
         elif args.command == "download":
-            size = api.download(f"/v1/code-batches/{args.batch}/{FILE_KINDS[kind]}", args.out)
+            file = FILE_KINDS[kind] + (label_query(args) if kind in ("pdf", "zip") else "")
+            size = api.download(f"/v1/code-batches/{args.batch}/{file}", args.out)
             stdout.write(
                 json.dumps({"batch": args.batch, "file": str(args.out), "bytes": size}) + "\n"
             )

@@ -20,7 +20,7 @@ from locust import FastHttpUser, constant, task
 
 from loadtest.data import LoadData, read
 
-VERDICTS = {"authentic", "suspicious", "not_authentic", "revoked"}
+VERDICTS = {"authentic", "suspicious", "not_authentic", "revoked", "recalled", "expired"}
 BATCH = 100
 
 

@@ -14,6 +14,7 @@ when it cannot run (no camera, video or folder; the API refused the station's ke
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -111,10 +112,22 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return run(args)
+        status = run(args)
+        sys.stdout.flush()  # a reader gone shows here, not in the flush at exit
     except ScannerError as exc:
         print(f"scanner: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        return reader_gone()
+    return status
+
+
+def reader_gone() -> int:
+    """stdout's reader left (``scanner decode ... | head``): stop quietly, as a Unix tool
+    killed by SIGPIPE does (Python ignores SIGPIPE, so the write raised instead)."""
+    # The interpreter flushes stdout once more at exit: into /dev/null, that flush is quiet.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def run(args: argparse.Namespace) -> int:

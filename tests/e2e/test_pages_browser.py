@@ -108,10 +108,12 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-def issue(http: httpx.Client, brand: str, product_id: str, count: int) -> list[str]:
+def issue(
+    http: httpx.Client, brand: str, product_id: str, count: int, expiry: str = "2030-06-30"
+) -> list[str]:
     r = http.post(
         f"/v1/products/{product_id}/code-batches",
-        json={"count": count, "lot": "LOT-2407", "expiry": "2030-06-30"},
+        json={"count": count, "lot": "LOT-2407", "expiry": expiry},
         headers=bearer(brand),
     )
     assert r.status_code == 202, r.text
@@ -125,7 +127,8 @@ def issue(http: httpx.Client, brand: str, product_id: str, count: int) -> list[s
 
 
 def make_world(url: str, admin: str, photo: str) -> dict[str, Any]:
-    """A brand, a station and a product with a photo; two codes, the first one shipped."""
+    """A brand with a profile, a station and a product with a photo sold through checked
+    fulfilment only; codes shipped, unshipped, recalled, and shipped past its expiry."""
     with httpx.Client(base_url=url, timeout=30) as http:
         auth = bearer(admin)
         brand = http.post(
@@ -143,17 +146,49 @@ def make_world(url: str, admin: str, photo: str) -> dict[str, Any]:
                 "name": "Eau de parfum 50 ml",
                 "image_url": photo,
                 "attributes": {"origin": "Grasse, France"},
+                "channel": "checked_only",  # so a unit no station shipped is suspicious
             },
             headers=bearer(brand_key),
         ).json()
-        shipped, unshipped = issue(http, brand_key, product["id"], 2)
+        shipped, unshipped, recalled = issue(http, brand_key, product["id"], 3)
+        (expired,) = issue(http, brand_key, product["id"], 1, expiry="2020-01-31")
+        r = http.patch("/v1/brand/profile", json=PROFILE, headers=bearer(brand_key))
+        assert r.status_code == 200, r.text
         r = http.post(
-            "/v1/fulfilment/verifications",
-            json={"scan": shipped, "gtin": product["gtin"], "shipment_id": "S-1"},
-            headers=bearer(station),
+            "/v1/units/actions",
+            json={
+                "action": "recall",
+                "code": recalled,
+                "reason": "Faulty spray pump",
+                "instructions": "Stop using it and return it to the shop for a refund.",
+            },
+            headers=bearer(brand_key),
         )
-        assert r.json()["result"] == "pass", r.text
-    return {"brand": brand_key, "product": product, "shipped": shipped, "unshipped": unshipped}
+        assert r.status_code == 200, r.text
+        for code in (shipped, expired):
+            r = http.post(
+                "/v1/fulfilment/verifications",
+                json={"scan": code, "gtin": product["gtin"], "shipment_id": "S-1"},
+                headers=bearer(station),
+            )
+            assert r.json()["result"] == "pass", r.text
+    return {
+        "brand": brand_key,
+        "product": product,
+        "shipped": shipped,
+        "unshipped": unshipped,
+        "recalled": recalled,
+        "expired": expired,
+    }
+
+
+# The brand's logo host: https only (the profile refuses http), served by the browser's own
+# request routing, since no test can hold a certificate for it.
+PROFILE = {
+    "display_name": "Maison Lumière Paris",
+    "logo_url": "https://logo.example/lumiere.png",
+    "support": "https://support.example/help",
+}
 
 
 def open_page(browser: Browser, url: str, locale: str, *, javascript: bool = True) -> Page:
@@ -164,6 +199,10 @@ def open_page(browser: Browser, url: str, locale: str, *, javascript: bool = Tru
         has_touch=True,
         locale=locale,
         java_script_enabled=javascript,
+    )
+    logo = product_photo()
+    context.route(
+        "https://logo.example/**", lambda route: route.fulfill(body=logo, content_type="image/png")
     )
     page = context.new_page()
     response = page.goto(url, wait_until="load")
@@ -210,7 +249,8 @@ def test_the_page_in_chromium_on_a_phone(
 
     suspicious = open_page(browser, f"{service.url}/t/{world['unshipped']}", "fr-FR")
     assert suspicious.get_by_role("heading", level=1, name="Suspect").is_visible()
-    assert suspicious.get_by_text("Vérifié avant sa vente").is_visible()
+    assert suspicious.get_by_text("Non expédié par la marque").is_visible()
+    assert suspicious.get_by_role("heading", name="Signaler ce produit").is_visible()
     assert_fits_a_phone(suspicious)
     assert_accessible(suspicious)
     suspicious.screenshot(path=ARTIFACTS / "verify-suspicious-fr.png", full_page=True)
@@ -222,8 +262,48 @@ def test_the_page_in_chromium_on_a_phone(
     junk.screenshot(path=ARTIFACTS / "verify-not-authentic-en.png", full_page=True)
     junk.context.close()
 
+    recalled = open_page(browser, f"{service.url}/t/{world['recalled']}", "en-GB")
+    assert recalled.get_by_role("heading", level=1, name="Recalled").is_visible()
+    assert recalled.get_by_text("Faulty spray pump").is_visible()
+    assert recalled.get_by_text("return it to the shop for a refund").is_visible()
+    assert recalled.get_by_role("link", name=PROFILE["support"]).is_visible()
+    logo = recalled.get_by_role("img", name="Maison Lumière Paris logo")
+    assert logo.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert_fits_a_phone(recalled)
+    assert_accessible(recalled)
+    recalled.screenshot(path=ARTIFACTS / "verify-recalled-en.png", full_page=True)
+    recalled.context.close()
+
+    expired = open_page(browser, f"{service.url}/t/{world['expired']}", "fr-FR")
+    assert expired.get_by_role("heading", level=1, name="Périmé").is_visible()
+    assert_fits_a_phone(expired)
+    assert_accessible(expired)
+    expired.screenshot(path=ARTIFACTS / "verify-expired-fr.png", full_page=True)
+    expired.context.close()
+
     payload = codes.parse(world["shipped"]).payload
     assert payload is not None
+    forged = codes.sign_transparency(payload, b"f" * 32)  # brand's key id, wrong tag
+    report = open_page(browser, f"{service.url}/t/{forged}", "en-GB")
+    assert report.get_by_role("heading", level=1, name="Not authentic").is_visible()
+    assert report.get_by_role("img", name="Maison Lumière Paris logo").is_visible()
+    assert report.get_by_role("link", name=PROFILE["support"]).is_visible()
+    report.get_by_label("Where did you buy it?").fill("Stall 12, Marché aux Puces")
+    report.get_by_label("Country, optional").fill("FR")
+    assert_fits_a_phone(report)
+    assert_accessible(report)
+    report.screenshot(path=ARTIFACTS / "verify-report-form-en.png", full_page=True)
+    report.get_by_role("button", name="Send the report").click()
+    report.wait_for_load_state("load")
+    assert report.get_by_role("heading", level=1, name="Thank you").is_visible()
+    assert_accessible(report)
+    report.screenshot(path=ARTIFACTS / "verify-report-sent-en.png", full_page=True)
+    report.context.close()
+    sent = httpx.get(f"{service.url}/v1/reports", headers=bearer(world["brand"])).json()
+    assert [(r["place"], r["region"]) for r in sent["items"]] == [
+        ("Stall 12, Marché aux Puces", "FR")
+    ]
+
     r = httpx.post(
         f"{service.url}/v1/signing-keys/{payload.key_id}/revoke",
         json={"reason": "leak"},

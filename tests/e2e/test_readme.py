@@ -4,6 +4,7 @@ customer's page."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -32,8 +33,19 @@ def test_every_setting_is_in_the_table() -> None:
         assert f"| `{env}` |" in README, env
 
 
-def test_the_walkthrough_runs(served: tuple[Served, str], tmp_path: Path) -> None:
-    service, admin = served
+def test_every_example_uses_the_api_variable() -> None:
+    """A service on another host or port runs every example as it is: only the walkthrough's
+    default for $API names an address."""
+    blocks = [part.split("```", 1)[0] for part in README.split("```sh\n")[1:]]
+    for line in "\n".join(blocks).splitlines():
+        if "API=${API:-" in line or line.startswith("make serve"):
+            continue
+        assert not re.search(r"localhost|127\.0\.0\.1|:8000", line), line
+
+
+def run_walkthrough(service: Served, admin: str, cwd: Path) -> tuple[str, str]:
+    """The README's walkthrough in ``cwd``, as a user pastes it: its stdout, and the code it
+    shipped (the customer's page it names says the unit is authentic)."""
     block = README.split("<!-- walkthrough -->\n```sh\n", 1)[1].split("```", 1)[0]
     env = {
         **os.environ,
@@ -43,16 +55,33 @@ def test_the_walkthrough_runs(served: tuple[Served, str], tmp_path: Path) -> Non
     }
     run = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert "curl:" not in run.stderr, run.stderr
     answers = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     first, second = answers[-2:]
     assert (first["result"], first["reason"]) == ("pass", None)
     assert (second["result"], second["reason"]) == ("fail", "already_shipped")
     assert second["first_shipped"]["at"] is not None
-    page_url = re.search(r"^open (\S+/t/\S+)$", run.stdout, re.MULTILINE)
+    page_url = re.search(r"^open (\S+/t/(\S+))$", run.stdout, re.MULTILINE)
     assert page_url is not None, run.stdout
+    with (cwd / "codes.csv").open(newline="") as codes:
+        # the labels point at this service, on its port (TRANSPARENCY_PUBLIC_URL unset)
+        assert {row["url"] for row in csv.DictReader(codes)} >= {page_url.group(1)}
     page = httpx.get(page_url.group(1), headers={"Accept-Language": "en"})
     assert page.status_code == 200
     assert '<h1 id="verdict">Authentic</h1>' in page.text
+    return run.stdout, page_url.group(2)
+
+
+def test_the_walkthrough_runs_twice_on_the_same_data(
+    served: tuple[Served, str], tmp_path: Path
+) -> None:
+    service, admin = served
+    _, first_code = run_walkthrough(service, admin, tmp_path)
+    # Its brand, site, station key and product are found, not made again (a second brand
+    # "Acme" gets 409), and it ships a fresh unit, not the one the first run shipped.
+    _, second_code = run_walkthrough(service, admin, tmp_path)
+    assert second_code != first_code

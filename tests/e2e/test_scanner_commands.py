@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.pipes import run_with_reader_gone
 from tests.support.scanner_images import TP_CODE
 from tests.support.station import CODES, ROOT, FakeApi
 
@@ -48,3 +49,10 @@ def test_verify_as_a_command_against_a_server(images: dict[str, Path]) -> None:
     assert set(line) == {"file", "text", "verdict", "warnings", "product"}
     assert (line["text"], line["verdict"]) == (CODES[0], "authentic")
     assert api.verified == [{"scan": f"]Q1{CODES[0]}"}]
+
+
+def test_decode_into_a_pipe_whose_reader_left_exits_quietly(files: dict[str, Path]) -> None:
+    """`scanner decode *.png | head -1`: the codes head did not read are not a traceback."""
+    argv = [sys.executable, "-m", "scanner", "decode", str(files["qr"]), str(files["gs1"])]
+    status, err = run_with_reader_gone(argv, cwd=ROOT)
+    assert (status, err) == (141, "")  # 128 + SIGPIPE, as `yes | head` ends

@@ -71,10 +71,19 @@ def test_serve_first_start_restart_and_exclusivity(data_dir: Path) -> None:
 
     code, out, err = first.stop()
     assert code == 0, err
-    key_lines = [line for line in out.splitlines() if line.startswith("Admin key")]
-    assert len(key_lines) == 1
-    admin = key_lines[0].rsplit(" ", 1)[1]
+    keys = re.findall(r"tpk_\w+", out)
+    assert len(keys) == 1  # shown once
+    admin = keys[0]
+    # framed, after the start line, so the install output and the logs do not bury it
+    lines = out.splitlines()
+    at = next(n for n, line in enumerate(lines) if admin in line)
+    frame = lines[at - 3 : at + 5]
+    assert frame[0] == frame[-1] == "+" + "-" * (len(frame[0]) - 2) + "+", "\n".join(frame)
+    assert all(line.startswith("|") and line.endswith("|") for line in frame[1:-1])
+    assert "Admin key, shown once" in frame[1]
+    assert lines[0].startswith("Transparency API on")
     assert f"http://127.0.0.1:{first.port}" in out
+    assert f"Labels point at http://127.0.0.1:{first.port} " in out
     assert f"({cores} API process" in out
     assert admin not in err  # shown once, on stdout, never logged
     assert not (data_dir / "pg" / "postmaster.pid").exists()  # PostgreSQL stopped too

@@ -63,6 +63,46 @@ ENDPOINTS: dict[str, tuple[Request, dict[Who, int]]] = {
         lambda w: ("GET", "/readyz", None),
         {"admin": 200, "brand_a": 200, "station": 200, "nobody": 200, "garbage": 200},
     ),
+    "who am I": (
+        lambda w: ("GET", "/v1/me", None),
+        {"admin": 200, "brand_a": 200, "brand_b": 200, "station": 200},
+    ),
+    "forged scans of own codes": (
+        lambda w: ("GET", "/v1/forged-scans", None),
+        {"admin": 403, "brand_a": 200, "brand_b": 200, "station": 403},
+    ),
+    "dashboard": (
+        lambda w: ("GET", f"/v1/brands/{w.brand_a_id}/dashboard", None),
+        {"admin": 200, "brand_a": 200, "brand_b": 404, "station": 403},
+    ),
+    "update own product": (
+        lambda w: ("PATCH", f"/v1/products/{w.product_a['id']}", {"channel": "any"}),
+        {"admin": 403, "brand_a": 200, "brand_b": 404, "station": 403},
+    ),
+    "own brand profile": (
+        lambda w: ("GET", "/v1/brand/profile", None),
+        {"admin": 403, "brand_a": 200, "brand_b": 200, "station": 403},
+    ),
+    "update own brand profile": (
+        lambda w: ("PATCH", "/v1/brand/profile", {"support": "help@example.com"}),
+        {"admin": 403, "brand_a": 200, "brand_b": 200, "station": 403},
+    ),
+    "a brand's profile": (
+        lambda w: ("GET", f"/v1/brands/{w.brand_a_id}/profile", None),
+        {"admin": 200, "brand_a": 200, "brand_b": 404, "station": 403},
+    ),
+    "update a brand's profile": (
+        lambda w: ("PATCH", f"/v1/brands/{w.brand_a_id}/profile", {"display_name": "A"}),
+        {"admin": 200, "brand_a": 200, "brand_b": 404, "station": 403},
+    ),
+    "customers' reports": (
+        lambda w: ("GET", "/v1/reports", None),
+        {"admin": 200, "brand_a": 200, "brand_b": 200, "station": 403},
+    ),
+    "a report's photo": (
+        lambda w: ("GET", f"/v1/reports/{uuid.uuid4()}/photo", None),
+        {"admin": 404, "brand_a": 404, "station": 403},
+    ),
 }
 
 CASES = [
@@ -223,3 +263,85 @@ async def test_a_revocation_reaches_every_process(
                     break
                 await asyncio.sleep(0.02)
             assert r.status_code == 401
+
+
+# The brand console: a session of brand A, one of brand B, and none, on brand A's objects.
+# Another brand's object is as missing as one that never was (404); no session is sent to
+# the sign-in page (303). Forms carry the CSRF token of the session that posts them.
+CONSOLE: dict[str, tuple[str, str, dict[str, str] | None, dict[Who, int]]] = {
+    "console products": ("GET", "/console/products", None, {"brand_a": 200, "brand_b": 200}),
+    "console batches": ("GET", "/console/batches", None, {"brand_a": 200, "brand_b": 200}),
+    "console imports": ("GET", "/console/imports", None, {"brand_a": 200, "brand_b": 200}),
+    "console dashboard": ("GET", "/console/dashboard", None, {"brand_a": 200, "brand_b": 200}),
+    "console codes.csv": (
+        "GET", "/console/batches/{batch}/codes.csv", None, {"brand_a": 200, "brand_b": 404}
+    ),
+    "console labels.zip": (
+        "GET", "/console/batches/{batch}/labels.zip", None, {"brand_a": 200, "brand_b": 404}
+    ),
+    "console code history": (
+        "GET", "/console/codes?code={code}", None, {"brand_a": 200, "brand_b": 404}
+    ),
+    "console batch action form": (
+        "GET", "/console/actions?batch_id={batch}", None, {"brand_a": 200, "brand_b": 404}
+    ),
+    "console confirm a batch action": (
+        "POST", "/console/actions", {"batch_id": "{batch}", "action": "revoke", "reason": "r"},
+        {"brand_a": 200, "brand_b": 404},
+    ),
+    "console recall a code": (
+        "POST", "/console/actions",
+        {"code": "{code}", "action": "recall", "reason": "r", "confirm": "yes"},
+        {"brand_a": 200, "brand_b": 404},
+    ),
+    "console revoke a batch": (
+        "POST", "/console/actions",
+        {"batch_id": "{batch}", "action": "revoke", "reason": "r", "confirm": "yes"},
+        {"brand_a": 200, "brand_b": 404},
+    ),
+    "console sign out": ("POST", "/console/sign-out", {}, {"brand_a": 303, "brand_b": 303}),
+}  # fmt: skip
+
+CONSOLE_CASES = [
+    (name, who, expected.get(who, 303))
+    for name, (_, _, _, expected) in CONSOLE.items()
+    for who in ("brand_a", "brand_b", "nobody")
+]
+
+
+@pytest.mark.parametrize(("endpoint", "who", "status"), CONSOLE_CASES, ids=lambda v: str(v))
+async def test_console_matrix(
+    client: httpx.AsyncClient, world: World, endpoint: str, who: Who, status: int
+) -> None:
+    from tests.support.console import issue, signed_in
+
+    batch, (code, _) = await issue(client, world.brand_a, world.product_a["id"], 2)
+    csrf = await signed_in(client, getattr(world, who)) if who != "nobody" else ""
+    method, path, form, _ = CONSOLE[endpoint]
+    path = path.format(batch=batch, code=code)
+    data = None if form is None else {"csrf": csrf, **form}
+    if data is not None:
+        data = {k: v.format(batch=batch, code=code) for k, v in data.items()}
+    r = await client.request(method, path, data=data)
+    assert r.status_code == status, r.text
+    if status == 303 and who == "nobody":
+        assert r.headers["location"] == "/console/sign-in"
+    if who != "brand_a":  # brand A's units are as they were
+        history = await client.get(f"/v1/codes/{code}/history", headers=bearer(world.brand_a))
+        assert history.json()["state"] == "active"
+
+
+async def test_console_lists_show_only_the_sessions_brand(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    from tests.support.console import issue, signed_in
+
+    batch_a, _ = await issue(client, world.brand_a, world.product_a["id"], 1)
+    batch_b, _ = await issue(client, world.brand_b, world.product_b["id"], 1)
+    await signed_in(client, world.brand_a)
+    products = (await client.get("/console/products")).text
+    batches = (await client.get("/console/batches")).text
+    assert world.product_a["gtin"] in products
+    assert world.product_b["gtin"] not in products
+    assert batch_a in batches
+    assert batch_b not in batches

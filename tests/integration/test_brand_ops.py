@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.world import World, bearer, issue_codes
+from tests.support.world import World, bearer, issue_codes, sell_checked_only
 from transparency.db.pool import connect
 from transparency.domain.api_keys import parse_api_key
 
@@ -179,10 +179,12 @@ async def today(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
     days: list[dict[str, Any]] = r.json()["days"]
     (day,) = [d for d in days if d["day"] == date.today().isoformat()]
     assert day["product_id"] == world.product_a["id"]
+    assert day["product_name"] == world.product_a["name"]  # named, not only an id
     return day
 
 
 async def test_dashboard_per_product_and_day(client: httpx.AsyncClient, world: World) -> None:
+    await sell_checked_only(client, world)  # so that an unshipped unit's check is suspicious
     rows = await issue_codes(client, world, 4)
     assert (await fulfil(client, world, rows[0]["code"]))["result"] == "pass"
     retried = await fulfil(client, world, rows[0]["code"])  # the same shipment retried
@@ -323,3 +325,4 @@ async def test_dashboard_dates_at_the_ends_of_the_calendar(
     )
     assert r.status_code == 200, r.text
     assert (r.json()["from"], r.json()["to"], r.json()["days"]) == (*span, [])
+    assert r.json()["forged"] == []

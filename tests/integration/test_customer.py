@@ -14,7 +14,14 @@ import pytest
 from fastapi import FastAPI
 
 from tests.support.asgi import make_client
-from tests.support.world import World, bearer, issue_codes, make_product, ship
+from tests.support.world import (
+    World,
+    bearer,
+    issue_codes,
+    make_product,
+    sell_checked_only,
+    ship,
+)
 from transparency.api.app import create_app
 from transparency.api.pages import i18n
 from transparency.api.schemas import CustomerAnswer
@@ -96,21 +103,58 @@ async def test_a_shipped_unit_is_authentic_without_warnings(
     assert (answer["verdict"], answer["warnings"]) == ("authentic", [])
 
 
-async def test_an_unshipped_unit_scanned_by_a_customer_is_suspicious(
+async def flagged(dsn: str, code: str) -> bool:
+    conn = await asyncpg.connect(dsn)
+    try:
+        found: bool = await conn.fetchval(
+            "select suspicious_at is not null from units where code = $1", code
+        )
+        return found
+    finally:
+        await conn.close()
+
+
+async def test_an_unshipped_unit_of_a_product_sold_anywhere_is_authentic(
     client: httpx.AsyncClient, world: World, dsn: str
 ) -> None:
+    # Most brands sell through shops with no station: a unit no station shipped is normal.
+    assert world.product_a["channel"] == "any"  # the default
+    (row,) = await issue_codes(client, world, 1)
+    answers = [await verify(client, row["code"]) for _ in range(3)]
+    assert {(a["verdict"], tuple(a["warnings"])) for a in answers} == {("authentic", ())}
+    assert not await flagged(dsn, row["code"])
+    assert not await suspicious(client, world, row["code"])
+
+
+async def test_an_unshipped_unit_of_a_checked_only_product_is_suspicious(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    await sell_checked_only(client, world)
     (row,) = await issue_codes(client, world, 1)
     answer = await verify(client, row["code"])
     assert answer["verdict"] == "suspicious"
-    assert answer["warnings"] == ["already_used"]
-    conn = await asyncpg.connect(dsn)
-    try:
-        flagged = await conn.fetchval(
-            "select suspicious_at is not null from units where code = $1", row["code"]
-        )
-    finally:
-        await conn.close()
-    assert flagged
+    assert answer["warnings"] == ["not_shipped"]
+    assert await flagged(dsn, row["code"])
+    await ship(client, world, row["code"])  # shipped: the warning was about that alone
+    assert (await verify(client, row["code"]))["warnings"] == []
+
+
+async def test_a_products_channel_is_set_on_create_and_update(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    made = await make_product(client, world.brand_a, channel="checked_only")
+    assert made["channel"] == "checked_only"
+    url = f"/v1/products/{made['id']}"
+    r = await client.patch(url, json={"channel": "any"}, headers=bearer(world.brand_a))
+    assert (r.status_code, r.json()["channel"], r.json()["name"]) == (200, "any", made["name"])
+    for bad in ({"channel": "mail_order"}, {"channel": None}, {"gtin": made["gtin"]}):
+        r = await client.patch(url, json=bad, headers=bearer(world.brand_a))
+        assert r.status_code == 422, r.text
+        assert r.json()["type"] == "/problems/invalid-input"
+    r = await client.patch(url, json={"channel": "checked_only"}, headers=bearer(world.brand_b))
+    assert r.status_code == 404  # another brand's product is as missing as none
+    r = await client.get(url, headers=bearer(world.brand_a))
+    assert r.json()["channel"] == "any"  # neither the bad requests nor brand B changed it
 
 
 @pytest.mark.parametrize("scan", ["hello", "TP" + "0" * 28, "https://evil.example/t/TPXYZ"])
@@ -150,7 +194,10 @@ async def test_revoked_and_expired_and_recalled(
     assert (await verify(client, rows[0]["code"]))["verdict"] == "revoked"
     recalled = await verify(client, rows[1]["code"])
     assert recalled["warnings"] == ["expired", "recalled"]
-    assert (await verify(client, rows[2]["code"]))["warnings"] == ["expired"]
+    assert recalled["verdict"] == "recalled"  # never green: the recall says more than expiry
+    expired = await verify(client, rows[2]["code"])
+    assert (expired["verdict"], expired["warnings"]) == ("expired", ["expired"])
+    assert expired["notice"] == {"reason": None, "instructions": None}
 
 
 async def test_many_regions_turn_a_code_suspicious(client: httpx.AsyncClient, world: World) -> None:
@@ -171,6 +218,7 @@ async def test_many_scans_after_shipping_turn_a_code_suspicious(
     allowed = settings.clone_max_scans_after_shipping  # the tests' own, not the default
     assert allowed != CloneThresholds().max_scans_after_shipping
     assert 0 < 2 * (allowed + 1) <= settings.clone_max_scans  # no other threshold in the way
+    await sell_checked_only(client, world)
     fresh, early = await issue_codes(client, world, 2)
     await ship(client, world, fresh["code"])
     answers = [await verify_get(client, fresh["code"]) for _ in range(allowed)]
@@ -180,9 +228,9 @@ async def test_many_scans_after_shipping_turn_a_code_suspicious(
     assert (answer["verdict"], answer["warnings"]) == ("suspicious", ["scanned_after_shipping"])
     assert await suspicious(client, world, fresh["code"])  # units.suspicious_at is set
 
-    # Scans before shipment are another signal (already_used); they do not count here.
+    # Scans before shipment are another signal (not_shipped); they do not count here.
     for _ in range(allowed + 1):
-        assert (await verify(client, early["code"]))["warnings"] == ["already_used"]
+        assert (await verify(client, early["code"]))["warnings"] == ["not_shipped"]
     await ship(client, world, early["code"])
     warnings = [(await verify(client, early["code"]))["warnings"] for _ in range(allowed + 1)]
     assert warnings == [[]] * allowed + [["scanned_after_shipping"]]

@@ -249,32 +249,35 @@ async def test_every_failure_reason(
 async def test_refusals_without_a_query_are_recorded_for_the_brand_they_concern(
     client: httpx.AsyncClient, world: World, dsn: str, app: Any
 ) -> None:
-    """Forgeries belong to no brand; a revoked key's code, and a product that must be
-    checked but was shipped without a code, are the brand's, and its dashboard counts them."""
+    """A forgery naming no key of ours belongs to no brand; one naming the brand's key id,
+    a revoked key's code, and a product that must be checked but was shipped without a
+    code, are the brand's, and its dashboard counts them."""
     rows = await issue_codes(client, world, 1)
     payload = codes.parse(rows[0]["code"]).payload
     assert payload is not None
     forged = codes.sign_transparency(payload, b"not the brand's secret key......")
+    stranger = codes.sign_transparency(codes.Payload(codes.MAX_KEY_ID - 7, 1), b"x" * 32)
     await client.post(
         f"/v1/signing-keys/{payload.key_id}/revoke",
         json={"reason": "leak"},
         headers=bearer(world.brand_a),
     )
     shipment = f"REC-{uuid.uuid4().hex[:6]}"
-    for scan in (forged, rows[0]["code"], " "):
+    for scan in (forged, stranger, rows[0]["code"], " "):
         await claim(client, world, scan, shipment=shipment)
     await app.state.lifespan_state["events"].flush()
     conn = await asyncpg.connect(dsn)
     try:
         recorded = await conn.fetch(
             "select code, reason, brand_id::text, product_id::text from scan_events"
-            " where shipment_id = $1 order by reason",
+            " where shipment_id = $1 order by reason, brand_id nulls last",
             shipment,
         )
     finally:
         await conn.close()
     assert [tuple(r) for r in recorded] == [
-        (forged, "forged", None, None),
+        (forged, "forged", world.brand_a_id, None),
+        (stranger, "forged", None, None),
         (rows[0]["code"], "key_revoked", world.brand_a_id, None),
         ("-", "missing_code", world.brand_a_id, world.product_a["id"]),
     ]
@@ -738,10 +741,11 @@ async def test_totes_sharing_units_in_other_orders_do_not_deadlock(
 
 
 async def test_the_claim_and_customer_statements_answer_their_records_fields(dsn: str) -> None:
-    """The hot paths build their records by position, not by name: each statement's
-    columns must be its record's fields, in order."""
+    """The claims build their records by position, not by name: each statement's columns
+    must be its record's fields, in order. The customer scan reads its columns by name: the
+    statement answers each field (the brand's face as brand_* columns) and nothing more."""
     from transparency.db import scans
-    from transparency.domain.verification import Claimed, CustomerScan, ScanHistory
+    from transparency.domain.verification import BrandFace, Claimed, CustomerScan, ScanHistory
 
     conn = await asyncpg.connect(dsn)
     try:
@@ -753,5 +757,8 @@ async def test_the_claim_and_customer_statements_answer_their_records_fields(dsn
         await conn.close()
     claimed = [f.name for f in fields(Claimed)]
     assert columns[scans._CLAIM] == columns[scans._CLAIM_ONE] == claimed
-    customer = [f.name for f in fields(CustomerScan) if f.name != "history"]
-    assert columns[scans._CUSTOMER] == customer + [f.name for f in fields(ScanHistory)]
+    customer = [f.name for f in fields(CustomerScan) if f.name not in ("history", "brand")]
+    brand = ["brand_" + f.name.removeprefix("brand_") for f in fields(BrandFace)]
+    history = ["customer_scans", "regions", "scans_after_shipping"]
+    assert len(history) == len(fields(ScanHistory))
+    assert sorted(columns[scans._CUSTOMER]) == sorted(customer + brand + history)

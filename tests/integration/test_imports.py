@@ -126,6 +126,27 @@ async def test_posting_the_same_file_again_changes_nothing(
     assert len(await units_of(client, world, first)) == 3
 
 
+async def test_the_same_file_in_another_mode_is_a_new_import(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    refused = await post_import(client, world, MALFORMED_CSV, "text/csv")
+    assert refused["report"]["registered"] is False
+    valid = await post_import(client, world, MALFORMED_CSV, "text/csv", mode="accept_valid")
+    assert valid["id"] != refused["id"]
+    assert (valid["report"]["mode"], valid["report"]["accepted"]) == ("accept_valid", 2)
+    again = await post_import(client, world, MALFORMED_CSV, "text/csv", "accept_valid", 200)
+    assert again["id"] == valid["id"]  # the same file in the same mode is still the same
+
+
+@pytest.mark.parametrize("mode", ["all_or_nothing", "accept_valid"])
+async def test_a_report_counts_every_row_of_the_file(
+    client: httpx.AsyncClient, world: World, mode: str
+) -> None:
+    report = (await post_import(client, world, MALFORMED_CSV, "text/csv", mode))["report"]
+    assert report["rows"] == len(MALFORMED_CSV.splitlines()) - 1  # all but the header: 6
+    assert report["rejected"] == 4
+
+
 async def test_serials_already_registered_are_refused(
     client: httpx.AsyncClient, world: World
 ) -> None:

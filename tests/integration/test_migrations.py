@@ -14,7 +14,8 @@ from transparency.db import migrate as m
 TABLES = {
     "brands", "products", "sites", "stations", "api_keys", "signing_keys", "code_batches",
     "units", "scan_events", "audit_log", "schema_migrations", "import_uploads",
-    "import_rejection_pages", "fulfilment_replies", "brand_gs1_prefixes",
+    "import_rejection_pages", "fulfilment_replies", "brand_gs1_prefixes", "customer_reports",
+    "console_sessions",
 }  # fmt: skip
 
 

@@ -12,7 +12,14 @@ import pytest
 from starlette.requests import Request
 
 from tests.support.asgi import make_client
-from tests.support.world import World, bearer, issue_codes, make_product, ship
+from tests.support.world import (
+    World,
+    bearer,
+    issue_codes,
+    make_product,
+    sell_checked_only,
+    ship,
+)
 from transparency.api.app import create_app
 from transparency.api.pages import i18n
 from transparency.api.pages import routes as pages
@@ -119,14 +126,26 @@ async def test_scanned_more_than_the_threshold_is_suspicious(
     assert "bien plus souvent qu&#39;un seul produit" in text
 
 
-async def test_a_unit_scanned_before_it_shipped_is_suspicious(
+async def test_a_unit_scanned_before_it_shipped_is_authentic_by_default(
     client: httpx.AsyncClient, world: World
 ) -> None:
     (row,) = await issue_codes(client, world, 1)
     text = check_page(await client.get(f"/t/{row['code']}"))
+    assert verdict_of(text) == "authentic: Authentic"
+    assert "Why you should be careful" not in text
+    assert "Report this product" not in text
+
+
+async def test_a_checked_only_unit_scanned_before_it_shipped_is_suspicious(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await sell_checked_only(client, world)
+    (row,) = await issue_codes(client, world, 1)
+    text = check_page(await client.get(f"/t/{row['code']}"))
     assert verdict_of(text) == "suspicious: Suspicious"
-    assert "Checked before it was sold" in text
-    assert "Customers checked this code before the brand shipped the product." in text
+    assert "Not shipped by the brand" in text
+    assert "has no record of shipping this one." in text
+    assert "Report this product" in text
 
 
 async def test_a_code_of_a_revoked_key_is_revoked(client: httpx.AsyncClient, world: World) -> None:

@@ -154,3 +154,13 @@ async def ship(client: httpx.AsyncClient, world: World, code: str) -> None:
         headers=bearer(world.station),
     )
     assert r.json()["result"] == "pass", r.text
+
+
+async def sell_checked_only(client: httpx.AsyncClient, world: World) -> None:
+    """Product A is sold only through checked fulfilment (``channel: checked_only``)."""
+    r = await client.patch(
+        f"/v1/products/{world.product_a['id']}",
+        json={"channel": "checked_only"},
+        headers=bearer(world.brand_a),
+    )
+    assert r.json()["channel"] == "checked_only", r.text

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from dataclasses import replace
+from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -13,13 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from transparency.domain import codes, crockford, issuance
+from transparency.domain import authenticity, codes, crockford, issuance, signing_keys
 from transparency.domain.codes import CodeFormat, Payload
 from transparency.domain.errors import InvalidCode
+from transparency.domain.signing_keys import KeyStatus
 
 SECRET = b"k" * 32
 PRIVATE = SigningKey(b"p" * 32)
 PUBLIC = bytes(PRIVATE.verify_key)
+KEY = signing_keys.SigningKey(
+    1, UUID(int=1), KeyStatus.ACTIVE, SECRET, PRIVATE, PUBLIC, datetime(2025, 1, 1, tzinfo=UTC)
+)
 
 v2_payloads = st.builds(
     Payload,
@@ -318,3 +325,25 @@ def test_issuance_makes_version_2_codes_from_63_random_bits() -> None:
     assert len(set(serials)) == 2000
     # The serial's top bit is drawn too (none of 2,000 having it: a chance of 2**-2000).
     assert any(serial >> (codes.SERIAL_BITS - 1) for serial in serials)
+
+
+@given(payloads)
+def test_grouped_codes_read_aloud_in_fours_and_parse_back_with_spaces_or_hyphens(
+    payload: Payload,
+) -> None:
+    text = codes.sign_transparency(payload, SECRET)
+    printed = codes.grouped(text)
+    assert printed.split() == [text[i : i + 4] for i in range(0, 30, 4)]
+    key = replace(KEY, id=payload.key_id)
+    for typed in (printed, printed.replace(" ", "-"), printed.lower(), f" {printed} "):
+        assert codes.parse(typed).text == text
+        # The check every scan gets, at a station or a customer's, takes it back too.
+        checked = authenticity.check(typed, {payload.key_id: key}.get)
+        assert (checked.unit_key, checked.reason) == (text, None)
+
+
+def test_grouped_gs1_text_breaks_between_element_strings_and_parses_back() -> None:
+    text = "(01)09506000134352(10)LOT42(17)261231(21)XYZ9"
+    assert codes.grouped(text) == "(01)09506000134352 (10)LOT42 (17)261231 (21)XYZ9"
+    assert codes.parse(codes.grouped(text)).text == codes.parse(text).text
+    assert codes.grouped("not a code") == "not a code"

@@ -7,6 +7,7 @@ PDF after rasterising a page with PDFium and reading each label cell on it.
 from __future__ import annotations
 
 import io
+import math
 import random
 import re
 import zipfile
@@ -21,17 +22,22 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from transparency.domain.codes import grouped
+from transparency.labels.arrange import PAD_MM, Font
+from transparency.labels.content import CALL_TO_ACTION, Language
 from transparency.labels.render import (
     QUIET_ZONE,
     Label,
     SheetLayout,
     Symbology,
+    arrangement,
     modules,
     png,
     svg,
     write_pdf,
     write_zip,
 )
+from transparency.labels.sheets import Preset, layout_of
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GS = "\x1d"
@@ -114,23 +120,42 @@ def test_uppercase_codes_use_qr_alphanumeric_mode() -> None:
     assert modules(qr(OFFLINE.symbol_text.lower())).shape[0] > 41
 
 
-def test_png_keeps_the_quiet_zone_clear() -> None:
-    module_px, quiet = 8, 4
-    pixels = png_pixels(png(TRANSPARENCY, module_px=module_px, quiet_zone=quiet))
-    side = (modules(TRANSPARENCY).shape[0] + 2 * quiet) * module_px
-    band = quiet * module_px
-    symbol_area = pixels[:side, :side]
-    assert (symbol_area[:band] == 255).all()
-    assert (symbol_area[-band:] == 255).all()
-    assert (symbol_area[:, :band] == 255).all()
-    assert (symbol_area[:, -band:] == 255).all()
-    assert (pixels[side:] < 128).any(), "no human-readable text under the symbol"
+PRINTED = Label(
+    "https://verify.example.com/t/TPG000A000000000Y4G6YCDVZD28FS",
+    grouped("TPG000A000000000Y4G6YCDVZD28FS"),
+    Symbology.QR,
+    code="TPG000A000000000Y4G6YCDVZD28FS",
+    lines=("Acme", "Widget Pro 500 ml", "LOT L42", "EXP 2026-12-31"),
+    call_to_action=CALL_TO_ACTION[Language.FR],
+)
 
 
-def test_png_refuses_a_quiet_zone_below_the_symbology_minimum() -> None:
-    with pytest.raises(ValueError, match="quiet zone of at least 4"):
-        png(TRANSPARENCY, quiet_zone=2)
-    png(GS1_SERIAL, quiet_zone=QUIET_ZONE[Symbology.GS1_DATAMATRIX])
+@pytest.mark.parametrize("preset", list(Preset))
+@pytest.mark.parametrize("label", [PRINTED, GS1_LOT_EXPIRY], ids=["qr", "gs1"])
+def test_png_keeps_the_quiet_zone_and_the_label_edge_clear(preset: Preset, label: Label) -> None:
+    size = layout_of(preset).label_mm
+    pixels = png_pixels(png(label, size))
+    px = DPI / 25.4
+    assert pixels.shape == (round(size[1] * px), round(size[0] * px))
+    dark, plan = arrangement(label, size)
+    quiet = QUIET_ZONE[label.symbology] * plan.module_mm
+    rows, cols = dark.shape
+    # The quiet zone is blank, all round the symbol.
+    left, top = (plan.symbol_left_mm - quiet) * px, (plan.symbol_top_mm - quiet) * px
+    right = (plan.symbol_left_mm + cols * plan.module_mm + quiet) * px
+    bottom = (plan.symbol_top_mm + rows * plan.module_mm + quiet) * px
+    box = pixels[math.ceil(top) : math.floor(bottom), math.ceil(left) : math.floor(right)]
+    band = math.floor(quiet * px) - 1
+    for edge in (box[:band], box[-band:], box[:, :band], box[:, -band:]):
+        assert (edge > 128).all(), "a mark in the quiet zone"
+    # Nothing is printed within the die-cut tolerance of the label's edge: no text touches it.
+    rim = math.floor(PAD_MM * px) - 1
+    for strip in (pixels[:rim], pixels[-rim:], pixels[:, :rim], pixels[:, -rim:]):
+        assert (strip > 128).all(), "ink at the label's edge"
+    outside = pixels.copy()
+    outside[math.ceil(top) : math.floor(bottom), math.ceil(left) : math.floor(right)] = 255
+    assert (outside < 128).any(), "no text beside or under the symbol"
+    assert_reads_back(decode(pixels), label)
 
 
 def test_text_that_is_not_a_gs1_element_string_is_refused() -> None:
@@ -139,33 +164,47 @@ def test_text_that_is_not_a_gs1_element_string_is_refused() -> None:
 
 
 def svg_modules(document: str) -> tuple[npt.NDArray[np.bool_], ElementTree.Element]:
-    """Re-draw the SVG's path, one pixel per user unit (one module)."""
+    """Re-draw the SVG's path, one pixel per module (the path is in module units)."""
     root = ElementTree.fromstring(document)  # noqa: S314 - our own output
     ns = {"svg": "http://www.w3.org/2000/svg"}
-    _, _, width, height = (float(v) for v in root.attrib["viewBox"].split())
-    dark = np.zeros((int(height), int(width)), dtype=np.bool_)
     [path] = root.findall("svg:path", ns)
     runs = re.findall(r"M(\d+) (\d+)h(\d+)v1h-\3z", path.attrib["d"])
     assert "".join(f"M{x} {y}h{n}v1h-{n}z" for x, y, n in runs) == path.attrib["d"]
+    side = max(max(int(x) + int(n) for x, _, n in runs), max(int(y) for _, y, _ in runs) + 1)
+    dark = np.zeros((side, side), dtype=np.bool_)
     for x, y, n in runs:
         dark[int(y), int(x) : int(x) + int(n)] = True
     return dark, root
 
 
-@pytest.mark.parametrize("label", SAMPLES, ids=SAMPLE_IDS)
-def test_svg_is_well_formed_and_draws_exactly_the_symbol(label: Label) -> None:
-    document = svg(label, module_mm=0.5)
+@pytest.mark.parametrize("label", [*SAMPLES, PRINTED], ids=[*SAMPLE_IDS, "printed"])
+def test_svg_is_well_formed_and_draws_exactly_the_symbol_where_the_pdf_does(label: Label) -> None:
+    size = layout_of(Preset.A4_L7160).label_mm
+    document = svg(label, size)
     dark, root = svg_modules(document)
     expected = modules(label)
-    quiet = QUIET_ZONE[label.symbology]
     rows, cols = expected.shape
-    assert root.attrib["width"] == f"{(cols + 2 * quiet) * 0.5:g}mm"
-    assert (dark[quiet : quiet + rows, quiet : quiet + cols] == expected).all()
+    assert root.attrib["width"] == f"{size[0]:g}mm"
+    assert (dark[:rows, :cols] == expected).all()
     assert dark.sum() == expected.sum(), "modules drawn outside the symbol"
-    assert "".join(root.itertext()).replace(" ", "") == label.human_text.replace(" ", "")
+    # The same arrangement as the PDF and PNG: symbol position and module size, every line.
+    _, plan = arrangement(label, size)
+    [path] = root.findall("{http://www.w3.org/2000/svg}path")
+    transform = re.fullmatch(r"translate\(([\d.]+) ([\d.]+)\) scale\(([\d.]+)\)",
+                             path.attrib["transform"])  # fmt: skip
+    assert transform is not None
+    x, y, scale = (float(v) for v in transform.groups())
+    assert (x, y, scale) == pytest.approx((plan.symbol_left_mm, plan.symbol_top_mm,
+                                           plan.module_mm), abs=1e-3)  # fmt: skip
+    texts = root.findall(".//{http://www.w3.org/2000/svg}text")
+    assert [t.text for t in texts] == [line.text for line in plan.lines]
+    assert "".join(line.text for line in plan.lines if line.font is Font.MONO).replace(
+        " ", ""
+    ) == label.human_text.replace(" ", "")
 
     # Generous quiet zone and 4 px per module, as a camera would see the print.
-    pixels = np.where(np.pad(dark[: rows + 2 * quiet], 4), 0, 255).astype(np.uint8)
+    quiet = QUIET_ZONE[label.symbology]
+    pixels = np.where(np.pad(dark[:rows, :cols], quiet + 4), 0, 255).astype(np.uint8)
     assert_reads_back(decode(pixels.repeat(4, 0).repeat(4, 1)), label)
 
 
@@ -369,3 +408,44 @@ def test_zip_names_are_safe_and_unique_even_on_case_insensitive_disks() -> None:
             "01_09506000134352_21_ab.c.svg",
             "etc_passwd.svg",
         ]
+
+
+def test_zip_entries_are_named_after_the_code_not_the_url_in_the_symbol() -> None:
+    out = io.BytesIO()
+    write_zip([PRINTED], out, kind="png", layout=layout_of(Preset.ROLL_50X25))
+    with zipfile.ZipFile(out) as archive:
+        assert archive.namelist() == [f"{PRINTED.code}.png"]
+        pixels = png_pixels(archive.read(f"{PRINTED.code}.png"))
+    assert pixels.shape == (round(25 / 25.4 * DPI), round(50 / 25.4 * DPI))
+
+
+def test_presets_match_their_label_stock() -> None:
+    grids = {p: (layout_of(p).page, layout_of(p).label_mm, layout_of(p).per_page) for p in Preset}
+    assert grids == {
+        Preset.A4_L7159: ("A4", (63.5, 33.9), 24),
+        Preset.A4_L7160: ("A4", (63.5, 38.1), 21),
+        Preset.A4_L7163: ("A4", (99.1, 38.1), 14),
+        Preset.LETTER_5160: ("Letter", (66.675, 25.4), 30),
+        Preset.LETTER_5163: ("Letter", (101.6, 50.8), 10),
+        Preset.ROLL_40X30: ("roll", (40.0, 30.0), 1),
+        Preset.ROLL_50X25: ("roll", (50.0, 25.0), 1),
+    }
+    assert layout_of() == SheetLayout()
+    # Another size re-derives the grid; other fields keep the preset's.
+    assert layout_of(Preset.A4_L7160, label_h_mm=50).rows == 5
+    assert layout_of(Preset.ROLL_40X30).page_mm == (40.0, 30.0)
+    with pytest.raises(ValueError, match="roll labels are die-cut"):
+        layout_of(Preset.ROLL_40X30, cut_marks=True)
+
+
+def test_a_label_carries_its_call_to_action_grouped_code_and_chosen_lines() -> None:
+    _, plan = arrangement(PRINTED, layout_of(Preset.A4_L7160).label_mm)
+    texts = [line.text for line in plan.lines]
+    assert texts[0] == "Scannez pour vérifier"
+    code_lines = [line.text for line in plan.lines if line.font is Font.MONO]
+    assert " ".join(code_lines) == PRINTED.human_text
+    assert all(len(group) <= 4 for line in code_lines for group in line.split())
+    assert texts[-4:] == list(PRINTED.lines)
+    # On one line of mono text no two lines overlap: baselines a line apart at least.
+    baselines = [line.baseline_mm for line in plan.lines]
+    assert baselines == sorted(baselines)

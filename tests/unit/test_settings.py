@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,29 @@ def test_defaults_and_a_valid_admin_key(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.database_url is None
     assert settings.admin_key is not None
     assert key not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "public_url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"TRANSPARENCY_PORT": "9001"}, "http://127.0.0.1:9001"),
+        ({"TRANSPARENCY_HOST": "10.0.0.5", "TRANSPARENCY_PORT": "80"}, "http://10.0.0.5"),
+        ({"TRANSPARENCY_HOST": "::1", "TRANSPARENCY_PORT": "9001"}, "http://[::1]:9001"),
+        ({"TRANSPARENCY_HOST": "0.0.0.0"}, f"http://{socket.gethostname()}:8000"),  # noqa: S104
+        ({"TRANSPARENCY_HOST": "::", "TRANSPARENCY_PORT": "81"}, f"http://{socket.gethostname()}:81"),
+        ({"TRANSPARENCY_PORT": "9001", "TRANSPARENCY_PUBLIC_URL": "https://t.example/"},
+         "https://t.example"),
+    ],
+)  # fmt: skip
+def test_the_public_url_follows_where_the_api_listens_unless_set(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], public_url: str
+) -> None:
+    for name in ("TRANSPARENCY_HOST", "TRANSPARENCY_PORT", "TRANSPARENCY_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert get_settings().public_url == public_url
 
 
 def serve(env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:

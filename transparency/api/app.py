@@ -13,6 +13,8 @@ from fastapi import FastAPI
 
 from transparency import __version__
 from transparency.api import problems
+from transparency.api.console import downloads as console_downloads
+from transparency.api.console import routes as console
 from transparency.api.fastpath import lean
 from transparency.api.fastpath.lane import LaneApp
 from transparency.api.metrics import Metrics
@@ -28,14 +30,18 @@ from transparency.api.ratelimit import (
 from transparency.api.routes import (
     admin,
     brand_ops,
+    brands,
     codes,
     customer,
     fulfilment,
+    me,
     ops,
     products,
+    reports,
     verification,
 )
 from transparency.db.pool import open_pool
+from transparency.domain.reports import MAX_PHOTO_BYTES
 from transparency.runtime import logs
 from transparency.runtime.events import EventBuffer
 from transparency.runtime.jobs import JobRunner
@@ -45,6 +51,9 @@ from transparency.runtime.settings import Settings, get_settings, load_master_ke
 from transparency.runtime.workers import KillablePool
 from transparency.services import exports, jobs
 from transparency.services.auth import KeyCache
+
+# A report's photo and its form fields (place, note: 2.5 kB of text at most, encoded).
+REPORT_MAX_BYTES = MAX_PHOTO_BYTES + 65_536
 
 
 class State(TypedDict):
@@ -145,11 +154,22 @@ def create_app(settings: Settings) -> FastAPI:
     routes = (fulfilment, customer, verification, ops, admin, products, codes, brand_ops, pages)
     for module in routes:
         app.include_router(module.router)
+    app.include_router(console.router)  # the brand console's pages, then its downloads
+    app.include_router(console_downloads.router)
+    app.include_router(me.router)
+    app.include_router(brands.router)  # brand profiles
+    app.include_router(reports.router)  # customers' reports
     lean.register_schemas(app)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
-        large={"/serial-imports": settings.max_import_bytes, "/v1/scans": settings.scan_max_bytes},
+        large={
+            "/serial-imports": settings.max_import_bytes,
+            "/v1/scans": settings.scan_max_bytes,
+            # a customer's report: its photo and a few fields of text
+            "/v1/reports": REPORT_MAX_BYTES,
+            "/t/report": REPORT_MAX_BYTES,
+        },
     )
     app.add_middleware(RequestContext, metrics=metrics)
     return app

@@ -38,6 +38,8 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.IdempotencyKeyReused: 422,
     e.Unauthenticated: 401,
     e.Forbidden: 403,
+    e.SignInRequired: 401,
+    e.CsrfRefused: 403,
     e.NotFound: 404,
     e.Conflict: 409,
     e.IdempotencyKeyInUse: 409,

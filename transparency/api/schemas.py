@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validat
 from transparency.domain.batches import Batch, BatchStatus, JobKind
 from transparency.domain.codes import CodeFormat
 from transparency.domain.identity import Role
-from transparency.domain.models import ApiKey, Brand, Product, Site
+from transparency.domain.models import ApiKey, Brand, BrandProfile, Product, Site
+from transparency.domain.reports import Report
 from transparency.domain.signing_keys import KeyStatus, PublicKeyInfo
+from transparency.domain.verification import Channel
 from transparency.services.admin import IssuedKey
 
 # Validation context set by a caller that checked the raw JSON body for "\u0000", the only
@@ -68,6 +70,46 @@ class BrandIn(Body):
         description="GS1 company prefixes assigned to the brand: it may register only GTINs"
         " whose digits after the indicator digit start with one of them.",
     )
+
+
+class BrandProfileIn(Body):
+    """The profile fields to change; a field left out keeps its value, null clears it."""
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    logo_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https://[^\s<>\"']+$",
+        description="An https image URL, shown on the customer page.",
+    )
+    support: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^(https://[^\s<>\"']+|[^\s@<>\"']+@[^\s@<>\"']+\.[^\s@<>\"']+)$",
+        description="Where customers reach the brand: an https URL or an e-mail address.",
+    )
+    recall_instructions: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="Shown with a recalled unit when the recall gives no instructions.",
+    )
+
+    def changes(self) -> dict[str, str | None]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class BrandProfileOut(Out):
+    brand_id: UUID
+    name: str
+    display_name: str | None
+    logo_url: str | None
+    support: str | None
+    recall_instructions: str | None
+
+    @classmethod
+    def of(cls, profile: BrandProfile) -> BrandProfileOut:
+        return cls.model_validate(profile)
 
 
 class Gs1PrefixIn(Body):
@@ -148,6 +190,13 @@ class ApiKeyIn(Body):
 
 # ----- products
 
+_CHANNEL = (
+    "How the product reaches customers. any: shops and channels with no fulfilment station,"
+    " so a customer check of a unit no station shipped is normal (authentic); checked_only:"
+    " every genuine unit passes a station first, so such a check is a clone signal"
+    " (suspicious, warning not_shipped)."
+)
+
 
 class ProductIn(Body):
     gtin: str = Field(description="GTIN-8, -12, -13 or -14; stored as GTIN-14.", max_length=14)
@@ -159,6 +208,27 @@ class ProductIn(Body):
     requires_check: bool = Field(
         default=True, description="Every unit must be checked at fulfilment."
     )
+    channel: Channel = Field(default=Channel.ANY, description=_CHANNEL)
+
+
+class ProductPatch(Body):
+    """The fields to change; a field left out keeps its value (only image_url may be null)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    attributes: dict[str, Any] | None = None
+    image_url: str | None = Field(default=None, max_length=2000)
+    requires_check: bool | None = None
+    channel: Channel | None = Field(default=None, description=_CHANNEL)
+
+    @model_validator(mode="after")
+    def _no_null_but_image(self) -> ProductPatch:
+        for name in self.model_fields_set - {"image_url"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} may not be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class ProductOut(Out):
@@ -169,6 +239,7 @@ class ProductOut(Out):
     attributes: dict[str, Any]
     image_url: str | None
     requires_check: bool
+    channel: Channel
     created_at: datetime
 
     @classmethod
@@ -328,13 +399,37 @@ class CustomerQuery(BaseModel):
     region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166 code")
 
 
+class BrandFaceOut(BaseModel):
+    name: str = Field(description="The brand's display name (its name when it set none).")
+    logo_url: str | None = Field(description="An https image URL.")
+    support: str | None = Field(description="Where customers reach the brand: a URL or e-mail.")
+
+
+class NoticeOut(BaseModel):
+    reason: str | None = Field(description="Why the brand withdrew or recalled the unit.")
+    instructions: str | None = Field(description="What the brand asks customers to do.")
+
+
 class CustomerAnswer(BaseModel):
-    verdict: Literal["authentic", "suspicious", "not_authentic", "revoked"]
+    verdict: Literal[
+        "authentic", "suspicious", "not_authentic", "revoked", "recalled", "expired"
+    ] = Field(
+        description="Only authentic is good news. recalled: genuine but recalled by the"
+        " brand; expired: genuine but past its expiry date (both come with a notice)."
+    )
     code: str | None
     reason: str | None
     product: dict[str, Any] | None
     unit: dict[str, Any]
     warnings: list[str]
+    brand: BrandFaceOut | None = Field(
+        description="The brand the code names (for a forgery: the owner of the key id it"
+        " carries), with its support contact; null when it names none."
+    )
+    notice: NoticeOut | None = Field(
+        description="For revoked, recalled and expired units: the brand's reason and"
+        " instructions."
+    )
 
 
 # ----- brand operations
@@ -347,8 +442,71 @@ class WithdrawIn(Body):
     batch_id: UUID | None = None
     product_id: UUID | None = None
     lot: str | None = Field(default=None, max_length=20)
+    instructions: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="A recall's instructions to customers, shown with its reason when they"
+        " check a recalled unit (the brand profile's recall_instructions when left out).",
+    )
 
 
 class WithdrawOut(BaseModel):
     action: str
     units: int = Field(description="How many units changed state.")
+
+
+class ForgedScanOut(Out):
+    id: UUID
+    scanned_at: datetime
+    scanned: str = Field(description="The text as scanned (at most 200 characters).")
+    kind: Literal["fulfilment", "customer"]
+    site_id: UUID | None = Field(description="The station's site, for a fulfilment check.")
+    region: str | None = Field(description="The customer's region, or the site's.")
+
+
+class ForgedScanPage(BaseModel):
+    items: list[ForgedScanOut]
+    next_cursor: str | None
+
+
+# ----- who am I
+
+
+class Named(BaseModel):
+    id: UUID
+    name: str
+
+
+class MeOut(BaseModel):
+    key_id: str
+    role: Role
+    brand: Named | None = Field(description="The brand of a brand key.")
+    site: Named | None = Field(description="The site of a station key.")
+
+
+# ----- customers' reports
+
+
+class ReportOut(BaseModel):
+    id: UUID
+    brand_id: UUID | None
+    code: str = Field(description="The unit key when the code names a unit, else as scanned.")
+    reason: str | None = Field(description="Why the check refused the code, if it did.")
+    unit_state: str | None = Field(description="The unit's state when it was reported.")
+    place: str = Field(description="Where it was bought: a shop's name or a web address.")
+    region: str | None
+    note: str | None
+    photo: str | None = Field(description="The photo's URL (brand key), or null.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, report: Report) -> ReportOut:
+        photo = None if report.photo_type is None else f"/v1/reports/{report.id}/photo"
+        fields = {k: getattr(report, k) for k in cls.model_fields if k != "photo"}
+        return cls(**fields, photo=photo)
+
+
+class ReportPage(BaseModel):
+    items: list[ReportOut]
+    next_cursor: str | None

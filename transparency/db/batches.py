@@ -264,3 +264,17 @@ async def set_requested(conn: Conn, batch_id: UUID, rows: int) -> None:
     await conn.execute(
         "update code_batches set requested = $2, progress = $2 where id = $1", batch_id, rows
     )
+
+
+async def list_for_brand(
+    conn: Conn | asyncpg.Pool, brand_id: UUID, kind: JobKind, limit: int
+) -> list[Batch]:
+    """The brand's latest ``limit`` batches of ``kind``, newest first (the brand console)."""
+    rows = await conn.fetch(
+        f"select {_COLUMNS} from code_batches where brand_id = $1 and kind = $2"
+        " order by created_at desc, id limit $3",
+        brand_id,
+        kind.value,
+        limit,
+    )
+    return [_batch(row) for row in rows]

@@ -1,4 +1,5 @@
-"""Queries of brand operations: withdraw units, read a unit's history, the dashboard.
+"""Queries of brand operations: withdraw units, read a unit's history, the dashboard, the
+forged scans of the brand's codes.
 
 Every statement here names the brand in its WHERE clause: another brand's unit, batch or
 product is never read or touched, and looks exactly like a missing one.
@@ -7,7 +8,7 @@ product is never read or touched, and looks exactly like a missing one.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
@@ -15,6 +16,7 @@ import asyncpg
 from transparency.db.pool import Conn
 from transparency.db.scans import UNIT_COLUMNS, unit_of
 from transparency.domain.batches import BatchStatus, JobKind
+from transparency.domain.forgeries import ForgedCount, ForgedScan
 from transparency.domain.lifecycle import UnitState
 from transparency.domain.models import DashboardDay
 from transparency.domain.units import Unit
@@ -26,7 +28,8 @@ def _set_state(target: str, units: str) -> str:
     return f"""
 with target as ({target}),
 moved as (
-    update units set state = $2::unit_state, status_reason = $3, updated_at = now()
+    update units set state = $2::unit_state, status_reason = $3, status_instructions = $5,
+        updated_at = now()
     where brand_id = $1 and state = any($4::unit_state[]) and {units}
     returning 1
 )
@@ -36,12 +39,12 @@ select exists (select from target) as found, (select count(*) from moved) as mov
 
 # One statement per kind of target, each able to use its own index under a generic plan.
 _TARGETS = {
-    "code": _set_state("select from units where brand_id = $1 and code = $5", "code = $5"),
+    "code": _set_state("select from units where brand_id = $1 and code = $6", "code = $6"),
     "batch": _set_state(
-        "select from code_batches where brand_id = $1 and id = $5", "batch_id = $5"
+        "select from code_batches where brand_id = $1 and id = $6", "batch_id = $6"
     ),
     "lot": _set_state(
-        "select from products where brand_id = $1 and id = $5", "product_id = $5 and lot = $6"
+        "select from products where brand_id = $1 and id = $6", "product_id = $6 and lot = $7"
     ),
 }
 
@@ -53,14 +56,16 @@ async def set_state(
     new_state: UnitState,
     allowed_from: Collection[UnitState],
     reason: str,
+    instructions: str | None = None,
     code: str | None = None,
     batch_id: UUID | None = None,
     product_id: UUID | None = None,
     lot: str | None = None,
 ) -> int | None:
     """Move every unit of the brand's target (a code, a batch, or a product's lot) that is
-    in one of ``allowed_from``; how many moved, or None when the brand has no such target."""
-    common = (brand_id, new_state.value, reason, [s.value for s in allowed_from])
+    in one of ``allowed_from``, with the reason and instructions customers are shown; how
+    many moved, or None when the brand has no such target."""
+    common = (brand_id, new_state.value, reason, [s.value for s in allowed_from], instructions)
     if code is not None:
         row = await conn.fetchrow(_TARGETS["code"], *common, code)
     elif batch_id is not None:
@@ -92,6 +97,8 @@ async def owned_unit(conn: Conn | asyncpg.Pool, brand_id: UUID, code: str) -> Un
 # another pass event is written, so distinct codes are counted, once per unit and day (every
 # pass falls in the group without a reason, so the count spans the day). A reversal is its
 # own kind of event and subtracts nothing: the unit did pass that day.
+# Forgeries naming the brand's key ids are counted apart (``_FORGED_COUNTS``): they are
+# about no unit or product of the brand, so they count in no product's day.
 _DASHBOARD = f"""
 with days as (
     select product_id, (finished_at at time zone 'UTC')::date as day,
@@ -111,6 +118,7 @@ with days as (
            count(*) filter (where kind = 'customer'), 0
     from scan_events
     where brand_id = $1 and scanned_at >= $2::date and scanned_at < $3::date + 1
+      and reason is distinct from 'forged'
     group by 1, 2, 5
     union all
     select product_id, (suspicious_at at time zone 'UTC')::date, 0, 0, null, 0, 0, count(*)
@@ -118,13 +126,15 @@ with days as (
     where brand_id = $1 and suspicious_at >= $2::date and suspicious_at < $3::date + 1
     group by 1, 2
 )
-select product_id, day, sum(issued)::bigint as issued, sum(passed)::bigint as passed,
+select days.product_id, p.name as product_name, day, sum(issued)::bigint as issued,
+       sum(passed)::bigint as passed,
        coalesce(jsonb_object_agg(reason, blocked) filter (where reason is not null), '{{}}')
            as blocked,
        sum(customer_scans)::bigint as customer_scans, sum(suspicious)::bigint as suspicious
 from days
-group by product_id, day
-order by day, product_id
+left join products p on p.id = days.product_id and p.brand_id = $1
+group by days.product_id, p.name, day
+order by day, days.product_id
 """
 
 
@@ -134,3 +144,63 @@ async def dashboard(
     """The brand's days from ``first`` to ``last`` (UTC), one per product and day."""
     rows = await conn.fetch(_DASHBOARD, brand_id, first, last)
     return [DashboardDay(**row) for row in rows]
+
+
+# A fulfilment forgery's region is its site's; a customer's is the one the client gave.
+_FORGED_COUNTS = """
+select (e.scanned_at at time zone 'UTC')::date as day, e.kind, e.site_id, s.name as site_name,
+       coalesce(e.region, s.region) as region, count(*) as scans
+from scan_events e
+left join sites s on s.id = e.site_id
+where e.brand_id = $1 and e.reason = 'forged'
+  and e.scanned_at >= $2::date and e.scanned_at < $3::date + 1
+group by 1, 2, 3, 4, 5
+order by 1, 2, 4 nulls first, 5 nulls first, 3
+"""
+
+
+async def forged_counts(
+    conn: Conn | asyncpg.Pool, brand_id: UUID, first: date, last: date
+) -> list[ForgedCount]:
+    """Forged scans of the brand's codes from ``first`` to ``last`` (UTC), per day, kind,
+    site and region."""
+    rows = await conn.fetch(_FORGED_COUNTS, brand_id, first, last)
+    return [ForgedCount(**row) for row in rows]
+
+
+_FORGED_COLUMNS = (
+    "e.id, e.scanned_at, e.code as scanned, e.kind, e.site_id,"
+    " coalesce(e.region, s.region) as region"
+    " from scan_events e left join sites s on s.id = e.site_id"
+    " where e.brand_id = $1 and e.reason = 'forged' and e.scanned_at >= $2"
+)
+
+
+async def forged_scans(
+    conn: Conn | asyncpg.Pool,
+    brand_id: UUID,
+    *,
+    since: datetime,
+    before: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[ForgedScan]:
+    """The brand's forged scans since ``since``, newest first, older than ``before`` (the
+    last one of the previous page) when given."""
+    if before is None:
+        rows = await conn.fetch(
+            f"select {_FORGED_COLUMNS} order by e.scanned_at desc, e.id desc limit $3",
+            brand_id,
+            since,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"select {_FORGED_COLUMNS} and (e.scanned_at, e.id) < ($3, $4)"
+            " order by e.scanned_at desc, e.id desc limit $5",
+            brand_id,
+            since,
+            before[0],
+            before[1],
+            limit,
+        )
+    return [ForgedScan(**row) for row in rows]

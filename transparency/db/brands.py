@@ -8,7 +8,8 @@ import asyncpg
 
 from transparency.db.errors import translated
 from transparency.db.pool import Conn
-from transparency.domain.models import Brand
+from transparency.domain.models import Brand, BrandProfile
+from transparency.domain.verification import BrandFace
 
 
 async def insert(conn: Conn, brand_id: UUID, name: str) -> Brand:
@@ -50,3 +51,50 @@ async def prefixes(conn: Conn | asyncpg.Pool, brand_id: UUID) -> list[str]:
         "select prefix from brand_gs1_prefixes where brand_id = $1 order by prefix", brand_id
     )
     return [r["prefix"] for r in rows]
+
+
+# A brand as its customers see it, for a query naming the brands table ``br``: the
+# display name it chose, else its name.
+BRAND_FACE = (
+    "br.id as brand_id, coalesce(br.display_name, br.name) as brand_name,"
+    " br.logo_url as brand_logo_url, br.support as brand_support,"
+    " br.recall_instructions as brand_recall_instructions"
+)
+
+
+def brand_face_of(row: asyncpg.Record) -> BrandFace:
+    return BrandFace(
+        row["brand_id"],
+        row["brand_name"],
+        row["brand_logo_url"],
+        row["brand_support"],
+        row["brand_recall_instructions"],
+    )
+
+
+async def face(conn: Conn | asyncpg.Pool, brand_id: UUID) -> BrandFace | None:
+    row = await conn.fetchrow(f"select {BRAND_FACE} from brands br where br.id = $1", brand_id)
+    return None if row is None else brand_face_of(row)
+
+
+_PROFILE = "id as brand_id, name, display_name, logo_url, support, recall_instructions"
+PROFILE_FIELDS = ("display_name", "logo_url", "support", "recall_instructions")
+
+
+async def profile(conn: Conn | asyncpg.Pool, brand_id: UUID) -> BrandProfile | None:
+    row = await conn.fetchrow(f"select {_PROFILE} from brands where id = $1", brand_id)
+    return None if row is None else BrandProfile(**row)
+
+
+async def update_profile(
+    conn: Conn, brand_id: UUID, changes: dict[str, str | None]
+) -> BrandProfile | None:
+    """Set the profile fields named in ``changes`` (None clears one); None for no brand."""
+    fields = [f for f in PROFILE_FIELDS if f in changes]  # names from our list, never input
+    assignments = ", ".join(f"{f} = ${i}" for i, f in enumerate(fields, start=2))
+    row = await conn.fetchrow(
+        f"update brands set {assignments or 'id = id'} where id = $1 returning {_PROFILE}",
+        brand_id,
+        *(changes[f] for f in fields),
+    )
+    return None if row is None else BrandProfile(**row)

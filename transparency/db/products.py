@@ -11,8 +11,15 @@ import asyncpg
 from transparency.db.errors import translated
 from transparency.db.pool import Conn
 from transparency.domain.models import Product
+from transparency.domain.verification import Channel
 
-_COLUMNS = "id, brand_id, gtin, name, attributes, image_url, requires_check, created_at"
+_COLUMNS = "id, brand_id, gtin, name, attributes, image_url, requires_check, created_at, channel"
+# What a brand may change of a product after creating it (its GTIN and brand never).
+UPDATABLE = ("name", "attributes", "image_url", "requires_check", "channel")
+
+
+def _product(row: asyncpg.Record) -> Product:
+    return Product(**{**row, "channel": Channel(row["channel"])})
 
 
 async def insert(
@@ -25,14 +32,16 @@ async def insert(
     attributes: dict[str, Any],
     image_url: str | None,
     requires_check: bool,
+    channel: Channel,
 ) -> Product | None:
     """The brand's new product; None when ``gtin`` (a GTIN-14) is under no GS1 company
     prefix assigned to the brand, whoever may hold it (nothing is inserted then)."""
     with translated(f"product with GTIN {gtin}"):
         row = await conn.fetchrow(
             "insert into products"
-            " (id, brand_id, gtin, name, attributes, image_url, requires_check)"
-            " select $1::uuid, $2::uuid, $3::text, $4::text, $5::jsonb, $6::text, $7::boolean"
+            " (id, brand_id, gtin, name, attributes, image_url, requires_check, channel)"
+            " select $1::uuid, $2::uuid, $3::text, $4::text, $5::jsonb, $6::text, $7::boolean,"
+            " $8::text"
             " where exists (select from brand_gs1_prefixes where brand_id = $2::uuid"
             "   and starts_with(substr($3::text, 2), prefix))"  # after the indicator digit
             f" returning {_COLUMNS}",
@@ -43,8 +52,9 @@ async def insert(
             attributes,
             image_url,
             requires_check,
+            channel.value,
         )
-    return None if row is None else Product(**row)
+    return None if row is None else _product(row)
 
 
 async def get_owned(conn: Conn | asyncpg.Pool, brand_id: UUID, product_id: UUID) -> Product | None:
@@ -52,7 +62,7 @@ async def get_owned(conn: Conn | asyncpg.Pool, brand_id: UUID, product_id: UUID)
     row = await conn.fetchrow(
         f"select {_COLUMNS} from products where id = $1 and brand_id = $2", product_id, brand_id
     )
-    return None if row is None else Product(**row)
+    return None if row is None else _product(row)
 
 
 async def list_for_brand(
@@ -74,10 +84,28 @@ async def list_for_brand(
             after[1],
             limit,
         )
-    return [Product(**r) for r in rows]
+    return [_product(r) for r in rows]
 
 
 async def by_gtins(conn: Conn | asyncpg.Pool, gtins: list[str]) -> dict[str, Product]:
     """The products of ``gtins`` that exist, by GTIN."""
     rows = await conn.fetch(f"select {_COLUMNS} from products where gtin = any($1::text[])", gtins)
-    return {row["gtin"]: Product(**row) for row in rows}
+    return {row["gtin"]: _product(row) for row in rows}
+
+
+async def update_owned(
+    conn: Conn, brand_id: UUID, product_id: UUID, changes: dict[str, Any]
+) -> Product | None:
+    """Set the fields named in ``changes`` on the brand's product; None for a missing one
+    and for another brand's (nothing changes then)."""
+    fields = [f for f in UPDATABLE if f in changes]  # names from our list, never input
+    assignments = ", ".join(f"{f} = ${i}" for i, f in enumerate(fields, start=3))
+    values = [c.value if isinstance(c, Channel) else c for c in (changes[f] for f in fields)]
+    row = await conn.fetchrow(
+        f"update products set {assignments or 'id = id'} where id = $1 and brand_id = $2"
+        f" returning {_COLUMNS}",
+        product_id,
+        brand_id,
+        *values,
+    )
+    return None if row is None else _product(row)

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
+from transparency.db.brands import BRAND_FACE, brand_face_of
 from transparency.db.pool import Conn
 from transparency.domain.batches import BatchStatus
 from transparency.domain.errors import DatabaseBusy
@@ -20,6 +21,7 @@ from transparency.domain.lifecycle import UnitState
 from transparency.domain.units import ScanEvent, Unit
 from transparency.domain.verification import (
     BLOCKING_STATES,
+    Channel,
     Claimed,
     CustomerScan,
     Reason,
@@ -289,17 +291,19 @@ with u as (
     where u.code = $1 and b.id = u.batch_id and b.status = '{_DONE}'
     returning u.code, u.state, u.lot, u.expiry, u.shipped_at, u.suspicious_at, u.brand_id,
               u.product_id, b.attributes, u.customer_scans,
-              cardinality(u.scan_regions) as regions, u.scans_since_shipping
+              cardinality(u.scan_regions) as regions, u.scans_since_shipping,
+              u.status_reason, u.status_instructions
 ),
 ev as (
     insert into scan_events (code, id, kind, result, brand_id, product_id, region)
     select $1, gen_random_uuid(), 'customer', 'scanned', u.brand_id, u.product_id, $2 from u
 )
 select u.state::text as state, u.lot, u.expiry, u.shipped_at, u.suspicious_at, p.gtin, p.name,
-    p.image_url, br.name as brand_name,
+    p.image_url, {BRAND_FACE},
     -- the facts shown: the batch's (made when, where) over the product's, key by key
     p.attributes || u.attributes as attributes,
-    u.customer_scans, u.regions, u.scans_since_shipping as scans_after_shipping
+    u.customer_scans, u.regions, u.scans_since_shipping as scans_after_shipping,
+    p.channel, u.status_reason, u.status_instructions
 from u
 join products p on p.id = u.product_id
 join brands br on br.id = u.brand_id
@@ -314,8 +318,11 @@ async def customer_scan(
     if row is None:
         return None
     return CustomerScan(
-        UnitState(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-        row[9], ScanHistory(row[10], row[11], row[12]),
+        UnitState(row["state"]), row["lot"], row["expiry"], row["shipped_at"],
+        row["suspicious_at"], row["gtin"], row["name"], row["image_url"], brand_face_of(row),
+        row["attributes"],
+        ScanHistory(row["customer_scans"], row["regions"], row["scans_after_shipping"]),
+        Channel(row["channel"]), row["status_reason"], row["status_instructions"],
     )  # fmt: skip
 
 

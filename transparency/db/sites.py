@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
+import asyncpg
+
 from transparency.db.errors import translated
 from transparency.db.pool import Conn
 from transparency.domain.models import Site
@@ -26,3 +28,11 @@ async def insert(
         )
     assert row is not None
     return Site(**row, stations=list(stations))
+
+
+async def get(conn: Conn | asyncpg.Pool, site_id: UUID) -> Site | None:
+    """The site ``site_id`` (its stations are not read)."""
+    row = await conn.fetchrow(
+        "select id, name, region, created_at from sites where id = $1", site_id
+    )
+    return None if row is None else Site(**row)

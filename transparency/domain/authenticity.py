@@ -27,7 +27,9 @@ class Checked:
 
     unit_key: str | None
     reason: Reason | None
-    brand_id: UUID | None = None  # whose key signed it, when one of ours did
+    # Whose key signed it, or whose key id a forgery names (a real key id with a wrong tag
+    # or signature: an attack on that brand's codes, which its dashboard counts).
+    brand_id: UUID | None = None
 
     @property
     def key_revoked(self) -> bool:
@@ -74,7 +76,7 @@ def unit_key_of(scan: str, key_of: KeyLookup, missing: str) -> str:
 def _signed_by(key: SigningKey, genuine: bool, unit_key: str) -> Checked:
     """The verdict on a code whose tag or signature ``key`` did (or did not) make."""
     if not genuine:
-        return Checked(None, Reason.FORGED)
+        return Checked(None, Reason.FORGED, key.brand_id)
     if key.status is KeyStatus.REVOKED:
         return Checked(unit_key, Reason.KEY_REVOKED, key.brand_id)
     return Checked(unit_key, None, key.brand_id)

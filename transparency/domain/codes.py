@@ -42,7 +42,9 @@ A unit is stored under one *unit key*: the Transparency code for the first two f
 (an offline code and the Transparency code of the same payload name the same unit), and
 the bracketed ``(01)…(21)…`` text for GS1 codes.
 
-``parse()`` is total: it returns a ``ParsedCode`` or raises ``InvalidCode``.
+``parse()`` is total: it returns a ``ParsedCode`` or raises ``InvalidCode``. People read
+codes in groups (``grouped()``: ``TP80 1Q0B 3RY2 ...``); ``parse()`` takes them back with
+the spaces or hyphens a person types.
 """
 
 from __future__ import annotations
@@ -377,6 +379,26 @@ def is_issued_gs1_serial_shape(serial: str) -> bool:
         return False
     body = serial[:-1]
     return crockford.check_symbol(crockford.decode_int(body), len(body)) == serial[-1]
+
+
+# ---------------------------------------------------------------- human-readable text
+
+GROUP = 4
+"""Symbols read aloud at a time: four, as card numbers and licence keys are printed."""
+_GS1_ELEMENT = re.compile(r"\(\d{2,4}\)[^(]*")
+
+
+def grouped(code: str) -> str:
+    """A code as printed for people: Transparency and offline codes in groups of four
+    (``TP80 1Q0B 3RY2 ...``), GS1 bracketed text with a space between element strings
+    (``(01)09506000134352 (21)ABC``); anything else as given. ``parse()`` reads the result
+    back to the same code."""
+    if code.startswith(PREFIX) and crockford.is_symbols(code[len(PREFIX) :]):
+        return " ".join(code[i : i + GROUP] for i in range(0, len(code), GROUP))
+    if code.startswith("(") and "".join(_GS1_ELEMENT.findall(code)) == code:
+        # A space may end an element string: GS1 serials and lots never hold one.
+        return " ".join(_GS1_ELEMENT.findall(code))
+    return code
 
 
 # ---------------------------------------------------------------- parsing

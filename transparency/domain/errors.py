@@ -12,7 +12,9 @@
     │   ├── RequestTimeout           a request's head or body that did not arrive in time
     │   └── GtinNotAssigned          a GTIN outside every GS1 company prefix of the brand
     ├── Unauthenticated              no key, an unknown key, or a revoked key
+    │   └── SignInRequired           no live console session (signed out, expired, key revoked)
     ├── Forbidden                    the key's role may not call this operation
+    │   └── CsrfRefused              a console form posted without its session's CSRF token
     ├── NotFound                     no such object, or it belongs to another brand
     ├── Conflict                     the request collides with existing state
     │   ├── IdempotencyKeyInUse      a request under this Idempotency-Key is being answered
@@ -158,6 +160,20 @@ class Forbidden(TransparencyError):
 
     slug = "forbidden"
     title = "Forbidden"
+
+
+class SignInRequired(Unauthenticated):
+    """No live brand console session: never signed in, signed out, expired, or key revoked."""
+
+    slug = "sign-in-required"
+    title = "Sign-in required"
+
+
+class CsrfRefused(Forbidden):
+    """A brand console form was posted without the CSRF token of the caller's session."""
+
+    slug = "csrf-refused"
+    title = "Form refused (CSRF)"
 
 
 class NotFound(TransparencyError):

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from transparency.domain.identity import Role
+from transparency.domain.verification import Channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,18 @@ class Brand:
     id: UUID
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BrandProfile:
+    """How a brand presents itself to its customers (every field optional but its name)."""
+
+    brand_id: UUID
+    name: str
+    display_name: str | None
+    logo_url: str | None  # https only: the customer page loads it
+    support: str | None  # an https URL or an e-mail address
+    recall_instructions: str | None  # said by a recall that gives none of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +70,16 @@ class Product:
     image_url: str | None
     requires_check: bool
     created_at: datetime
+    channel: Channel = Channel.ANY
 
 
 @dataclass(frozen=True, slots=True)
 class DashboardDay:
     """One product's day on its brand's dashboard."""
 
-    product_id: UUID
+    # None for refusals that name no product (a revoked key's code at fulfilment)
+    product_id: UUID | None
+    product_name: str | None
     day: date
     issued: int  # units created by batches finished that day
     passed: int  # distinct units that passed fulfilment

@@ -2,7 +2,9 @@
 
 A fulfilment check passes or fails with one stable reason. A customer check gives a verdict
 and warnings; a code whose customer scans cross the clone thresholds (how many, from how
-many regions, how many since it shipped) turns suspicious.
+many regions, how many since it shipped) turns suspicious. A unit no station ever shipped
+is normal for a product sold through shops (``Channel.ANY``); only for a product sold
+through checked fulfilment alone is its customer check a clone signal.
 """
 
 from __future__ import annotations
@@ -41,16 +43,30 @@ BLOCKING_STATES: dict[UnitState, Reason] = {
 
 
 class Verdict(StrEnum):
+    """A customer check's answer; only ``authentic`` is drawn green."""
+
     AUTHENTIC = "authentic"
     SUSPICIOUS = "suspicious"  # real code, but its scans look like copies in circulation
     NOT_AUTHENTIC = "not_authentic"  # not a code we issued or registered
     REVOKED = "revoked"  # the brand withdrew it (revoked, stolen, destroyed, key revoked)
+    RECALLED = "recalled"  # genuine, but the brand recalled it: stop using it
+    EXPIRED = "expired"  # genuine, but past its expiry date
+
+
+class Channel(StrEnum):
+    """How a product reaches its customers, which says what an unshipped unit means."""
+
+    ANY = "any"  # shops and channels with no station: most units are never shipped by us
+    CHECKED_ONLY = "checked_only"  # every genuine unit passes a station before it is sold
 
 
 class Warning(StrEnum):
     SCANNED_MANY_TIMES = "scanned_many_times"
     MANY_REGIONS = "many_regions"
-    ALREADY_USED = "already_used"  # scanned by customers before it ever left a warehouse
+    # No station shipped it (yet), and its product is sold through checked fulfilment only:
+    # a customer holding it holds a copy of a label still in a warehouse. Named
+    # ``already_used`` before 0.x: it never meant the unit was used.
+    NOT_SHIPPED = "not_shipped"
     # A real owner checks a few times; many checks after shipment mean copies of the label.
     SCANNED_AFTER_SHIPPING = "scanned_after_shipping"
     EXPIRED = "expired"
@@ -61,7 +77,7 @@ CLONE_SIGNALS = frozenset(
     {
         Warning.SCANNED_MANY_TIMES,
         Warning.MANY_REGIONS,
-        Warning.ALREADY_USED,
+        Warning.NOT_SHIPPED,
         Warning.SCANNED_AFTER_SHIPPING,
     }
 )
@@ -113,6 +129,17 @@ class StoredReply:
 
 
 @dataclass(frozen=True, slots=True)
+class BrandFace:
+    """What a customer sees of a brand: its profile, with its name where it set none."""
+
+    id: UUID
+    name: str
+    logo_url: str | None
+    support: str | None  # an https URL or an e-mail address
+    recall_instructions: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerScan:
     """A registered unit as a customer's scan finds it, with the code's scan history."""
 
@@ -124,9 +151,12 @@ class CustomerScan:
     gtin: str
     name: str
     image_url: str | None
-    brand_name: str
+    brand: BrandFace
     attributes: dict[str, Any]  # the product's, overridden key by key by the batch's
     history: ScanHistory
+    channel: Channel
+    status_reason: str | None  # the brand's, when it withdrew or recalled the unit
+    status_instructions: str | None  # a recall's own instructions, if it gave any
 
 
 def customer_warnings(
@@ -135,6 +165,7 @@ def customer_warnings(
     history: ScanHistory,
     thresholds: CloneThresholds,
     today: date,
+    channel: Channel = Channel.ANY,
 ) -> list[Warning]:
     warnings = []
     if history.customer_scans > thresholds.max_scans:
@@ -143,8 +174,8 @@ def customer_warnings(
         warnings.append(Warning.MANY_REGIONS)
     if history.scans_after_shipping > thresholds.max_scans_after_shipping:
         warnings.append(Warning.SCANNED_AFTER_SHIPPING)
-    if state is UnitState.ACTIVE:
-        warnings.append(Warning.ALREADY_USED)
+    if state is UnitState.ACTIVE and channel is Channel.CHECKED_ONLY:
+        warnings.append(Warning.NOT_SHIPPED)
     if expiry is not None and expiry < today:
         warnings.append(Warning.EXPIRED)
     if state is UnitState.RECALLED:
@@ -155,6 +186,11 @@ def customer_warnings(
 def customer_verdict(state: UnitState, warnings: list[Warning], key_revoked: bool) -> Verdict:
     if key_revoked or state in (UnitState.REVOKED, UnitState.STOLEN, UnitState.DESTROYED):
         return Verdict.REVOKED
+    # A recall is about the customer's safety: it is said even over a clone signal.
+    if state is UnitState.RECALLED:
+        return Verdict.RECALLED
     if CLONE_SIGNALS.intersection(warnings):
         return Verdict.SUSPICIOUS
+    if Warning.EXPIRED in warnings:
+        return Verdict.EXPIRED
     return Verdict.AUTHENTIC

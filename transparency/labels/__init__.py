@@ -3,3 +3,6 @@
 May import ``transparency.domain`` only (and the image libraries, loaded on first use).
 The services render labels for downloads; the CLI tools only download them over HTTP.
 """
+
+BAD_LABEL = 3
+"""The renderer's exit status when a label cannot be drawn (too small, not encodable)."""

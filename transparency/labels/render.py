@@ -1,8 +1,10 @@
-"""Print-ready labels: one symbol and its human-readable code per unit.
+"""Print-ready labels: the symbol with its quiet zone, a call to action, the code grouped
+for reading aloud and the brand's chosen lines, one label per unit.
 
 QR (the ``qrcode`` library) carries our Transparency and offline codes; GS1 DataMatrix
 (zxing-cpp's writer, FNC1 first so scanners report ``]d2``) carries GS1 element strings.
-Each label renders to PNG or SVG on its own, to a ZIP of those, or onto a PDF sheet.
+``arrange.py`` decides where each part goes; this module draws that arrangement as PNG,
+SVG, a ZIP of those, or onto PDF sheets, so a label looks the same in every format.
 
 The PDF is streamed: each page is written to ``out`` as soon as its labels are drawn, so
 memory stays flat however many labels are printed. reportlab's Canvas keeps every page
@@ -16,7 +18,6 @@ import io
 import itertools
 import math
 import re
-import textwrap
 import zipfile
 from array import array
 from collections.abc import Iterable, Iterator
@@ -34,6 +35,25 @@ import zxingcpp
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
+from transparency.labels.arrange import MIN_MODULE_MM, PT_MM, Arrangement, Font, arrange
+from transparency.labels.sheets import DEFAULT_LAYOUT, PAGE_MM, SheetLayout
+
+__all__ = [
+    "DEFAULT_LAYOUT",
+    "MIN_MODULE_MM",
+    "PAGE_MM",
+    "QUIET_ZONE",
+    "Label",
+    "SheetLayout",
+    "Symbology",
+    "arrangement",
+    "modules",
+    "png",
+    "svg",
+    "write_pdf",
+    "write_zip",
+]
+
 Modules = npt.NDArray[np.bool_]
 """A symbol's modules, True where dark, without quiet zone; row 0 is the top."""
 
@@ -48,27 +68,20 @@ class Label:
     symbol_text: str
     """What the symbol encodes; for GS1 the bracketed form ``(01)...(21)...``."""
     human_text: str
-    """Printed under the symbol, as given (it may be grouped for humans)."""
+    """Printed with the symbol; it breaks onto lines only at its spaces (groups)."""
     symbology: Symbology
+    code: str = ""
+    """The unit's code, which names its file in a ZIP; the symbol text when empty."""
+    lines: tuple[str, ...] = ()
+    """The brand's chosen lines (brand, product, lot, expiry), printed under the code."""
+    call_to_action: str = ""
+    """Printed above the code, in the label's language ("Scan to verify")."""
 
 
 # Minimum quiet zones in modules: ISO/IEC 18004 for QR, ISO/IEC 16022 and GS1 for DataMatrix.
 QUIET_ZONE: Final = {Symbology.QR: 4, Symbology.GS1_DATAMATRIX: 1}
-# Below this a 300 dpi printer has fewer than three dots per module and scans get unreliable.
-MIN_MODULE_MM: Final = 0.25
 MM: Final = 72 / 25.4
 """Points per millimetre."""
-PAGE_MM: Final = {"A4": (210.0, 297.0), "Letter": (215.9, 279.4)}
-
-# Human-readable text: 6 pt is the smallest that stays legible on thermal and laser prints.
-_MIN_TEXT_PT = 6.0
-_MAX_TEXT_PT = 10.0
-_MIN_TEXT_PX = 12
-_LINE_SPACING = 1.2
-_MONO_ADVANCE = 0.6
-"""Glyph advance of Courier and DejaVu Sans Mono, in units of the font size."""
-_LABEL_PAD_MM = 1.0
-"""Kept clear inside each label edge: die-cut label stock is cut within about 1 mm."""
 _CUT_MARK_MM = 5.0
 _CUT_MARK_OFFSET_MM = 1.0
 
@@ -78,6 +91,20 @@ def modules(label: Label) -> Modules:
     if label.symbology is Symbology.QR:
         return _qr_modules(label.symbol_text)
     return _gs1_datamatrix_modules(label.symbol_text)
+
+
+def arrangement(label: Label, label_mm: tuple[float, float]) -> tuple[Modules, Arrangement]:
+    """The label's symbol and where everything goes on a label of ``label_mm``; raises
+    ValueError if the text cannot be encoded or the label is too small for it."""
+    dark = modules(label)
+    return dark, arrange(
+        symbol_modules=max(dark.shape),
+        quiet_zone=QUIET_ZONE[label.symbology],
+        human_text=label.human_text,
+        call_to_action=label.call_to_action,
+        lines=label.lines,
+        label_mm=label_mm,
+    )
 
 
 def _qr_modules(text: str) -> Modules:
@@ -117,80 +144,64 @@ def _runs(row: Modules) -> Iterator[tuple[int, int]]:
         yield start, end - start
 
 
-def _fit_text(
-    text: str, width: float, *, advance: float, max_size: float, min_size: float
-) -> tuple[float, list[str]]:
-    """Font size and lines for ``text`` within ``width``: shrink first, then wrap."""
-    size = min(max_size, width / (advance * max(len(text), 1)))
-    if size >= min_size:
-        return size, [text]
-    per_line = max(1, int(width / (advance * min_size)))
-    lines = textwrap.wrap(text, per_line, break_on_hyphens=False)
-    return min_size, lines or [text]
-
-
 # --- PNG and SVG -----------------------------------------------------------------------------
 
-# Pillow finds these by file name in the system font directories; fonts-dejavu-core on Debian.
-_MONO_FONTS = (
-    "DejaVuSansMono.ttf",
-    "NotoSansMono-Regular.ttf",
-    "LiberationMono-Regular.ttf",
-    "Menlo.ttc",
-    "consola.ttf",
-)
+# Pillow finds these by file name in the system font directories (fonts-dejavu-core and
+# fonts-liberation on Debian); Liberation Sans has Helvetica's widths, and a wider font
+# is squeezed to the width the arrangement measured.
+_FONT_FILES: Final = {
+    Font.MONO: ("DejaVuSansMono-Bold.ttf", "LiberationMono-Bold.ttf", "Menlo.ttc", "consolab.ttf"),
+    Font.SANS: ("LiberationSans-Regular.ttf", "Arial.ttf", "arial.ttf", "DejaVuSans.ttf"),
+    Font.SANS_BOLD: ("LiberationSans-Bold.ttf", "Arial Bold.ttf", "arialbd.ttf",
+                     "DejaVuSans-Bold.ttf"),
+}  # fmt: skip
+DPI: Final = 300
 
 
-@lru_cache(maxsize=32)
-def _png_font(size: int) -> ImageFont.FreeTypeFont:
-    for name in _MONO_FONTS:
+@lru_cache(maxsize=64)
+def _png_font(font: Font, size: int) -> ImageFont.FreeTypeFont:
+    for name in _FONT_FILES[font]:
         try:
             return ImageFont.truetype(name, size)
         except OSError:
             continue
-    # Proportional, but always present; text is measured with the font actually used.
+    # Always present; text is measured with the font actually used and fitted to its place.
     fallback = ImageFont.load_default(size)
     if not isinstance(fallback, ImageFont.FreeTypeFont):
         raise RuntimeError("Pillow was built without FreeType; it cannot draw label text")
     return fallback
 
 
-def _check_quiet_zone(label: Label, quiet_zone: int) -> None:
-    if quiet_zone < QUIET_ZONE[label.symbology]:
-        raise ValueError(
-            f"{label.symbology} needs a quiet zone of at least "
-            f"{QUIET_ZONE[label.symbology]} modules, not {quiet_zone}"
-        )
-
-
-def png(label: Label, *, module_px: int = 8, quiet_zone: int = 4) -> bytes:
-    """A grayscale PNG: the symbol with its quiet zone, and the human text under it."""
-    if module_px < 1:
-        raise ValueError(f"module_px must be at least 1, not {module_px}")
-    _check_quiet_zone(label, quiet_zone)
-    dark = np.pad(modules(label), quiet_zone, constant_values=False)
+def png(
+    label: Label, label_mm: tuple[float, float] = DEFAULT_LAYOUT.label_mm, *, dpi: int = DPI
+) -> bytes:
+    """A grayscale PNG of the label at ``dpi``, laid out as on a PDF sheet."""
+    if dpi < 72:
+        raise ValueError(f"dpi must be at least 72, not {dpi}")
+    dark, plan = arrangement(label, label_mm)
+    px = dpi / 25.4
+    width, height = (round(side * px) for side in label_mm)
+    image = Image.new("L", (width, height), 255)
+    # Whole pixels per module, so every module prints alike; the symbol keeps its centre
+    # (and so its quiet zone, which the arrangement sized with the larger module).
+    module_px = max(1, math.floor(plan.module_mm * px))
+    rows, cols = dark.shape
+    left = round((plan.symbol_left_mm + cols * plan.module_mm / 2) * px - cols * module_px / 2)
+    top = round((plan.symbol_top_mm + rows * plan.module_mm / 2) * px - rows * module_px / 2)
     symbol = np.where(dark, 0, 255).astype(np.uint8).repeat(module_px, 0).repeat(module_px, 1)
-    width = symbol.shape[1]
-
-    reference = _png_font(100)
-    advance = reference.getlength(label.human_text) / max(len(label.human_text), 1) / 100
-    size, lines = _fit_text(
-        label.human_text,
-        width - 2 * module_px,
-        advance=advance,
-        max_size=max(_MIN_TEXT_PX, 2.5 * module_px),
-        min_size=_MIN_TEXT_PX,
-    )
-    font = _png_font(max(_MIN_TEXT_PX, int(size)))
-    line_px = math.ceil(font.size * _LINE_SPACING)
-    image = Image.new("L", (width, symbol.shape[0] + line_px * len(lines) + module_px), 255)
-    image.paste(Image.fromarray(symbol), (0, 0))
+    image.paste(Image.fromarray(symbol), (left, top))
     draw = ImageDraw.Draw(image)
-    for i, line in enumerate(lines):
-        # Text starts below the quiet zone, which must stay blank.
-        draw.text((width / 2, symbol.shape[0] + i * line_px), line, fill=0, font=font, anchor="ma")
+    for line in plan.lines:
+        size = max(1, round(line.size_pt / 72 * dpi))
+        font = _png_font(line.font, size)
+        room = line.width_mm * px + 1
+        if font.getlength(line.text) > room:  # a wider font than measured: squeeze it
+            font = _png_font(line.font, max(1, int(size * room / font.getlength(line.text))))
+        draw.text(
+            (line.center_mm * px, line.baseline_mm * px), line.text, fill=0, font=font, anchor="ms"
+        )
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", dpi=(dpi, dpi))
     return buffer.getvalue()
 
 
@@ -198,42 +209,37 @@ def _num(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
-def svg(label: Label, *, module_mm: float = 0.5) -> str:
-    """An SVG sized in millimetres, one user unit per module; dark modules form one path."""
-    if module_mm < MIN_MODULE_MM:
-        raise ValueError(f"module_mm must be at least {MIN_MODULE_MM}, not {module_mm}")
-    dark = modules(label)
-    quiet = QUIET_ZONE[label.symbology]
-    rows, cols = dark.shape
-    width = cols + 2 * quiet
-    size_mm, lines = _fit_text(
-        label.human_text,
-        width * module_mm,
-        advance=_MONO_ADVANCE,
-        max_size=_MAX_TEXT_PT / MM,
-        min_size=_MIN_TEXT_PT / MM,
-    )
-    size = size_mm / module_mm
-    line_h = size * _LINE_SPACING
-    height = rows + 2 * quiet + line_h * len(lines) + 0.3 * size
-    path = "".join(
-        f"M{x + quiet} {y + quiet}h{n}v1h-{n}z" for y, row in enumerate(dark) for x, n in _runs(row)
-    )
+_SANS = 'font-family="Helvetica, Arial, Liberation Sans, sans-serif"'
+_SVG_FONTS: Final = {
+    Font.MONO: 'font-family="DejaVu Sans Mono, Courier New, monospace" font-weight="bold"',
+    Font.SANS: _SANS,
+    Font.SANS_BOLD: f'{_SANS} font-weight="bold"',
+}
+
+
+def svg(label: Label, label_mm: tuple[float, float] = DEFAULT_LAYOUT.label_mm) -> str:
+    """An SVG of the label, a user unit a millimetre, laid out as on a PDF sheet; the dark
+    modules form one path, in module units."""
+    dark, plan = arrangement(label, label_mm)
+    width, height = label_mm
+    path = "".join(f"M{x} {y}h{n}v1h-{n}z" for y, row in enumerate(dark) for x, n in _runs(row))
     texts = "".join(
-        f'<text x="{_num(width / 2)}" y="{_num(rows + 2 * quiet + (i + 0.8) * line_h)}" '
-        f'textLength="{_num(len(line) * _MONO_ADVANCE * size)}" '
-        f'lengthAdjust="spacingAndGlyphs">{escape(line)}</text>'
-        for i, line in enumerate(lines)
+        # textLength holds each line to its measured width whatever font the viewer has.
+        f'<text x="{_num(line.center_mm)}" y="{_num(line.baseline_mm)}" '
+        f'font-size="{_num(line.size_pt * PT_MM)}" {_SVG_FONTS[line.font]} '
+        f'textLength="{_num(line.width_mm)}" lengthAdjust="spacingAndGlyphs">'
+        f"{escape(line.text)}</text>"
+        for line in plan.lines
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" '
-        f'width="{_num(width * module_mm)}mm" height="{_num(height * module_mm)}mm" '
-        f'viewBox="0 0 {width} {_num(height)}">'
-        f'<rect width="{width}" height="{_num(height)}" fill="#fff"/>'
-        f'<path d="{path}" fill="#000" shape-rendering="crispEdges"/>'
-        f'<g font-family="DejaVu Sans Mono, Courier New, Courier, monospace" '
-        f'font-size="{_num(size)}" text-anchor="middle" fill="#000">{texts}</g>'
+        f'width="{_num(width)}mm" height="{_num(height)}mm" '
+        f'viewBox="0 0 {_num(width)} {_num(height)}">'
+        f'<rect width="{_num(width)}" height="{_num(height)}" fill="#fff"/>'
+        f'<path transform="translate({_num(plan.symbol_left_mm)} {_num(plan.symbol_top_mm)}) '
+        f'scale({plan.module_mm:.5f})" d="{path}" fill="#000" shape-rendering="crispEdges"/>'
+        f'<g text-anchor="middle" fill="#000">{texts}</g>'
         "</svg>\n"
     )
 
@@ -246,128 +252,53 @@ def _file_stem(code: str) -> str:
     return _UNSAFE.sub("_", code).strip("._-")[:200] or "code"
 
 
-def write_zip(labels: Iterable[Label], out: BinaryIO, *, kind: Literal["png", "svg"]) -> int:
-    """One PNG or SVG per label, streamed into a ZIP; returns the number of files.
+def write_zip(
+    labels: Iterable[Label],
+    out: BinaryIO,
+    *,
+    kind: Literal["png", "svg"],
+    layout: SheetLayout = DEFAULT_LAYOUT,
+) -> int:
+    """One PNG or SVG per label, of the layout's label size, streamed into a ZIP; returns
+    the number of files.
 
-    Files are named after the symbol text with anything but letters, digits, ``.``, ``_``
-    and ``-`` replaced by ``_``; names that would clash on a case-insensitive file system
-    get a ``-2``, ``-3``... suffix.
+    Files are named ``<code>.png`` (or ``.svg``) after the label's code, with anything but
+    letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``; names that would clash on a
+    case-insensitive file system get a ``-2``, ``-3``... suffix.
     """
 
     def render(label: Label) -> bytes:
-        return png(label) if kind == "png" else svg(label).encode()
+        if kind == "png":
+            return png(label, layout.label_mm)
+        return svg(label, layout.label_mm).encode()
 
     # PNG is deflated already; compressing it again costs time and saves nothing.
     compression = zipfile.ZIP_STORED if kind == "png" else zipfile.ZIP_DEFLATED
     taken: set[str] = set()
     count = 0
+    it = iter(labels)
+    first = next(it, None)
+    if first is None:
+        raise ValueError("no labels to print")
+    # Drawn before the archive is opened: a label that does not fit fails with nothing
+    # written, so a download can still answer with a problem.
+    rendered: bytes | None = render(first)
     with zipfile.ZipFile(out, "w", compression=compression) as archive:
-        for label in labels:
-            stem = _file_stem(label.symbol_text)
+        for label in itertools.chain([first], it):
+            stem = _file_stem(label.code or label.symbol_text)
             name = stem
             for n in itertools.count(2):
                 if name.casefold() not in taken:
                     break
                 name = f"{stem}-{n}"
             taken.add(name.casefold())
-            archive.writestr(f"{name}.{kind}", render(label))
+            archive.writestr(f"{name}.{kind}", rendered if rendered is not None else render(label))
+            rendered = None
             count += 1
     return count
 
 
 # --- PDF sheets ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SheetLayout:
-    """A grid of equal labels, centred on the page. Lengths are in millimetres.
-
-    ``columns`` and ``rows`` of 0 mean as many as fit within the margins; after
-    construction they hold the actual grid. The defaults are 24 labels of 63.5 x 33.9 mm
-    on A4 (Avery L7159 and compatibles).
-    """
-
-    page: Literal["A4", "Letter"] = "A4"
-    label_w_mm: float = 63.5
-    label_h_mm: float = 33.9
-    columns: int = 0
-    rows: int = 0
-    margin_mm: float = 5.0
-    """Nearest the grid may come to the page edge (printers cannot print to the edge)."""
-    gap_x_mm: float = 2.5
-    gap_y_mm: float = 0.0
-    cut_marks: bool = False
-    """Short lines outside the grid, in line with every label edge."""
-
-    def __post_init__(self) -> None:
-        if self.page not in PAGE_MM:
-            raise ValueError(f"page must be one of {', '.join(PAGE_MM)}, not {self.page!r}")
-        for name in ("label_w_mm", "label_h_mm"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of millimetres, not {value}")
-        for name in ("margin_mm", "gap_x_mm", "gap_y_mm"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be zero or more millimetres, not {value}")
-        page_w, page_h = PAGE_MM[self.page]
-        columns = self._fit("columns", self.columns, self.label_w_mm, self.gap_x_mm, page_w)
-        rows = self._fit("rows", self.rows, self.label_h_mm, self.gap_y_mm, page_h)
-        # Frozen, but the grid is part of the value: fill in what was derived.
-        object.__setattr__(self, "columns", columns)
-        object.__setattr__(self, "rows", rows)
-        if self.cut_marks:
-            room = min(self.origin_mm)
-            if room < _CUT_MARK_OFFSET_MM + 2:
-                raise ValueError(
-                    f"cut marks need {_CUT_MARK_OFFSET_MM + 2:g} mm between the grid and the "
-                    f"page edge; this grid leaves {room:.1f} mm"
-                )
-
-    def _fit(self, name: str, count: int, size: float, gap: float, page: float) -> int:
-        usable = page - 2 * self.margin_mm
-        what = f"{self.page} leaves {usable:g} mm between its {self.margin_mm:g} mm margins"
-        if count < 0:
-            raise ValueError(f"{name} must be 0 (as many as fit) or more, not {count}")
-        if count == 0:
-            count = math.floor((usable + gap) / (size + gap) + 1e-9)
-            if count == 0:
-                raise ValueError(f"a label {size:g} mm across does not fit: {what}")
-            return count
-        need = count * size + (count - 1) * gap
-        if need > usable + 1e-9:
-            raise ValueError(
-                f"{count} {name} of {size:g} mm with {gap:g} mm gaps need {need:g} mm, but {what}"
-            )
-        return count
-
-    @property
-    def page_mm(self) -> tuple[float, float]:
-        return PAGE_MM[self.page]
-
-    @property
-    def per_page(self) -> int:
-        return self.columns * self.rows
-
-    @property
-    def origin_mm(self) -> tuple[float, float]:
-        """Distance from the left and top page edges to the grid."""
-        page_w, page_h = self.page_mm
-        grid_w = self.columns * self.label_w_mm + (self.columns - 1) * self.gap_x_mm
-        grid_h = self.rows * self.label_h_mm + (self.rows - 1) * self.gap_y_mm
-        return (page_w - grid_w) / 2, (page_h - grid_h) / 2
-
-    def label_box_mm(self, index: int) -> tuple[float, float]:
-        """Left and top edge of the ``index``-th label on a page, filled row by row."""
-        row, column = divmod(index, self.columns)
-        left, top = self.origin_mm
-        return (
-            left + column * (self.label_w_mm + self.gap_x_mm),
-            top + row * (self.label_h_mm + self.gap_y_mm),
-        )
-
-
-DEFAULT_LAYOUT: Final = SheetLayout()
 
 _PAGES_PER_NODE = 512
 """Pages under each intermediate node of the page tree, so no node grows with the run."""
@@ -411,50 +342,35 @@ def _ref(number: int) -> str:
     return f"{number} 0 R"
 
 
-def _draw_label(
-    content: list[bytes], label: Label, left_mm: float, top_mm: float, layout: SheetLayout
-) -> None:
-    """Append the operators that draw ``label`` with its top-left corner at the given point."""
-    page_h = layout.page_mm[1] * MM
-    inner_w = (layout.label_w_mm - 2 * _LABEL_PAD_MM) * MM
-    inner_h = (layout.label_h_mm - 2 * _LABEL_PAD_MM) * MM
-    size, lines = _fit_text(
-        label.human_text,
-        inner_w,
-        advance=_MONO_ADVANCE,
-        max_size=_MAX_TEXT_PT,
-        min_size=_MIN_TEXT_PT,
-    )
-    text_h = len(lines) * size * _LINE_SPACING
+_PDF_FONTS: Final = {Font.MONO: b"F1", Font.SANS: b"F2", Font.SANS_BOLD: b"F3"}
+_PDF_BASE_FONTS: Final = {
+    Font.MONO: "/Courier-Bold",
+    Font.SANS: "/Helvetica",
+    Font.SANS_BOLD: "/Helvetica-Bold",
+}
 
-    dark = modules(label)
-    quiet = QUIET_ZONE[label.symbology]
-    rows, cols = dark.shape
-    module = min(inner_w / (cols + 2 * quiet), (inner_h - text_h) / (rows + 2 * quiet))
-    if module < MIN_MODULE_MM * MM:
-        raise ValueError(
-            f"a {layout.label_w_mm:g} x {layout.label_h_mm:g} mm label has no room for "
-            f"{label.symbol_text!r}: its {cols} x {rows} symbol would need modules below "
-            f"{MIN_MODULE_MM} mm"
-        )
-    x0 = left_mm * MM + _LABEL_PAD_MM * MM
-    top = page_h - (top_mm + _LABEL_PAD_MM) * MM
-    symbol_left = x0 + (inner_w - (cols + 2 * quiet) * module) / 2 + quiet * module
-    symbol_top = top - quiet * module
+
+def _draw_label(label: Label, left_mm: float, top_mm: float, layout: SheetLayout) -> bytes:
+    """The operators that draw ``label`` with its top-left corner at the given point."""
+    dark, plan = arrangement(label, layout.label_mm)
+    page_h = layout.page_mm[1] * MM
+    module = plan.module_mm * MM
+    symbol_left = (left_mm + plan.symbol_left_mm) * MM
+    symbol_top = page_h - (top_mm + plan.symbol_top_mm) * MM
     # In module units with y pointing down, each run is an integer rectangle.
-    content.append(
-        f"q {module:.4f} 0 0 {-module:.4f} {symbol_left:.3f} {symbol_top:.3f} cm".encode()
-    )
-    content.append(
+    ops = [
+        f"q {module:.4f} 0 0 {-module:.4f} {symbol_left:.3f} {symbol_top:.3f} cm".encode(),
         "".join(f"{x} {y} {n} 1 re\n" for y, row in enumerate(dark) for x, n in _runs(row)).encode()
-        + b"f Q"
-    )
-    baseline = top - (rows + 2 * quiet) * module - size
-    for line in lines:
-        x = x0 + (inner_w - len(line) * _MONO_ADVANCE * size) / 2
-        text = pydyf.String(line.encode("cp1252", "replace")).data
-        content.append(b"BT /F1 %.2f Tf %.3f %.3f Td %s Tj ET" % (size, x, baseline, text))
-        baseline -= size * _LINE_SPACING
+        + b"f Q",
+    ]
+    for line in plan.lines:
+        x = (left_mm + line.center_mm - line.width_mm / 2) * MM
+        y = page_h - (top_mm + line.baseline_mm) * MM
+        # WinAnsiEncoding: the accents of every call to action are in cp1252.
+        text = pydyf.String(line.text.encode("cp1252", "replace")).data
+        font = _PDF_FONTS[line.font]
+        ops.append(b"BT /%s %.2f Tf %.3f %.3f Td %s Tj ET" % (font, line.size_pt, x, y, text))
+    return b"\n".join(ops)
 
 
 def _cut_marks(layout: SheetLayout) -> bytes:
@@ -495,32 +411,41 @@ def write_pdf(labels: Iterable[Label], out: BinaryIO, layout: SheetLayout = DEFA
     """Print ``labels`` onto sheets, streaming page by page to ``out``; returns the page count.
 
     Labels are consumed one page at a time, and ``out`` need not be seekable. A label that
-    cannot be encoded or does not fit raises ValueError after the pages before it were
-    written: validate the layout against your longest code first.
+    cannot be encoded or does not fit raises ValueError; on the first page before anything
+    is written, on a later page after the pages before it were written.
     """
     it = iter(labels)
     first = list(itertools.islice(it, layout.per_page))
     if not first:
         raise ValueError("no labels to print")
+    drawn = [_draw_label(label, *layout.label_box_mm(i), layout) for i, label in enumerate(first)]
     pdf = _PdfFile(out)
     pdf.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    catalog, root, font = pdf.reserve(), pdf.reserve(), pdf.reserve()
+    catalog, root = pdf.reserve(), pdf.reserve()
+    fonts = {font: pdf.reserve() for font in Font}
     pdf.put(catalog, pydyf.Dictionary({"Type": "/Catalog", "Pages": _ref(root)}))
-    # A standard font: every PDF reader and RIP has Courier, so nothing is embedded.
-    pdf.put(
-        font,
-        pydyf.Dictionary(
-            {
-                "Type": "/Font",
-                "Subtype": "/Type1",
-                "BaseFont": "/Courier",
-                "Encoding": "/WinAnsiEncoding",
-            }
-        ),
-    )
+    # Standard fonts: every PDF reader and RIP has them, so nothing is embedded.
+    for font, number in fonts.items():
+        pdf.put(
+            number,
+            pydyf.Dictionary(
+                {
+                    "Type": "/Font",
+                    "Subtype": "/Type1",
+                    "BaseFont": _PDF_BASE_FONTS[font],
+                    "Encoding": "/WinAnsiEncoding",
+                }
+            ),
+        )
     page_w, page_h = (v * MM for v in layout.page_mm)
     media_box = pydyf.Array([0, 0, round(page_w, 3), round(page_h, 3)])
-    resources = pydyf.Dictionary({"Font": pydyf.Dictionary({"F1": _ref(font)})})
+    resources = pydyf.Dictionary(
+        {
+            "Font": pydyf.Dictionary(
+                {_PDF_FONTS[font].decode(): _ref(number) for font, number in fonts.items()}
+            )
+        }
+    )
     marks = _cut_marks(layout) if layout.cut_marks else None
 
     nodes: list[int] = []
@@ -543,13 +468,10 @@ def write_pdf(labels: Iterable[Label], out: BinaryIO, layout: SheetLayout = DEFA
         nodes.append(node)
         kids.clear()
 
-    batch = first
-    while batch:
+    while drawn:
         if not kids:
             node = pdf.reserve()
-        content: list[bytes] = [] if marks is None else [marks]
-        for index, label in enumerate(batch):
-            _draw_label(content, label, *layout.label_box_mm(index), layout)
+        content: list[bytes] = drawn if marks is None else [marks, *drawn]
         stream, page = pdf.reserve(), pdf.reserve()
         pdf.put(stream, pydyf.Stream(content, compress=True))
         pdf.put(
@@ -568,7 +490,10 @@ def write_pdf(labels: Iterable[Label], out: BinaryIO, layout: SheetLayout = DEFA
         pages += 1
         if len(kids) == _PAGES_PER_NODE:
             close_node()
-        batch = list(itertools.islice(it, layout.per_page))
+        batch = itertools.islice(it, layout.per_page)
+        drawn = [
+            _draw_label(label, *layout.label_box_mm(i), layout) for i, label in enumerate(batch)
+        ]
     if kids:
         close_node()
     pdf.put(

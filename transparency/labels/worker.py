@@ -8,10 +8,11 @@ are pipes: when the client stops reading, this process blocks on its write and s
 reading labels, and memory stays at a page of labels and a pipe's worth of bytes.
 
 Input, one JSON value a line: first ``{"kind": "pdf" | "png.zip" | "svg.zip", "layout":
-{SheetLayout's fields}}``, then ``[symbol_text, human_text, symbology]`` per label, until
-end of input. Exit status 0 when the file is complete; 3 with a one-line reason on stderr
-when a label cannot be drawn (``ValueError`` from the renderer); if its parent dies, its
-pipes close and it ends.
+{SheetLayout's fields}, "call_to_action": text}``, then ``[symbol_text, human_text,
+symbology, code, [line, ...]]`` per label, until end of input. Exit status 0 when the
+file is complete; 3 (``BAD_LABEL``) with a one-line reason on stderr when a label cannot
+be drawn (``ValueError`` from the renderer), before anything is written when it is on the
+first page; if its parent dies, its pipes close and it ends.
 """
 
 from __future__ import annotations
@@ -24,24 +25,27 @@ import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from transparency.labels import BAD_LABEL
 from transparency.labels.render import Label, SheetLayout, Symbology, write_pdf, write_zip
 
-BAD_LABEL = 3
 
-
-def labels(lines: BinaryIO) -> Iterator[Label]:
+def labels(lines: BinaryIO, call_to_action: str = "") -> Iterator[Label]:
     for line in lines:
-        symbol_text, human_text, symbology = json.loads(line)
-        yield Label(symbol_text, human_text, Symbology(symbology))
+        symbol_text, human_text, symbology, code, printed = json.loads(line)
+        yield Label(
+            symbol_text, human_text, Symbology(symbology), code, tuple(printed), call_to_action
+        )
 
 
 def render(source: BinaryIO, out: BinaryIO) -> None:
     header: dict[str, Any] = json.loads(source.readline())
     kind = header["kind"]
+    layout = SheetLayout(**header["layout"])
+    items = labels(source, header.get("call_to_action", ""))
     if kind == "pdf":
-        write_pdf(labels(source), out, SheetLayout(**header["layout"]))
+        write_pdf(items, out, layout)
     else:
-        write_zip(labels(source), out, kind="svg" if kind == "svg.zip" else "png")
+        write_zip(items, out, kind="svg" if kind == "svg.zip" else "png", layout=layout)
     out.flush()
 
 

@@ -29,6 +29,10 @@ class EventBuffer:
         self.interval = interval
         self.limit = limit
         self._rows: list[tuple[Any, ...]] = []
+        # One flush at a time: a flush asked for (at shutdown, by a test) while the
+        # background one is still writing waits for it, so that when it returns, every
+        # event added before it was called is written (or logged as lost).
+        self._flushing = asyncio.Lock()
 
     def add(
         self,
@@ -44,7 +48,10 @@ class EventBuffer:
         shipment_id: str | None = None,
         region: str | None = None,
     ) -> None:
-        """Record a refused scan (in ``scans.EVENT_COLUMNS`` order) for the next COPY."""
+        """Record a refused scan (in ``scans.EVENT_COLUMNS`` order) for the next COPY.
+        ``brand_id`` names the brand the refusal concerns, a forgery's included when it
+        carries one of the brand's key ids: the caller knows it from the keyring, so no
+        refusal costs a query to attribute."""
         if len(self._rows) < self.limit:  # a flood of forgeries must not exhaust memory
             # Scanned text is anything a camera read; PostgreSQL text holds no NUL. The other
             # fields are validated or ours.
@@ -55,12 +62,13 @@ class EventBuffer:
             ))  # fmt: skip
 
     async def flush(self) -> None:
-        rows, self._rows = self._rows, []
-        if rows:
-            try:
-                await scans.copy_events(self.pool, rows)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("could not write %d scan events: %s", len(rows), exc)
+        async with self._flushing:
+            rows, self._rows = self._rows, []
+            if rows:
+                try:
+                    await scans.copy_events(self.pool, rows)
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning("could not write %d scan events: %s", len(rows), exc)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -8,10 +8,11 @@ below it takes the ``Settings`` object (or plain values) as arguments.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transparency.domain.api_keys import parse_api_key
@@ -52,8 +53,10 @@ class Settings(BaseSettings):
         "<data_dir>/master.key, made on first start.",
     )
     public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="Base URL printed in labels' QR codes and Digital Link URIs.",
+        default="",
+        validate_default=True,
+        description="Base URL printed in labels' QR codes and Digital Link URIs. Unset: "
+        "http://<host>:<port> where the API listens (a wildcard host: this machine's name).",
     )
     max_jobs_per_brand: int = Field(
         default=2, ge=1, le=100, description="Code batches a brand may have queued or running."
@@ -206,6 +209,13 @@ class Settings(BaseSettings):
         le=3600,
         description="A transaction idle longer is ended by PostgreSQL (its connection too).",
     )
+    console_session_hours: float = Field(
+        default=8.0,
+        gt=0,
+        le=720,
+        description="A brand console session ends this long after sign-in (a working day by"
+        " default); signing out or revoking its key ends it before.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the JSON logs."
     )
@@ -242,7 +252,9 @@ class Settings(BaseSettings):
 
     @field_validator("public_url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:  # host and port are fields above, so validated before this one
+            return listening_url(info.data.get("host", "127.0.0.1"), info.data.get("port", 8000))
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
@@ -253,6 +265,20 @@ class Settings(BaseSettings):
         if value is not None and parse_api_key(value.get_secret_value()) is None:
             raise ValueError("must be a key made by `transparency new-key` (tpk_<16>_<32>)")
         return value
+
+
+def listening_url(host: str, port: int) -> str:
+    """The base URL of an API listening on host:port, as another machine would write it.
+
+    A label printed with ``http://127.0.0.1:8000`` while the service listened elsewhere
+    opened nothing; a wildcard address (0.0.0.0, ::) is no place to connect to, so it
+    becomes this machine's name.
+    """
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (recognises the wildcard, binds nothing)
+        host = socket.gethostname()
+    if ":" in host:  # an IPv6 literal (RFC 3986: in brackets)
+        host = f"[{host}]"
+    return f"http://{host}" if port == 80 else f"http://{host}:{port}"
 
 
 class SettingsError(Exception):

@@ -97,9 +97,16 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=die_with_parent,
+        initializer=_pool_worker,
         initargs=(os.getpid(),),
     )
+
+
+def _pool_worker(parent: int) -> None:
+    die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: a worker interrupted in the pool's queue
+    # printed a KeyboardInterrupt trace at every `make serve` stop. The pool stops it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class LazyPool:

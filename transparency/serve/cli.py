@@ -148,11 +148,12 @@ def serve(settings: Settings) -> None:
         base = f"http://{settings.host}:{settings.port}"
         processes = f"{resolved.workers} API process{'es' if resolved.workers != 1 else ''}"
         print(
-            f"Transparency API on {base}  ({processes}; docs {base}/docs, ready {base}/readyz)",
+            f"Transparency API on {base}  ({processes}; docs {base}/docs, ready {base}/readyz)"
+            f"\nLabels point at {settings.public_url} (TRANSPARENCY_PUBLIC_URL)",
             flush=True,
         )
         if first_key is not None:
-            print(f"Admin key, shown once (only its hash is stored): {first_key}", flush=True)
+            print(framed_admin_key(first_key), flush=True)
         if resolved.workers == 1:
             import uvicorn
 
@@ -168,6 +169,23 @@ def serve(settings: Settings) -> None:
         with tempfile.TemporaryDirectory(prefix="transparency-metrics-") as shared_dir:
             os.environ.update(_worker_environment(resolved, shared_dir))
             _serve_workers(resolved)
+
+
+def framed_admin_key(key: str) -> str:
+    """The first admin key in a frame, blank lines around it: one plain line of it was lost
+    between `make serve`'s install output above and the servers' start-up logs below."""
+    lines = [
+        "Admin key, shown once: only its hash is stored, so keep it now.",
+        "",
+        f"    {key}",
+        "",
+        "The README's walkthrough takes it as ADMIN; lost, set TRANSPARENCY_ADMIN_KEY",
+        "to a key from `transparency new-key` and start again.",
+    ]
+    width = max(map(len, lines))
+    border = "+" + "-" * (width + 4) + "+"
+    body = [f"|  {line.ljust(width)}  |" for line in lines]
+    return "\n".join(["", border, *body, border, ""])
 
 
 def _server_options(settings: Settings) -> dict[str, Any]:

@@ -19,6 +19,7 @@ finish). Each process dies with the supervisor, even if the supervisor is killed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -68,7 +69,10 @@ def _serve_one(factory: str, options: dict[str, Any], parent: int, started: Even
                 started.set()
 
     sock = listening_socket(options["host"], options["port"])
-    Server(uvicorn.Config(factory, factory=True, **options)).run(sockets=[sock])
+    # Ctrl-C reaches every process of the group; uvicorn shuts down on it, then raises it
+    # again, and each API process printed that KeyboardInterrupt's trace on the way out.
+    with contextlib.suppress(KeyboardInterrupt):
+        Server(uvicorn.Config(factory, factory=True, **options)).run(sockets=[sock])
 
 
 def _run_jobs(parent: int, started: Event) -> None:

@@ -1,9 +1,12 @@
-"""Brand use cases after issuance: withdraw units, follow one unit, watch the brand."""
+"""Brand use cases after issuance: withdraw units, follow one unit, watch the brand (its
+dashboard, the forged scans of its codes)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +16,7 @@ from transparency.db import audit, scans
 from transparency.db import brand_ops as db
 from transparency.domain import authenticity
 from transparency.domain.errors import InvalidInput, NotFound
+from transparency.domain.forgeries import ForgedScan
 from transparency.domain.identity import Principal, Role
 from transparency.domain.lifecycle import UnitEvent, UnitState, next_state, states_allowing
 from transparency.runtime.keyring import KeyRing
@@ -44,13 +48,18 @@ async def withdraw(
     batch_id: UUID | None,
     product_id: UUID | None,
     lot: str | None,
+    instructions: str | None = None,
 ) -> int:
-    """Revoke, recall, destroy or report stolen: a code, a batch, or a product's lot."""
+    """Revoke, recall, destroy or report stolen: a code, a batch, or a product's lot. A
+    recall's ``instructions`` tell customers what to do (the brand profile's default
+    recall instructions when it gives none)."""
     actor.require(Role.BRAND)
     assert actor.brand_id is not None
     targets = [code is not None, batch_id is not None, product_id is not None]
     if sum(targets) != 1 or (product_id is not None) != (lot is not None):
         raise InvalidInput("name one target: a code, a batch_id, or a product_id with a lot")
+    if instructions is not None and action != "recall":
+        raise InvalidInput("instructions go with a recall", field="instructions")
     end, allowed = _ending(ACTIONS[action])
     unit_key = (
         authenticity.unit_key_of(code, keyring.get, "no such unit") if code is not None else None
@@ -58,7 +67,8 @@ async def withdraw(
     async with pool.acquire() as conn, conn.transaction():
         moved = await db.set_state(
             conn, brand_id=actor.brand_id, new_state=end, allowed_from=allowed, reason=reason,
-            code=unit_key, batch_id=batch_id, product_id=product_id, lot=lot,
+            instructions=instructions, code=unit_key, batch_id=batch_id, product_id=product_id,
+            lot=lot,
         )  # fmt: skip
         if moved is None:
             if unit_key is not None:
@@ -108,9 +118,51 @@ async def dashboard(
     if first > last or (last - first).days > 366:
         raise InvalidInput("the range must run forward and span at most a year", field="from")
     days = await db.dashboard(pool, brand, first, last)
+    forged = await db.forged_counts(pool, brand, first, last)
     return {
         "brand_id": brand,
         "from": first,
         "to": last,
         "days": [asdict(d) for d in days],
+        "forged": [asdict(f) for f in forged],
     }
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError(at)
+        return when, UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this service gave out", field="cursor") from None
+
+
+def _encode_cursor(scan: ForgedScan) -> str:
+    raw = f"{scan.scanned_at.isoformat()}|{scan.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+async def forged_scans(
+    pool: asyncpg.Pool,
+    actor: Principal,
+    *,
+    since: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[ForgedScan], str | None]:
+    """A page of the forged scans of the caller's codes, newest first, and the cursor of
+    the next page, if any. A forgery is the brand's when it names one of its key ids."""
+    actor.require(Role.BRAND)
+    assert actor.brand_id is not None
+    if since is not None and since.tzinfo is None:
+        raise InvalidInput("since needs a time zone (Z or +hh:mm)", field="since")
+    before = None if cursor is None else _decode_cursor(cursor)
+    page = await db.forged_scans(
+        pool, actor.brand_id, since=since or datetime.min.replace(tzinfo=UTC), before=before,
+        limit=limit + 1,
+    )  # fmt: skip
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (_encode_cursor(page[-1]) if more else None)

@@ -28,13 +28,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import asdict, astuple, dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from transparency.db import brands
 from transparency.db import imports as db_imports
+from transparency.db import products as db_products
 from transparency.db import units as db_units
 from transparency.db.pool import Conn
 from transparency.domain import codes, epcis, gs1
@@ -42,12 +43,12 @@ from transparency.domain.batches import Batch
 from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import Conflict, InvalidInput, RenderersBusy
 from transparency.domain.identity import Principal
+from transparency.labels import BAD_LABEL
+from transparency.labels.content import CALL_TO_ACTION, LabelLine, Language, chosen_lines
+from transparency.labels.sheets import SheetLayout
 from transparency.runtime.keyring import KeyRing
 from transparency.services.batches import finished_batch, get_batch
 from transparency.services.spool import STALL_SECONDS, Spool
-
-if TYPE_CHECKING:  # the renderer's libraries (numpy, Pillow, zxing-cpp) stay in its process
-    from transparency.labels.render import SheetLayout
 
 log = logging.getLogger("transparency.services.exports")
 
@@ -146,15 +147,15 @@ class Exporter:
             url = gs1.digital_link(
                 (("01", parsed.gtin), ("21", parsed.serial)), base=self.public_url
             )
-            return ExportRow(code, code, code, url, lot, exp)
+            return ExportRow(code, code, codes.grouped(code), url, lot, exp)
         url = f"{self.public_url}/t/{code}"
         if self.batch.format is CodeFormat.OFFLINE:
             assert self.key is not None
             payload = codes.parse(code).payload
             assert payload is not None
             offline = codes.sign_offline(payload, self.key.private_key)
-            return ExportRow(code, offline, code, url, lot, exp)
-        return ExportRow(code, url, code, url, lot, exp)
+            return ExportRow(code, offline, codes.grouped(code), url, lot, exp)
+        return ExportRow(code, url, codes.grouped(code), url, lot, exp)
 
 
 async def csv_stream(
@@ -308,9 +309,19 @@ class Renders:
         return give_back
 
 
-def _label_line(batch: Batch, row: ExportRow) -> bytes:
+@dataclass(frozen=True, slots=True)
+class LabelText:
+    """What a run of labels says besides the codes: the call to action's language and the
+    lines the brand chose."""
+
+    language: Language = Language.EN
+    lines: frozenset[LabelLine] = frozenset()
+
+
+def _label_line(batch: Batch, row: ExportRow, lines: Callable[[ExportRow], list[str]]) -> bytes:
     symbology = "gs1-datamatrix" if batch.format is CodeFormat.GS1 else "qr"
-    return json.dumps([row.symbol, row.human_readable, symbology]).encode() + b"\n"
+    label = [row.symbol, row.human_readable, symbology, row.code, lines(row)]
+    return json.dumps(label).encode() + b"\n"
 
 
 async def labels_file(
@@ -322,6 +333,7 @@ async def labels_file(
     public_url: str,
     kind: str,
     layout: SheetLayout,
+    text: LabelText = LabelText(),
 ) -> AsyncIterator[bytes]:
     """A finished batch's labels: one PDF sheet, or a ZIP of PNG or SVG images.
 
@@ -331,6 +343,24 @@ async def labels_file(
     """
     batch = await finished_batch(pool, actor, batch_id)
     exporter = Exporter(batch, keyring, public_url)
+    brand = await brands.get(pool, batch.brand_id) if LabelLine.BRAND in text.lines else None
+    product = (
+        await db_products.get_owned(pool, batch.brand_id, batch.product_id)
+        if LabelLine.PRODUCT in text.lines
+        else None
+    )
+
+    def printed(row: ExportRow) -> list[str]:
+        return list(
+            chosen_lines(
+                text.lines,
+                brand=brand.name if brand else None,
+                product=product.name if product else None,
+                lot=row.lot,
+                expiry=row.expiry,
+            )
+        )
+
     give_back = await renders.take()
     try:
         frames = await _spooled(pool, _units_of(batch.id))
@@ -344,10 +374,29 @@ async def labels_file(
         raise
 
     def lines(rows: list[db_units.BatchUnit]) -> bytes:
-        return b"".join(_label_line(batch, exporter.row(*row)) for row in rows)
+        return b"".join(_label_line(batch, exporter.row(*row), printed) for row in rows)
 
-    header = json.dumps({"kind": kind, "layout": asdict(layout)}).encode() + b"\n"
-    return _rendered(worker, frames, header, lines, give_back, renders.stall_seconds)
+    header = {
+        "kind": kind,
+        "layout": asdict(layout),
+        "call_to_action": CALL_TO_ACTION[text.language],
+    }
+    rendered = _rendered(
+        worker, frames, json.dumps(header).encode() + b"\n", lines, give_back, renders.stall_seconds
+    )
+    # The first piece is awaited here, before any answer starts: a label that does not fit
+    # fails before the renderer writes anything, and becomes a problem response.
+    try:
+        first = await anext(rendered)
+    except StopAsyncIteration:
+        first = b""
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in rendered:
+            yield chunk
+
+    return stream()
 
 
 async def _rendered(
@@ -394,6 +443,8 @@ async def _rendered(
         status = await worker.wait()
         if status != 0:
             reason = (await stderr.read()).decode(errors="replace").strip()
+            if status == BAD_LABEL:
+                raise InvalidInput(reason, field="layout")
             raise RuntimeError(f"the label renderer stopped ({status}): {reason}")
     finally:
         feeding.cancel()

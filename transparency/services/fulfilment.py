@@ -76,8 +76,9 @@ def _offline_fail(
     product_id: UUID | None = None,
 ) -> dict[str, Any]:
     """Refuse a scan without a query; its event is buffered. ``brand_id`` when the refusal
-    can be laid at a brand's door (its revoked key, its product scanned without a code),
-    so the brand's dashboard counts it; a forgery or garbage belongs to no brand."""
+    can be laid at a brand's door (its revoked key, its product scanned without a code, a
+    forgery naming its key id), so the brand's dashboard counts it; garbage, and a forgery
+    naming no key of ours, belong to no brand."""
     ctx.events.add(
         code, "fulfilment", "fail", reason.value, brand_id=brand_id, product_id=product_id,
         site_id=actor.site_id, api_key_id=actor.key_id, shipment_id=shipment_id,

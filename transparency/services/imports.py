@@ -83,7 +83,9 @@ async def create_import(
         if await batches.lock_brand_jobs(conn, product.brand_id) >= max_jobs:
             raise _busy(max_jobs)
     with tempfile.TemporaryFile() as spool:
-        digest, blank = hashlib.sha256(kind.value.encode() + b"\0"), True
+        # The same file in another mode is another request: the mode decides the answer.
+        digest = hashlib.sha256(f"{kind.value}\0{mode.value}\0".encode())
+        blank = True
         async for chunk in body:
             spool.write(chunk)
             digest.update(chunk)
@@ -236,10 +238,10 @@ async def run_import(runner: JobRunner, job: Job) -> None:
                 accepted += len(fresh)
             if rejected and mode is ImportMode.ALL_OR_NOTHING:
                 raise _RollBack
-            await _close(conn, batch.id, token, mode, accepted, rejected, first_rejections)
+            await _close(conn, batch.id, token, mode, rows, accepted, rejected, first_rejections)
     except _RollBack:
         async with pool.acquire() as conn, conn.transaction():
-            await _close(conn, batch.id, token, mode, 0, rejected, first_rejections)
+            await _close(conn, batch.id, token, mode, rows, 0, rejected, first_rejections)
     except InvalidInput as exc:
         await imports.clear_rejections(pool, batch.id)  # a failed import reports no rows
         await batches.fail(pool, batch.id, token, exc.detail, {"accepted": 0, "rejected": 0})
@@ -265,11 +267,13 @@ async def _close(
     batch_id: UUID,
     token: UUID,
     mode: ImportMode,
+    rows: int,
     accepted: int,
     rejected: int,
     first_rejections: list[rules.Rejection],
 ) -> None:
-    rows = accepted + rejected
+    """``rows``: every row of the file, also those an all-or-nothing refusal never checked
+    against the database (accepted + rejected counted only the refused ones then)."""
     report = {
         "mode": mode.value,
         "rows": rows,

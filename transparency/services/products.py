@@ -15,6 +15,7 @@ from transparency.domain.errors import GtinNotAssigned, InvalidInput, NotFound
 from transparency.domain.gtin import normalize_gtin
 from transparency.domain.identity import Principal, Role
 from transparency.domain.models import Product
+from transparency.domain.verification import Channel
 
 
 async def create_product(
@@ -26,6 +27,7 @@ async def create_product(
     attributes: dict[str, Any],
     image_url: str | None,
     requires_check: bool,
+    channel: Channel = Channel.ANY,
 ) -> Product:
     """Register a product under one of the brand's GS1 company prefixes.
 
@@ -45,6 +47,7 @@ async def create_product(
             attributes=attributes,
             image_url=image_url,
             requires_check=requires_check,
+            channel=channel,
         )
         if product is None:
             raise GtinNotAssigned(
@@ -59,6 +62,28 @@ async def create_product(
             target=str(product.id),
             brand_id=actor.brand_id,
             detail={"gtin": gtin14},
+        )
+    return product
+
+
+async def update_product(
+    pool: asyncpg.Pool, actor: Principal, product_id: UUID, changes: dict[str, Any]
+) -> Product:
+    """Change the caller's product (its name, facts, photo, check rule, channel); another
+    brand's is as missing as one that never was."""
+    actor.require(Role.BRAND)
+    assert actor.brand_id is not None
+    async with pool.acquire() as conn, conn.transaction():
+        product = await products.update_owned(conn, actor.brand_id, product_id, changes)
+        if product is None:
+            raise NotFound(f"no product {product_id}")
+        await audit.record(
+            conn,
+            api_key_id=actor.key_id,
+            action="product.update",
+            target=str(product.id),
+            brand_id=actor.brand_id,
+            detail={"fields": sorted(changes)},
         )
     return product
 

@@ -73,7 +73,8 @@ def format_date(iso: str, lang: Lang) -> str:
 
 
 # Keys: verdict.<Verdict>, verdict.<Verdict>.says, warning.<Warning>, warning.<Warning>.says,
-# help.<reason> for a not-authentic answer (help.other when the reason has no line of its own).
+# help.<reason> for a not-authentic answer (help.other when the reason has no line of its own),
+# notice.<Verdict> for a verdict that comes with the brand's notice.
 MESSAGES: dict[Lang, dict[str, str]] = {
     "en": {
         "site": "Transparency",
@@ -91,6 +92,37 @@ MESSAGES: dict[Lang, dict[str, str]] = {
             "The brand has withdrawn this code: it was revoked, reported stolen or destroyed. "
             "Do not rely on this product; contact the brand or the seller."
         ),
+        "verdict.recalled": "Recalled",
+        "verdict.recalled.says": (
+            "This product is genuine, but the brand has recalled it. Stop using it and "
+            "follow the brand's instructions below."
+        ),
+        "verdict.expired": "Expired",
+        "verdict.expired.says": (
+            "This product is genuine, but past its expiry date. Do not use it."
+        ),
+        "notice.recalled": "About this recall",
+        "notice.revoked": "What the brand says",
+        "notice.expired": "What to do",
+        "notice.reason": "Reason:",
+        "notice.instructions": "What to do:",
+        "contact": "Contact the brand",
+        "contact.says": "{brand} can tell you more:",
+        "logo": "{brand} logo",
+        "report": "Report this product",
+        "report.says": (
+            "Tell the brand where you got it, so that it can act. We ask nothing about you; "
+            "write nothing personal unless you want the brand to know it."
+        ),
+        "report.place": "Where did you buy it? (shop name or web address)",
+        "report.region": "Country, optional (two letters, for example FR)",
+        "report.photo": "Photo of the product, optional",
+        "report.note": "Anything else, optional",
+        "report.send": "Send the report",
+        "reported": "Thank you",
+        "reported.says": "Your report was sent to the brand.",
+        "invalid": "We could not send this",
+        "invalid.says": "Something in the form was missing or too large. Go back and try again.",
         "help.malformed": (
             "This is not a code we can read. Scan the Transparency code on the product's "
             "label again, or type the characters printed under it."
@@ -112,9 +144,10 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         ),
         "warning.many_regions": "Checked in many countries",
         "warning.many_regions.says": "This code has been checked in several different countries.",
-        "warning.already_used": "Checked before it was sold",
-        "warning.already_used.says": (
-            "Customers checked this code before the brand shipped the product."
+        "warning.not_shipped": "Not shipped by the brand",
+        "warning.not_shipped.says": (
+            "The brand sells this product only through checked shipments, and has no record "
+            "of shipping this one."
         ),
         "warning.scanned_after_shipping": "Checked many times since it was sold",
         "warning.scanned_after_shipping.says": (
@@ -135,7 +168,7 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "lot": "Lot",
         "expiry": "Expiry date",
         "image": "Photo of {name}",
-        "code": "Code: {code}",
+        "code.label": "Code: ",
         "busy": "Too many checks",
         "busy.says": (
             "We received too many checks from your connection. Wait {seconds} seconds, "
@@ -162,6 +195,41 @@ MESSAGES: dict[Lang, dict[str, str]] = {
             "La marque a retiré ce code : il a été révoqué, déclaré volé ou détruit. "
             "Ne vous fiez pas à ce produit ; contactez la marque ou le vendeur."
         ),
+        "verdict.recalled": "Rappelé",
+        "verdict.recalled.says": (
+            "Ce produit est authentique, mais la marque l'a rappelé. Cessez de l'utiliser et "
+            "suivez les consignes de la marque ci-dessous."
+        ),
+        "verdict.expired": "Périmé",
+        "verdict.expired.says": (
+            "Ce produit est authentique, mais sa date de péremption est dépassée. Ne "
+            "l'utilisez pas."
+        ),
+        "notice.recalled": "À propos de ce rappel",
+        "notice.revoked": "Ce que dit la marque",
+        "notice.expired": "Que faire",
+        "notice.reason": "Motif\u00a0:",
+        "notice.instructions": "Que faire\u00a0:",
+        "contact": "Contacter la marque",
+        "contact.says": "{brand} peut vous en dire plus\u00a0:",
+        "logo": "Logo de {brand}",
+        "report": "Signaler ce produit",
+        "report.says": (
+            "Indiquez à la marque où vous l'avez obtenu, pour qu'elle puisse agir. Nous ne "
+            "demandons rien sur vous\u00a0; n'écrivez rien de personnel, sauf si vous voulez "
+            "que la marque le sache."
+        ),
+        "report.place": "Où l'avez-vous acheté\u00a0? (nom du magasin ou adresse web)",
+        "report.region": "Pays, facultatif (deux lettres, par exemple FR)",
+        "report.photo": "Photo du produit, facultative",
+        "report.note": "Autre chose, facultatif",
+        "report.send": "Envoyer le signalement",
+        "reported": "Merci",
+        "reported.says": "Votre signalement a été transmis à la marque.",
+        "invalid": "Nous n'avons pas pu l'envoyer",
+        "invalid.says": (
+            "Un champ du formulaire manquait ou était trop long. Revenez en arrière et réessayez."
+        ),
         "help.malformed": (
             "Ce n'est pas un code que nous savons lire. Scannez à nouveau le code Transparency "
             "de l'étiquette du produit, ou saisissez les caractères imprimés dessous."
@@ -185,9 +253,10 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         ),
         "warning.many_regions": "Vérifié dans de nombreux pays",
         "warning.many_regions.says": "Ce code a été vérifié dans plusieurs pays différents.",
-        "warning.already_used": "Vérifié avant sa vente",
-        "warning.already_used.says": (
-            "Des clients ont vérifié ce code avant que la marque n'expédie le produit."
+        "warning.not_shipped": "Non expédié par la marque",
+        "warning.not_shipped.says": (
+            "La marque ne vend ce produit que par des expéditions contrôlées, et n'a aucune "
+            "trace de l'expédition de celui-ci."
         ),
         "warning.scanned_after_shipping": "Vérifié de nombreuses fois depuis sa vente",
         "warning.scanned_after_shipping.says": (
@@ -208,7 +277,7 @@ MESSAGES: dict[Lang, dict[str, str]] = {
         "lot": "Lot",
         "expiry": "Date de péremption",
         "image": "Photo de {name}",
-        "code": "Code\u00a0: {code}",
+        "code.label": "Code\u00a0: ",
         "busy": "Trop de vérifications",
         "busy.says": (
             "Nous avons reçu trop de vérifications depuis votre connexion. Attendez "

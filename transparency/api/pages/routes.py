@@ -4,16 +4,20 @@ A page is ``GET /v1/verify`` for a person: the same rate limit and the same serv
 the scan is recorded and counts toward the clone thresholds), in the language the phone
 asks for, with no JavaScript and nothing loaded from elsewhere but the product's photo.
 Every answer is a page, a code we cannot read included: the page answered, so it is a 200.
+A page whose verdict is not good news says what to do next: the brand's support contact
+when the code names a brand, and a form to report the product to it (``POST /t/report``,
+the same service as ``POST /v1/reports``, on the same customer budget).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, Mapping
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import jinja2
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
@@ -22,7 +26,7 @@ from transparency.api.deps import Ctx, CustomerLimit, SettingsDep, thresholds
 from transparency.api.pages import i18n
 from transparency.domain.errors import TransparencyError
 from transparency.domain.verification import Reason, Verdict
-from transparency.services import customer
+from transparency.services import customer, reports
 
 # A verdict is about this scan, and every scan is counted: no cache may answer for us. The
 # photo is the only thing fetched from elsewhere, and its host need not learn which code.
@@ -31,7 +35,7 @@ HEADERS = {
     "Vary": "Accept-Language",
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
@@ -92,7 +96,29 @@ def _image(answer: customer.Answer) -> str | None:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
-def answer_page(request: Request, answer: customer.Answer) -> HTMLResponse:
+# The verdicts after which a customer may have a counterfeit in hand: the page offers the
+# report form. Recalled and expired units are the brand's own.
+_REPORTABLE = frozenset({Verdict.NOT_AUTHENTIC, Verdict.SUSPICIOUS, Verdict.REVOKED})
+_GS1_PART = re.compile(r"\(\d{2,4}\)[^(]*")
+
+
+def _code_parts(code: str) -> list[str]:
+    """A GS1 key in its parts, ``(01)…`` then ``(21)…``, which the page keeps whole and
+    wraps between: a serial broken across lines reads as two codes."""
+    parts = _GS1_PART.findall(code) if code.startswith("(") else []
+    return parts if "".join(parts) == code else [code]
+
+
+def _contact(support: str | None) -> tuple[str, str] | None:
+    """(href, text) of the brand's support: its https page, or its e-mail address."""
+    if not support:
+        return None
+    if support.startswith("https://"):
+        return support, support
+    return f"mailto:{support}", support
+
+
+def answer_page(request: Request, answer: customer.Answer, scan: str) -> HTMLResponse:
     lang, t = _language(request)
     name = (answer.product or {}).get("name", "")
     return _render(
@@ -108,6 +134,12 @@ def answer_page(request: Request, answer: customer.Answer) -> HTMLResponse:
         facts=_facts(answer, lang, t),
         help=_help(answer, t),
         warnings=[w.value for w in answer.warnings],
+        code_parts=_code_parts(answer.code) if answer.code else [],
+        brand=answer.brand,
+        contact=_contact(answer.brand.support if answer.brand else None),
+        notice=answer.notice,
+        report=answer.verdict in _REPORTABLE,
+        scan=scan,
     )
 
 
@@ -116,7 +148,8 @@ def error_page(request: Request, exc: TransparencyError) -> HTMLResponse:
     lang, t = _language(request)
     plain = problems.problem(exc)
     retry_after = plain.headers.get("retry-after")
-    kind = "busy" if plain.status_code == 429 else "error"
+    status = plain.status_code
+    kind = "busy" if status == 429 else "invalid" if status in (413, 422) else "error"
     return _render(
         lang,
         "unavailable.html",
@@ -149,7 +182,8 @@ router = APIRouter(tags=["pages"], include_in_schema=False, route_class=PageRout
 async def transparency_page(
     code: str, request: Request, _: CustomerLimit, ctx: Ctx, settings: SettingsDep
 ) -> HTMLResponse:
-    return answer_page(request, await customer.verify(ctx, code, None, thresholds(settings)))
+    answer = await customer.verify(ctx, code, None, thresholds(settings))
+    return answer_page(request, answer, code)
 
 
 @router.get("/01/{rest:path}", response_class=HTMLResponse)
@@ -158,7 +192,7 @@ async def digital_link_page(
 ) -> HTMLResponse:
     """Any GS1 Digital Link on a GTIN: /01/{gtin}/21/{serial}, with a lot, a query ..."""
     scan = _digital_link(request)
-    return answer_page(request, await customer.verify(ctx, scan, None, thresholds(settings)))
+    return answer_page(request, await customer.verify(ctx, scan, None, thresholds(settings)), scan)
 
 
 def _digital_link(request: Request) -> str:
@@ -168,3 +202,22 @@ def _digital_link(request: Request) -> str:
     path = raw.split(b"?", 1)[0].decode("latin-1")
     query = request.scope.get("query_string", b"").decode("latin-1")
     return _DIGITAL_LINK_BASE + path + (f"?{query}" if query else "")
+
+
+@router.post("/t/report", response_class=HTMLResponse)
+async def report_page(
+    request: Request,
+    _: CustomerLimit,
+    ctx: Ctx,
+    # Defaults, not required fields: what is missing is the service's InvalidInput, a page.
+    code: Annotated[str, Form(max_length=4096)] = "",
+    place: Annotated[str, Form(max_length=500)] = "",
+    region: Annotated[str, Form(max_length=2)] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+    photo: Annotated[UploadFile | None, File()] = None,
+) -> HTMLResponse:
+    """The report form of a verdict page: the same service as ``POST /v1/reports``."""
+    image = await photo.read() if photo is not None and photo.filename else None
+    await reports.submit(ctx, code, place=place, region=region, note=note, photo=image)
+    lang, t = _language(request)
+    return _render(lang, "reported.html", 200, {}, title=t["reported"], says=t["reported.says"])

@@ -22,6 +22,8 @@ from transparency.api.schemas import (
 from transparency.domain.codes import MAX_KEY_ID
 from transparency.domain.errors import InvalidInput, NotFound
 from transparency.domain.imports import ImportKind, ImportMode
+from transparency.labels.content import LabelLine, Language
+from transparency.labels.sheets import DEFAULT_PRESET, Preset, layout_of
 from transparency.services import batches, exports, imports, keys
 
 router = APIRouter(prefix="/v1", tags=["codes"])
@@ -88,29 +90,34 @@ async def download_labels(
     renders: Renders,
     settings: SettingsDep,
     actor: BrandKey,
-    page: Literal["A4", "Letter"] = "A4",
-    label_width_mm: Annotated[float, Query(ge=15, le=300)] = 63.5,
-    label_height_mm: Annotated[float, Query(ge=15, le=300)] = 33.9,
-    columns: Annotated[int, Query(ge=0, le=20)] = 0,
-    rows: Annotated[int, Query(ge=0, le=40)] = 0,
-    cut_marks: bool = False,
+    preset: Annotated[Preset, Query(description="Label stock; the fields below change it.")] = (
+        DEFAULT_PRESET
+    ),
+    page: Literal["A4", "Letter", "roll"] | None = None,
+    label_width_mm: Annotated[float | None, Query(ge=15, le=300)] = None,
+    label_height_mm: Annotated[float | None, Query(ge=15, le=300)] = None,
+    columns: Annotated[int | None, Query(ge=0, le=20)] = None,
+    rows: Annotated[int | None, Query(ge=0, le=40)] = None,
+    cut_marks: bool | None = None,
     images: Literal["png", "svg"] = "png",
+    language: Annotated[Language, Query(description="Of the call to action.")] = Language.EN,
+    line: Annotated[
+        list[LabelLine], Query(description="Lines to print under the code, if the unit has them.")
+    ] = [],  # noqa: B006 - FastAPI copies a default list per request
 ) -> StreamingResponse:
     if kind not in ("pdf", "zip"):
         raise NotFound(f"no file labels.{kind}")
-    # Imported here: the renderer's libraries stay out of the API process until used.
-    from transparency.labels.render import SheetLayout
-
     try:
-        layout = SheetLayout(
-            page=page, label_w_mm=label_width_mm, label_h_mm=label_height_mm,
+        layout = layout_of(
+            preset, page=page, label_w_mm=label_width_mm, label_h_mm=label_height_mm,
             columns=columns, rows=rows, cut_marks=cut_marks,
         )  # fmt: skip
     except ValueError as exc:
         raise InvalidInput(str(exc), field="layout") from None
     file_kind = "pdf" if kind == "pdf" else f"{images}.zip"
+    text = exports.LabelText(language, frozenset(line))
     stream = await exports.labels_file(
-        pool, keyring, renders, actor, batch_id, settings.public_url, file_kind, layout
+        pool, keyring, renders, actor, batch_id, settings.public_url, file_kind, layout, text
     )
     media = "application/pdf" if kind == "pdf" else "application/zip"
     disposition = f'attachment; filename="{batch_id}-labels.{kind}"'

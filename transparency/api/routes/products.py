@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from transparency.api.deps import BrandKey, Pool
-from transparency.api.schemas import ProductIn, ProductOut, ProductPage
+from transparency.api.schemas import ProductIn, ProductOut, ProductPage, ProductPatch
 from transparency.services import products
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
@@ -34,3 +34,10 @@ async def list_products(
 @router.get("/{product_id}", response_model=ProductOut)
 async def get_product(product_id: UUID, pool: Pool, actor: BrandKey) -> ProductOut:
     return ProductOut.of(await products.get_product(pool, actor, product_id))
+
+
+@router.patch("/{product_id}", response_model=ProductOut)
+async def update_product(
+    product_id: UUID, body: ProductPatch, pool: Pool, actor: BrandKey
+) -> ProductOut:
+    return ProductOut.of(await products.update_product(pool, actor, product_id, body.changes()))
