@@ -18,9 +18,7 @@ from scanner.errors import ApiError, Unreachable
 USER_AGENT = "transparency-scanner/0.1"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
-VERDICTS = frozenset(
-    {"authentic", "suspicious", "not_authentic", "revoked", "recalled", "expired"}
-)
+VERDICTS = frozenset({"authentic", "suspicious", "not_authentic", "revoked", "recalled", "expired"})
 RESULTS = frozenset({"pass", "fail"})
 
 # Statuses that say "not now" rather than "no": the same request may succeed later.

@@ -427,8 +427,7 @@ class CustomerAnswer(BaseModel):
         " carries), with its support contact; null when it names none."
     )
     notice: NoticeOut | None = Field(
-        description="For revoked, recalled and expired units: the brand's reason and"
-        " instructions."
+        description="For revoked, recalled and expired units: the brand's reason and instructions."
     )
 
 
