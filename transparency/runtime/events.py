@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -21,6 +21,9 @@ import asyncpg
 from transparency.db import scans
 
 log = logging.getLogger("transparency.runtime.events")
+
+
+_SHUTDOWN_SECONDS = 10.0
 
 
 class EventBuffer:
@@ -81,7 +84,12 @@ class EventBuffer:
         try:
             yield
         finally:
+            # Bounded: a shutdown must end even if a write hangs (a test run once waited
+            # for ever here, with the process's job runner still polling).
             task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-            await self.flush()
+            await asyncio.wait([task], timeout=_SHUTDOWN_SECONDS)
+            try:
+                async with asyncio.timeout(_SHUTDOWN_SECONDS):
+                    await self.flush()
+            except TimeoutError:
+                log.warning("could not write %d scan events at shutdown", len(self._rows))
