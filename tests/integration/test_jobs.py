@@ -361,3 +361,20 @@ async def test_a_handed_over_job_goes_to_the_back_of_the_brands_turns(dsn: str) 
         assert back is not None
         assert back.batch.id == a_job
         assert back.lease_token != first.lease_token
+
+
+async def test_a_runner_woken_as_it_is_stopped_stops(dsn: str) -> None:
+    """A wake (a batch queued, the listener's catch-up) arriving in the same turn of the
+    event loop as the stop once had the stop swallowed: asyncio.wait_for (Python 3.11)
+    returned the wake instead of raising the cancellation, the runner went on polling, and
+    the app's shutdown waited for it for ever (a test run hung in a fixture's teardown)."""
+    async with open_pool(dsn, min_size=1, max_size=2) as pool:
+        for _ in range(5):
+            runner = JobRunner(pool, lease_seconds=LEASE)
+            async with asyncio.timeout(10), runner.running():
+                await asyncio.sleep(0.2)  # idle: waiting for a wake or the next poll
+                runner.wake()
+                asked = time.monotonic()
+            # A swallowed stop ends only when this bound's own cancellation reaches the
+            # runner: ten seconds, not an instant.
+            assert time.monotonic() - asked < 5

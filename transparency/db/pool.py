@@ -122,7 +122,8 @@ async def bulk_read(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
         raise TypeError("bulk reads need a pool made by open_pool")
     wait = pool.acquire_timeout
     try:
-        await asyncio.wait_for(pool.bulk_slots.acquire(), wait)
+        async with asyncio.timeout(wait):  # not wait_for: it can leak a slot
+            await pool.bulk_slots.acquire()
     except TimeoutError as exc:
         raise DatabaseBusy(
             f"every slot for bulk reads stayed taken for {wait:g} s; retry shortly"

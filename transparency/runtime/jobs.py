@@ -78,8 +78,7 @@ class JobRunner:
             yield
         finally:
             task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])  # the caller's own cancellation still propagates
             # The job in hand stops here (its lease runs out, and it resumes), and so does
             # whatever a worker was doing for it.
             self._workers.shutdown(kill=True)
@@ -98,8 +97,11 @@ class JobRunner:
                 log.exception("job runner failed; retrying")
                 ran = False
             if not ran:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the wake
+                # when a stop arrives in the same turn, and swallows the stop.
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def run_one(self) -> bool:

@@ -89,9 +89,7 @@ class Listener:
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.wait(tasks)  # the caller's own cancellation still propagates
             if self._conn is not None:
                 with suppress(OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     await self._conn.close(timeout=_CONNECT_SECONDS)
@@ -132,8 +130,9 @@ class Listener:
                     await self._connect()
                     log.info("listening again")
                     pause = _FIRST_PAUSE
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._lost.wait(), _PING_SECONDS)
+                with suppress(TimeoutError):  # asyncio.timeout: see JobRunner._loop
+                    async with asyncio.timeout(_PING_SECONDS):
+                        await self._lost.wait()
                 if self._conn is not None and not self._lost.is_set():
                     await ping(self._conn, _PING_SECONDS)
             except Exception as exc:  # whatever it was, listening again is the remedy
@@ -146,8 +145,9 @@ class Listener:
 
     async def _keep_caught_up(self) -> None:
         while True:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), self.catch_up_seconds)
+            with suppress(TimeoutError):  # asyncio.timeout: see JobRunner._loop
+                async with asyncio.timeout(self.catch_up_seconds):
+                    await self._due.wait()
             try:
                 await self._catch_up()
             except Exception:  # the database, most likely: try again soon, whatever it was

@@ -293,7 +293,8 @@ class Renders:
         """A place, or RenderersBusy after ``wait_seconds``; returns its give-back, which
         may be called more than once."""
         try:
-            await asyncio.wait_for(self._free.acquire(), self.wait_seconds)
+            async with asyncio.timeout(self.wait_seconds):  # not wait_for: it can leak a place
+                await self._free.acquire()
         except TimeoutError as exc:
             raise RenderersBusy(
                 f"all {self.limit} label renderers of this process are busy; retry shortly"

@@ -17,7 +17,6 @@ import pickle
 import struct
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import suppress
 from typing import Any
 
 import asyncpg
@@ -139,6 +138,5 @@ class Spool:
         """Stop the read if it still runs (its transaction rolls back) and drop the file."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])  # the caller's own cancellation propagates
         self._file.close()
