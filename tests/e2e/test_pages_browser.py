@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -20,39 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize
 
 from tests.support import paths
+from tests.support.browser import assert_accessible, assert_fits, chromium
 from tests.support.served import Served
 from tests.support.world import bearer, new_gtin
 from transparency.domain import codes
 
 ARTIFACTS = paths.ARTIFACTS
 PHONE: ViewportSize = {"width": 390, "height": 844}
-INSTALL = "install it with: sudo apt-get install chromium"
-
-# Chromium's own calls home are refused on a closed network, many at a time, and slow its
-# start; root needs --no-sandbox.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    found = (
-        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
-    if found is None:
-        pytest.fail(f"the browser tests need Chromium and none is installed: {INSTALL}")
-    return found
 
 
 def product_photo() -> bytes:
@@ -94,18 +70,8 @@ def photo_server() -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(
-                executable_path=executable, headless=True, args=CHROMIUM_FLAGS
-            )
-        except Exception as exc:  # the message names the install command, then the cause
-            pytest.fail(f"Chromium at {executable} did not start ({exc}); {INSTALL}")
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def issue(
@@ -211,15 +177,8 @@ def open_page(browser: Browser, url: str, locale: str, *, javascript: bool = Tru
     return page
 
 
-def assert_accessible(page: Page) -> None:
-    results = Axe().run(page, options={"resultTypes": ["violations"]})
-    assert len(results.response["passes"]) > 10  # axe really ran its rules on this page
-    assert results.violations_count == 0, results.generate_report()
-
-
 def assert_fits_a_phone(page: Page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"the page scrolls sideways: {width}px"
+    assert_fits(page, PHONE["width"])
 
 
 def test_the_page_in_chromium_on_a_phone(

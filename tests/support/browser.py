@@ -1,7 +1,8 @@
 """Driving Debian's Chromium with playwright, and checking pages with axe-core.
 
 Chromium comes from the system, never from a download: a missing browser fails the test
-with the command that installs it. The same approach as tests/e2e/test_pages_browser.py.
+with the command that installs it. The customer page's and the console's browser tests use
+it.
 """
 
 from __future__ import annotations
