@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -70,6 +72,25 @@ EXTRA_TYPES: dict[str, tuple[int, str, str]] = {
 
 def type_uri(slug: str) -> str:
     return f"/problems/{slug}"
+
+
+def page_route(page: Callable[[Request, e.TransparencyError], Response]) -> type[APIRoute]:
+    """A route class whose domain errors are answered by ``page`` (HTML, with the status
+    ``status_of`` gives), not problem+json: the customer pages' and the console's."""
+
+    class PageRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def page_handler(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except e.TransparencyError as exc:
+                    return page(request, exc)
+
+            return page_handler
+
+    return PageRoute
 
 
 def status_of(exc: e.TransparencyError) -> int:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from functools import cache
 from typing import Annotated, Any
 
 import jinja2
 from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
 from starlette.datastructures import FormData
 
 from transparency.api import problems
@@ -140,20 +139,8 @@ def error_page(request: Request, exc: TransparencyError) -> Response:
     return render(request, "error.html", "error.title", status=status, detail=exc.detail)
 
 
-class ConsoleRoute(APIRoute):
-    """A console route: a missing session leads to the sign-in page, other domain errors
-    are pages with the status problems.py gives them."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def page_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except TransparencyError as exc:
-                return error_page(request, exc)
-
-        return page_handler
+# A missing session leads to the sign-in page; other domain errors are pages.
+ConsoleRoute = problems.page_route(error_page)
 
 
 async def signed_in(request: Request) -> Principal:

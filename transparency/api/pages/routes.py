@@ -12,14 +12,13 @@ the same service as ``POST /v1/reports``, on the same customer budget).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from functools import cache
 from typing import Annotated, Any
 
 import jinja2
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
-from fastapi.routing import APIRoute
 
 from transparency.api import problems
 from transparency.api.deps import Ctx, CustomerLimit, SettingsDep, thresholds
@@ -160,19 +159,8 @@ def error_page(request: Request, exc: TransparencyError) -> HTMLResponse:
     )
 
 
-class PageRoute(APIRoute):
-    """A route whose domain errors (the rate limit first) are pages, not problem+json."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def page_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except TransparencyError as exc:
-                return error_page(request, exc)
-
-        return page_handler
+# Domain errors (the rate limit first) are pages, not problem+json.
+PageRoute = problems.page_route(error_page)
 
 
 router = APIRouter(tags=["pages"], include_in_schema=False, route_class=PageRoute)
