@@ -33,6 +33,7 @@ log = logging.getLogger("transparency.runtime.notifications")
 CatchUp = Callable[[bool], Awaitable[None]]
 
 APPLICATION_NAME = "transparency listener"  # in pg_stat_activity, for operators and tests
+JOBS_APPLICATION_NAME = "transparency jobs listener"  # the job process's (serve/jobs.py)
 _FIRST_PAUSE = 0.1
 _LONGEST_PAUSE = 5.0
 _PING_SECONDS = 5.0  # a connection silently dropped (no FIN) is found by a ping that fails
@@ -40,8 +41,11 @@ _CONNECT_SECONDS = 5.0
 
 
 class Listener:
-    def __init__(self, dsn: str, *, catch_up_seconds: float) -> None:
+    def __init__(
+        self, dsn: str, *, catch_up_seconds: float, application_name: str = APPLICATION_NAME
+    ) -> None:
         self._dsn = dsn
+        self._application_name = application_name
         self.catch_up_seconds = catch_up_seconds
         self._channels: list[tuple[str, Callable[..., None]]] = []
         self._followers: list[CatchUp] = []
@@ -98,7 +102,7 @@ class Listener:
         conn = await asyncpg.connect(
             self._dsn,
             timeout=_CONNECT_SECONDS,
-            server_settings={"application_name": APPLICATION_NAME},
+            server_settings={"application_name": self._application_name},
         )
 
         def ended(which: object) -> None:

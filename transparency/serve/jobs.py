@@ -26,7 +26,7 @@ from collections.abc import Callable
 from transparency.db.pool import open_pool
 from transparency.runtime.jobs import JobRunner
 from transparency.runtime.keyring import KeyRing
-from transparency.runtime.notifications import Listener
+from transparency.runtime.notifications import JOBS_APPLICATION_NAME, Listener
 from transparency.runtime.settings import Settings, load_master_key
 from transparency.runtime.workers import background, name_process
 from transparency.services import jobs
@@ -55,7 +55,11 @@ async def run(settings: Settings, *, started: Callable[[], None] = lambda: None)
         idle_in_transaction_timeout=settings.idle_in_transaction_timeout_seconds,
     ) as pool:
         keyring = KeyRing(load_master_key(settings))
-        listener = Listener(dsn, catch_up_seconds=settings.key_cache_seconds / 2)
+        listener = Listener(
+            dsn,
+            catch_up_seconds=settings.key_cache_seconds / 2,
+            application_name=JOBS_APPLICATION_NAME,  # not an API process's: /readyz's
+        )
         keyring.follow(listener, pool)
         runner = JobRunner(pool, lease_seconds=settings.job_lease_seconds)
         jobs.register(runner, keyring, chunk_size=settings.job_chunk_size)

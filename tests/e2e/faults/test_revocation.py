@@ -225,10 +225,12 @@ def test_a_revocation_whose_notification_is_lost_holds_within_the_bound(
     every_process_answers(claiming_a_unit(served, world), key_revoked, WITHIN)
 
 
-# The listener's connection, in the old code (no name, its last statement a LISTEN) too.
+# Each API process's listener, in the old code (no name, its last statement a LISTEN)
+# too; not the job process's, which has a name of its own and no /readyz.
 LISTENERS = (
     "select count(pg_terminate_backend(pid)) from pg_stat_activity"
-    " where application_name = 'transparency listener' or query ilike 'listen %'"
+    " where application_name = 'transparency listener'"
+    "    or (query ilike 'listen %' and application_name <> 'transparency jobs listener')"
 )
 
 
