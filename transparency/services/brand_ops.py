@@ -3,8 +3,6 @@ dashboard, the forged scans of its codes)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -14,7 +12,7 @@ import asyncpg
 
 from transparency.db import audit, scans
 from transparency.db import brand_ops as db
-from transparency.domain import authenticity
+from transparency.domain import authenticity, cursors
 from transparency.domain.errors import InvalidInput, NotFound
 from transparency.domain.forgeries import ForgedScan
 from transparency.domain.identity import Principal, Role
@@ -128,22 +126,6 @@ async def dashboard(
     }
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
-            raise ValueError(at)
-        return when, UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this service gave out", field="cursor") from None
-
-
-def _encode_cursor(scan: ForgedScan) -> str:
-    raw = f"{scan.scanned_at.isoformat()}|{scan.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
 async def forged_scans(
     pool: asyncpg.Pool,
     actor: Principal,
@@ -158,11 +140,11 @@ async def forged_scans(
     assert actor.brand_id is not None
     if since is not None and since.tzinfo is None:
         raise InvalidInput("since needs a time zone (Z or +hh:mm)", field="since")
-    before = None if cursor is None else _decode_cursor(cursor)
+    before = None if cursor is None else cursors.decode(cursor)
     page = await db.forged_scans(
         pool, actor.brand_id, since=since or datetime.min.replace(tzinfo=UTC), before=before,
         limit=limit + 1,
     )  # fmt: skip
     more = len(page) > limit
     page = page[:limit]
-    return page, (_encode_cursor(page[-1]) if more else None)
+    return page, (cursors.encode(page[-1].scanned_at, page[-1].id) if more else None)

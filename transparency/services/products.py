@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from transparency.db import audit, products
-from transparency.domain.errors import GtinNotAssigned, InvalidInput, NotFound
+from transparency.domain import cursors
+from transparency.domain.errors import GtinNotAssigned, NotFound
 from transparency.domain.gtin import normalize_gtin
 from transparency.domain.identity import Principal, Role
 from transparency.domain.models import Product
@@ -98,28 +96,15 @@ async def get_product(pool: asyncpg.Pool, actor: Principal, product_id: UUID) ->
     return product
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this service gave out", field="cursor") from None
-
-
-def encode_cursor(product: Product) -> str:
-    raw = f"{product.created_at.isoformat()}|{product.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
 async def list_products(
     pool: asyncpg.Pool, actor: Principal, *, cursor: str | None, limit: int
 ) -> tuple[list[Product], str | None]:
     """A page of the caller's products and the cursor of the next page, if any."""
     actor.require(Role.BRAND)
     assert actor.brand_id is not None
-    after = None if cursor is None else _decode_cursor(cursor)
+    after = None if cursor is None else cursors.decode(cursor)
     async with pool.acquire() as conn:
         page = await products.list_for_brand(conn, actor.brand_id, after=after, limit=limit + 1)
     more = len(page) > limit
     page = page[:limit]
-    return page, (encode_cursor(page[-1]) if more else None)
+    return page, (cursors.encode(page[-1].created_at, page[-1].id) if more else None)

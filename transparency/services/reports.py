@@ -7,15 +7,12 @@ brand, so a report cannot be sent to, nor read from, a brand the code does not n
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from transparency.db import reports as db
-from transparency.domain import authenticity
+from transparency.domain import authenticity, cursors
 from transparency.domain.errors import InvalidInput, NotFound
 from transparency.domain.identity import Principal, Role
 from transparency.domain.reports import Report, new_report
@@ -54,29 +51,15 @@ def _scope(actor: Principal) -> UUID | None:
     return actor.brand_id if actor.role is Role.BRAND else None
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this service gave out", field="cursor") from None
-
-
-def _encode_cursor(report: Report) -> str:
-    return base64.urlsafe_b64encode(
-        f"{report.created_at.isoformat()}|{report.id}".encode()
-    ).decode()
-
-
 async def list_reports(
     pool: asyncpg.Pool, actor: Principal, *, cursor: str | None, limit: int
 ) -> tuple[list[Report], str | None]:
     """A page of the caller's reports, newest first, and the next page's cursor, if any."""
-    before = None if cursor is None else _decode_cursor(cursor)
+    before = None if cursor is None else cursors.decode(cursor)
     page = await db.page(pool, _scope(actor), before=before, limit=limit + 1)
     more = len(page) > limit
     page = page[:limit]
-    return page, (_encode_cursor(page[-1]) if more else None)
+    return page, (cursors.encode(page[-1].created_at, page[-1].id) if more else None)
 
 
 async def photo(pool: asyncpg.Pool, actor: Principal, report_id: UUID) -> tuple[bytes, str]:

@@ -1,0 +1,27 @@
+"""Page cursors: a row's keyset position (its time, then its id), opaque to the caller,
+who passes it back for the next page."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from uuid import UUID
+
+from transparency.domain.errors import InvalidInput
+
+
+def encode(at: datetime, ident: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{ident}".encode()).decode()
+
+
+def decode(cursor: str) -> tuple[datetime, UUID]:
+    """The position ``encode`` wrote; InvalidInput for anything it did not write."""
+    try:
+        at, _, ident = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:  # every time this service gives out carries its zone
+            raise ValueError(at)
+        return when, UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this service gave out", field="cursor") from None
