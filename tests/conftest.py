@@ -145,11 +145,12 @@ hypothesis.settings.load_profile("project")
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Served, str]]:
-    """A real `transparency serve` (embedded PostgreSQL) and its admin key."""
+def served(data_home: Path) -> Iterator[tuple[Served, str]]:
+    """A real `transparency serve` (embedded PostgreSQL) and its admin key, its data where
+    PostgreSQL's own user may read it (data_home), as every other served test's."""
     admin = str(new_api_key())
     service = Served(
-        tmp_path / "data", free_port(), TRANSPARENCY_ADMIN_KEY=admin, TRANSPARENCY_LOG_LEVEL="ERROR"
+        data_home, free_port(), TRANSPARENCY_ADMIN_KEY=admin, TRANSPARENCY_LOG_LEVEL="ERROR"
     )
     try:
         service.wait_ready()
