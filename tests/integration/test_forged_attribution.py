@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from nacl.signing import SigningKey
 
-from tests.support.world import World, bearer, expect, issue_codes
+from tests.support.world import World, bearer, expect, issue_codes, make_station
 from transparency.domain import codes
 
 WRONG_SECRET = b"not the brand's secret key......"
@@ -36,22 +36,8 @@ def unknown_key_forgery() -> str:
 
 async def station_at(client: httpx.AsyncClient, world: World, region: str) -> tuple[str, str]:
     """A new site in ``region`` and a station key of it: (site id, key)."""
-    site = await expect(
-        await client.post(
-            "/v1/sites",
-            json={"name": f"site-{uuid.uuid4().hex[:8]}", "region": region, "stations": ["s"]},
-            headers=bearer(world.admin),
-        ),
-        201,
-    )
-    key = await expect(
-        await client.post(
-            "/v1/api-keys", json={"role": "station", "site_id": site["id"]},
-            headers=bearer(world.admin),
-        ),
-        201,
-    )  # fmt: skip
-    return site["id"], key["key"]
+    site, key = await make_station(client, world.admin, region=region, stations=["s"])
+    return site["id"], key
 
 
 async def claim(client: httpx.AsyncClient, world: World, key: str, scan: str) -> dict[str, Any]:

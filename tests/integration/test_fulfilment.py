@@ -11,7 +11,14 @@ import asyncpg
 import httpx
 
 from tests.support.asgi import make_client
-from tests.support.world import World, bearer, issue_codes, make_product, new_gtin
+from tests.support.world import (
+    World,
+    bearer,
+    issue_codes,
+    make_product,
+    make_station,
+    new_gtin,
+)
 from transparency.api.app import create_app
 from transparency.domain import codes
 from transparency.runtime.settings import Settings
@@ -441,17 +448,7 @@ async def test_returns_and_restock(client: httpx.AsyncClient, world: World) -> N
 
 async def station_elsewhere(client: httpx.AsyncClient, world: World) -> str:
     """The key of a station at a new site."""
-    site = await client.post(
-        "/v1/sites", json={"name": f"other-{uuid.uuid4().hex[:6]}"}, headers=bearer(world.admin)
-    )
-    assert site.status_code == 201, site.text
-    r = await client.post(
-        "/v1/api-keys",
-        json={"role": "station", "site_id": site.json()["id"]},
-        headers=bearer(world.admin),
-    )
-    assert r.status_code == 201, r.text
-    key: str = r.json()["key"]
+    _, key = await make_station(client, world.admin)
     return key
 
 

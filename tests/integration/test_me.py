@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
-from tests.support.world import World, bearer, expect
+from tests.support.world import World, bearer, expect, make_station
 
 
 async def test_a_brand_key_learns_its_brand(client: httpx.AsyncClient, world: World) -> None:
@@ -23,23 +21,13 @@ async def test_a_brand_key_learns_its_brand(client: httpx.AsyncClient, world: Wo
 
 
 async def test_a_station_key_learns_its_site(client: httpx.AsyncClient, world: World) -> None:
-    name = f"site-{uuid.uuid4().hex[:8]}"
-    site = await expect(
-        await client.post("/v1/sites", json={"name": name}, headers=bearer(world.admin)), 201
-    )
-    key = await expect(
-        await client.post(
-            "/v1/api-keys", json={"role": "station", "site_id": site["id"]},
-            headers=bearer(world.admin),
-        ),
-        201,
-    )  # fmt: skip
-    me = await expect(await client.get("/v1/me", headers=bearer(key["key"])), 200)
+    site, key = await make_station(client, world.admin)
+    me = await expect(await client.get("/v1/me", headers=bearer(key)), 200)
     assert me == {
-        "key_id": key["key"].split("_")[1],
+        "key_id": key.split("_")[1],
         "role": "station",
         "brand": None,
-        "site": {"id": site["id"], "name": name},
+        "site": {"id": site["id"], "name": site["name"]},
     }
 
 

@@ -93,30 +93,32 @@ async def make_product(client: httpx.AsyncClient, brand_key: str, **extra: Any) 
     )
 
 
+async def make_station(
+    client: httpx.AsyncClient, admin: str, **site: Any
+) -> tuple[dict[str, Any], str]:
+    """A new site (``site``'s fields, a unique name unless given) and a station key of it."""
+    body = {"name": f"site-{uuid.uuid4().hex[:8]}", **site}
+    made = await expect(await client.post("/v1/sites", json=body, headers=bearer(admin)), 201)
+    key = await expect(
+        await client.post(
+            "/v1/api-keys", json={"role": "station", "site_id": made["id"]}, headers=bearer(admin)
+        ),
+        201,
+    )
+    return made, key["key"]
+
+
 async def build_world(client: httpx.AsyncClient, admin: str) -> World:
     a_id, a_key = await make_brand(client, admin, (TEST_PREFIX, *EXAMPLE_PREFIXES))
     b_id, b_key = await make_brand(client, admin)
-    site = await expect(
-        await client.post(
-            "/v1/sites",
-            json={"name": f"site-{uuid.uuid4().hex[:8]}", "stations": ["s1"]},
-            headers=bearer(admin),
-        ),
-        201,
-    )
-    station = await expect(
-        await client.post(
-            "/v1/api-keys", json={"role": "station", "site_id": site["id"]}, headers=bearer(admin)
-        ),
-        201,
-    )
+    site, station = await make_station(client, admin, stations=["s1"])
     return World(
         admin=admin,
         brand_a=a_key,
         brand_a_id=a_id,
         brand_b=b_key,
         brand_b_id=b_id,
-        station=station["key"],
+        station=station,
         site_id=site["id"],
         product_a=await make_product(client, a_key),
         product_b=await make_product(client, b_key),
