@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,6 +36,19 @@ from transparency.serve.cli import prepare
 
 # Fixture modules shared by several test files.
 pytest_plugins = ["tests.support.loadtest_stub", "tests.support.scanner_images"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C for the commands the tests start, however the suite itself was started.
+
+    A shell runs a background job (`make test &`, nohup) with SIGINT ignored, and every
+    process it starts inherits that; Python then installs no KeyboardInterrupt handler, and
+    a station the tests stop with SIGINT ran on: test_station_restart failed in a
+    backgrounded `.ci/run` and passed in a terminal. The default handler here is reset to
+    the default action in each command the tests start.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
