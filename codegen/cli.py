@@ -71,7 +71,10 @@ def issue_command(
     lot: str | None,
     expiry: str | None,
     log: TextIO,
+    labels: str = "",
 ) -> dict[str, Any]:
+    """Issue a batch, wait for it and download its file; ``labels`` is the label options'
+    query string (``label_query``) for a .pdf or .zip file."""
     body: dict[str, Any] = {"count": count, "format": format}
     if lot:
         body["lot"] = lot
@@ -88,7 +91,15 @@ def issue_command(
         ),
     )
     progress.end()
-    api.download(f"{location}/{FILE_KINDS[kind]}", out)
+    try:
+        api.download(f"{location}/{FILE_KINDS[kind]}{labels}", out)
+    except CodegenError as exc:
+        # The codes exist now: issuing again would make another batch, downloading this
+        # one again (with other label options) is what the user needs.
+        raise CodegenError(
+            f"batch {batch['id']} is issued, but its file was not downloaded: {exc} "
+            f"(codegen download --batch {batch['id']} fetches it)"
+        ) from exc
     return done
 
 
@@ -199,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--file", dest="kind", default=None, choices=sorted(FILE_KINDS))
     i.add_argument("--lot")
     i.add_argument("--expiry", help="YYYY-MM-DD")
+    add_label_options(i)
 
     m = sub.add_parser("import", help="register the brand's own serials from a file")
     m.add_argument("--product", required=True)
@@ -233,14 +245,18 @@ def run(
                 raise CodegenError(
                     f"--out must end in one of {sorted(FILE_KINDS)} (or pass --file)"
                 )
+            labels = label_query(args)
+            if labels and kind not in ("pdf", "zip"):
+                # Checked before anything is issued: the options would be silently lost.
+                raise CodegenError(f"label options are for .pdf and .zip files, not .{kind}")
         if args.command == "issue":
             batch = issue_command(
                 api, product=args.product, count=args.count, format=args.format, out=args.out,
-                kind=kind, lot=args.lot, expiry=args.expiry, log=sys.stderr,
+                kind=kind, lot=args.lot, expiry=args.expiry, log=sys.stderr, labels=labels,
             )  # fmt: skip
             stdout.write(json.dumps({"batch": batch["id"], "file": str(args.out)}) + "\n")
         elif args.command == "download":
-            file = FILE_KINDS[kind] + (label_query(args) if kind in ("pdf", "zip") else "")
+            file = FILE_KINDS[kind] + labels
             size = api.download(f"/v1/code-batches/{args.batch}/{file}", args.out)
             stdout.write(
                 json.dumps({"batch": args.batch, "file": str(args.out), "bytes": size}) + "\n"

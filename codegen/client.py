@@ -66,6 +66,8 @@ class Api:
         size = 0
         try:
             with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()  # a problem's body is small, and _check reads it
                 self._check(response)
                 with partial.open("wb") as handle:
                     for chunk in response.iter_bytes():

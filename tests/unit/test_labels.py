@@ -12,6 +12,7 @@ import random
 import re
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import cast
 from xml.etree import ElementTree
 
@@ -449,3 +450,18 @@ def test_a_label_carries_its_call_to_action_grouped_code_and_chosen_lines() -> N
     # On one line of mono text no two lines overlap: baselines a line apart at least.
     baselines = [line.baseline_mm for line in plan.lines]
     assert baselines == sorted(baselines)
+
+
+@pytest.mark.parametrize("preset", list(Preset))
+def test_every_preset_makes_room_for_the_chosen_lines(preset: Preset) -> None:
+    """Text under the symbol once left the 99 x 38 and 102 x 51 mm labels, the stock meant
+    for these lines, no room for any of them; beside it, all four fit."""
+    label_mm = layout_of(preset).label_mm
+    _, alone = arrangement(replace(PRINTED, lines=()), label_mm)
+    _, plan = arrangement(PRINTED, label_mm)
+    printed = [line.text for line in plan.lines if line.font is Font.SANS]
+    assert len(printed) == len(PRINTED.lines), printed
+    for text, chosen in zip(printed, PRINTED.lines, strict=True):
+        assert text == chosen or (text.endswith("…") and chosen.startswith(text[:-1])), text
+    # The room is not taken from the symbol: it stays as good to scan as without the lines.
+    assert plan.module_mm >= 0.9 * min(alone.module_mm, 0.6)

@@ -8,6 +8,7 @@ Liberation and Nimbus share), so it is measured once for every format.
 
 from __future__ import annotations
 
+import itertools
 import math
 import unicodedata
 from dataclasses import dataclass
@@ -135,6 +136,8 @@ class _Plan:
     code_lines: int
     cta_lines: int
     module_mm: float
+    extra_lines: int
+    """The brand's lines this arrangement has room for."""
 
 
 def arrange(
@@ -156,7 +159,12 @@ def arrange(
         for i in range(0, len(word), _LONGEST_GROUP)
     ) or ("",)
     plan = _plan(
-        symbol_modules, quiet_zone, tuple(len(g) for g in groups), call_to_action, label_mm
+        symbol_modules,
+        quiet_zone,
+        tuple(len(g) for g in groups),
+        call_to_action,
+        len(lines),
+        label_mm,
     )
     if plan is None:
         raise ValueError(
@@ -182,16 +190,19 @@ def _plan(
     quiet_zone: int,
     group_lengths: tuple[int, ...],
     call_to_action: str,
+    extra_lines: int,
     label_mm: tuple[float, float],
 ) -> _Plan | None:
-    """Searches text sizes, line breaks and the two places for the text (beside the
-    symbol or under it); the code's width depends only on its groups' lengths."""
+    """Searches text sizes, line breaks, the two places for the text (beside the symbol
+    or under it) and room for up to ``extra_lines`` of the brand's lines; the code's width
+    depends only on its groups' lengths."""
     inner_w, inner_h = (side - 2 * PAD_MM for side in label_mm)
     span = symbol_modules + 2 * quiet_zone
     placeholder = tuple("0" * n for n in group_lengths)
     candidates: list[_Plan] = []
     for size in _SIZES_PT:
         line_h = size * PT_MM * _LINE_SPACING
+        extra_h = max(_SIZES_PT[-1], size * _LINE_SCALE) * PT_MM * _LINE_SPACING
         for code_lines in range(1, len(placeholder) + 1):
             code = _chunks(placeholder, code_lines)
             if code_lines > 1 and len(code) < code_lines:
@@ -199,8 +210,9 @@ def _plan(
             for cta_lines in (1, 2):
                 cta = _split_words(call_to_action, cta_lines)
                 _, width = _block(size, code, cta)
-                height = (len(code) + len([c for c in cta if c])) * line_h
-                for beside in (True, False):
+                text_h = (len(code) + len([c for c in cta if c])) * line_h
+                for extra, beside in itertools.product(range(extra_lines + 1), (True, False)):
+                    height = text_h + extra * extra_h
                     if beside:
                         side = min(inner_h, inner_w - width - _GAP_MM)
                         fits = height <= inner_h
@@ -209,13 +221,18 @@ def _plan(
                         fits = width <= inner_w
                     module = side / span
                     if fits and module >= MIN_MODULE_MM:
-                        candidates.append(_Plan(beside, size, code_lines, cta_lines, module))
+                        candidates.append(_Plan(beside, size, code_lines, cta_lines, module, extra))
     if not candidates:
         return None
     best = max(min(c.module_mm, _ENOUGH_MODULE_MM) for c in candidates)
     good = [c for c in candidates if min(c.module_mm, _ENOUGH_MODULE_MM) >= _NEAR_BEST * best]
-    # Largest text, then fewest lines, then the largest symbol.
-    return max(good, key=lambda c: (c.size_pt, -c.code_lines, -c.cta_lines, c.module_mm))
+    # Among symbols about as good to scan as the best: every line the brand chose (a 99 x
+    # 38 mm label once put its text under the symbol, leaving no room for any of them),
+    # then the largest text, the fewest lines, the largest symbol.
+    return max(
+        good,
+        key=lambda c: (c.extra_lines, c.size_pt, -c.code_lines, -c.cta_lines, c.module_mm),
+    )
 
 
 def _place(
