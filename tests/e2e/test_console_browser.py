@@ -1,5 +1,6 @@
 """The brand console in a real headless Chromium: sign in, every page checked by axe, a batch
-downloaded, a unit recalled through the confirmation step, signed out.
+downloaded, a customer's report read, a unit recalled with instructions through the
+confirmation step (and the customer page showing them), signed out.
 
 It runs the service as a user does (``python -m transparency serve``) and drives the pages
 with their own links, forms and buttons; no page needs a script. Screenshots land in
@@ -28,6 +29,7 @@ from tests.support.world import bearer, new_gtin
 ARTIFACTS = paths.ARTIFACTS
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1100, "height": 900}
+INSTRUCTIONS = "Stop using it and return it to the shop for a full refund."
 
 
 @pytest.fixture
@@ -52,8 +54,16 @@ def issue(http: httpx.Client, brand: str, product_id: str, count: int) -> tuple[
     return r.json()["id"], [row["code"] for row in csv.DictReader(io.StringIO(text))]
 
 
+def jpeg() -> bytes:
+    """A customer's photo of a product, as a phone would send it."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 180, 150)).save(out, "JPEG")
+    return out.getvalue()
+
+
 def make_world(url: str, admin: str) -> dict[str, Any]:
-    """A brand with a product, a batch whose first code shipped and was checked, an import."""
+    """A brand with a product, a batch whose first code shipped and was checked, an import,
+    a customer's report on its last code."""
     with httpx.Client(base_url=url, timeout=30) as http:
         auth = bearer(admin)
         brand = http.post(
@@ -87,6 +97,12 @@ def make_world(url: str, admin: str) -> dict[str, Any]:
             headers={**bearer(key), "Content-Type": "text/csv"},
         )
         assert imported.status_code == 202, imported.text
+        reported = http.post(
+            "/v1/reports",
+            data={"code": codes[3], "place": "Marché Saint-Pierre", "region": "FR"},
+            files={"photo": ("photo.jpg", jpeg(), "image/jpeg")},
+        )
+        assert reported.status_code == 201, reported.text
     return {"key": key, "product": product, "batch": batch, "codes": codes}
 
 
@@ -116,10 +132,13 @@ def test_the_console_in_chromium(served: tuple[Served, str], browser: Browser) -
     page.wait_for_url("**/console/dashboard")
     assert page.get_by_role("heading", level=1, name="Dashboard").is_visible()
     assert page.get_by_role("heading", name="Codes issued (6)").is_visible()  # 4 + 2 imported
+    assert page.get_by_role("heading", name="Reports from customers (1)").is_visible()
+    assert page.get_by_role("heading", name="Forged attempts (0)").is_visible()
     checked(page, "dashboard", PHONE["width"])
 
     for link, heading in [("Products", "Products"), ("Code batches", "Code batches"),
-                          ("Imports", "Imports"), ("Code look-up", "Code look-up")]:  # fmt: skip
+                          ("Imports", "Imports"), ("Code look-up", "Code look-up"),
+                          ("Customer reports", "Customer reports")]:  # fmt: skip
         page.get_by_role("navigation").get_by_role("link", name=link).click()
         assert page.get_by_role("heading", level=1, name=heading).is_visible()
         checked(page, heading.lower().replace(" ", "-"), PHONE["width"])
@@ -127,6 +146,11 @@ def test_the_console_in_chromium(served: tuple[Served, str], browser: Browser) -
             assert page.get_by_text("Eau de parfum 50 ml").is_visible()
         if link == "Imports":
             assert page.get_by_role("link", name="Every rejected row (CSV)").is_visible()
+        if link == "Customer reports":
+            assert page.get_by_text("Marché Saint-Pierre").is_visible()
+            with page.expect_download() as photo:
+                page.get_by_role("link", name="Photo").click()
+            assert photo.value.path().read_bytes() == jpeg()
 
     # A batch download: the codes file the API would give.
     page.get_by_role("link", name="Code batches").click()
@@ -146,9 +170,12 @@ def test_the_console_in_chromium(served: tuple[Served, str], browser: Browser) -
     page.get_by_label("Code (as printed, or the label's URL)").fill(code)
     page.get_by_role("button", name="Look up").click()
     page.get_by_label("Action").select_option("recall")
-    page.get_by_label("Reason, and instructions for customers").fill("Bring it back to the shop")
+    page.get_by_label("Reason (customers see it)").fill("Bring it back to the shop")
+    page.get_by_label("Instructions for customers (a recall only)").fill(INSTRUCTIONS)
     page.get_by_role("button", name="Continue").click()
     assert page.get_by_role("button", name="Confirm: Recall").is_visible()
+    assert page.get_by_text("Bring it back to the shop").is_visible()
+    assert page.get_by_text(INSTRUCTIONS).is_visible()
     checked(page, "confirm-recall", PHONE["width"])
     with httpx.Client(base_url=service.url) as http:
         history = http.get(f"/v1/codes/{code}/history", headers=bearer(world["key"])).json()
@@ -156,7 +183,18 @@ def test_the_console_in_chromium(served: tuple[Served, str], browser: Browser) -
         page.get_by_role("button", name="Confirm: Recall").click()
         assert page.get_by_text("Recall: 1 unit(s) changed.").is_visible()
         history = http.get(f"/v1/codes/{code}/history", headers=bearer(world["key"])).json()
+        verdict = http.get("/v1/verify", params={"code": code}).json()
     assert (history["state"], history["status_reason"]) == ("recalled", "Bring it back to the shop")
+    assert verdict["notice"] == {
+        "reason": "Bring it back to the shop",
+        "instructions": INSTRUCTIONS,
+    }
+    customer = context.new_page()  # what a customer who checks the unit now reads
+    customer.goto(f"{service.url}/t/{code}", wait_until="load")
+    assert customer.get_by_text(INSTRUCTIONS).is_visible()
+    assert customer.get_by_text("Bring it back to the shop").is_visible()
+    customer.screenshot(path=ARTIFACTS / "console-recalled-customer.png", full_page=True)
+    customer.close()
 
     # In French, with the page's switch.
     page.get_by_role("link", name="Français").click()

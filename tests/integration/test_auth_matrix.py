@@ -99,6 +99,14 @@ ENDPOINTS: dict[str, tuple[Request, dict[Who, int]]] = {
         lambda w: ("GET", "/v1/reports", None),
         {"admin": 200, "brand_a": 200, "brand_b": 200, "station": 403},
     ),
+    "passes of own site": (
+        lambda w: ("GET", "/v1/fulfilment/passes?shipment_prefix=lt-run-", None),
+        {"admin": 403, "brand_a": 403, "brand_b": 403, "station": 200},
+    ),
+    "pass counts of own site": (
+        lambda w: ("GET", "/v1/fulfilment/passes/summary?shipment_prefix=lt-run-", None),
+        {"admin": 403, "brand_a": 403, "brand_b": 403, "station": 200},
+    ),
     "a report's photo": (
         lambda w: ("GET", f"/v1/reports/{uuid.uuid4()}/photo", None),
         {"admin": 404, "brand_a": 404, "station": 403},
@@ -273,6 +281,10 @@ CONSOLE: dict[str, tuple[str, str, dict[str, str] | None, dict[Who, int]]] = {
     "console batches": ("GET", "/console/batches", None, {"brand_a": 200, "brand_b": 200}),
     "console imports": ("GET", "/console/imports", None, {"brand_a": 200, "brand_b": 200}),
     "console dashboard": ("GET", "/console/dashboard", None, {"brand_a": 200, "brand_b": 200}),
+    "console reports": ("GET", "/console/reports", None, {"brand_a": 200, "brand_b": 200}),
+    "console report photo": (
+        "GET", "/console/reports/{report}/photo", None, {"brand_a": 200, "brand_b": 404}
+    ),
     "console codes.csv": (
         "GET", "/console/batches/{batch}/codes.csv", None, {"brand_a": 200, "brand_b": 404}
     ),
@@ -318,7 +330,16 @@ async def test_console_matrix(
     batch, (code, _) = await issue(client, world.brand_a, world.product_a["id"], 2)
     csrf = await signed_in(client, getattr(world, who)) if who != "nobody" else ""
     method, path, form, _ = CONSOLE[endpoint]
-    path = path.format(batch=batch, code=code)
+    report = ""
+    if "{report}" in path:  # a customer's report, with a photo, on brand A's code
+        sent = await client.post(
+            "/v1/reports",
+            data={"code": code, "place": "a shop"},
+            files={"photo": ("p.jpg", b"\xff\xd8\xff\xe0" + bytes(64), "image/jpeg")},
+        )
+        assert sent.status_code == 201, sent.text
+        report = sent.json()["id"]
+    path = path.format(batch=batch, code=code, report=report)
     data = None if form is None else {"csrf": csrf, **form}
     if data is not None:
         data = {k: v.format(batch=batch, code=code) for k, v in data.items()}

@@ -19,6 +19,7 @@ from tests.support.asgi import make_client
 from tests.support.console import csrf_in, issue, sign_in, signed_in
 from tests.support.world import World, bearer
 from transparency.api.app import create_app
+from transparency.domain import codes
 from transparency.runtime.settings import Settings
 
 
@@ -169,7 +170,10 @@ async def test_every_page_renders_in_english_and_french(
     batch, (code,) = await issue(client, world.brand_a, world.product_a["id"], 1)
     await signed_in(client, world.brand_a)
     pages = [
-        *(f"/console/{page}" for page in ("dashboard", "products", "batches", "imports", "codes")),
+        *(
+            f"/console/{page}"
+            for page in ("dashboard", "products", "batches", "imports", "codes", "reports")
+        ),
         f"/console/codes?code={code}",
         f"/console/actions?batch_id={batch}",
     ]
@@ -201,6 +205,28 @@ async def test_the_dashboard_draws_what_the_service_counts(
     assert page.text.count("<svg") >= 4  # issued, passed, customer checks, suspicious ...
     assert f'Codes issued <span class="num">({issued})</span>' in page.text
     assert world.product_a["name"] in page.text  # the table by product names it
+
+
+async def test_the_dashboard_charts_forged_scans_of_the_brands_codes(
+    client: httpx.AsyncClient, world: World, app: FastAPI
+) -> None:
+    _, (code,) = await issue(client, world.brand_a, world.product_a["id"], 1)
+    payload = codes.parse(code).payload
+    assert payload is not None
+    forged = codes.sign_transparency(payload, b"f" * 32)  # brand A's key id, a wrong tag
+    for _ in range(2):
+        verdict = (await client.get("/v1/verify", params={"code": forged})).json()
+        assert verdict["reason"] == "forged"
+    await app.state.lifespan_state["events"].flush()  # customers' scans are written behind
+    await signed_in(client, world.brand_a)
+    page = (await client.get("/console/dashboard")).text
+    assert 'Forged attempts <span class="num">(2)</span>' in page
+    assert ": 2</title>" in page  # the day's bar says how many
+    by_product = page[page.index('id="by-product"') :]
+    assert "Forged attempts" not in by_product  # they name no product of the brand
+    client.cookies.clear()
+    await signed_in(client, world.brand_b)
+    assert "Forged attempts" not in (await client.get("/console/dashboard")).text
 
 
 async def test_downloads_are_the_apis_files(client: httpx.AsyncClient, world: World) -> None:
@@ -265,20 +291,64 @@ async def test_a_recall_asks_for_confirmation_then_goes_through_the_service(
     assert (history["state"], history["status_reason"]) == ("recalled", "Return it to the shop")
 
 
+async def test_a_recall_gives_customers_its_instructions_apart_from_its_reason(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    _, (code, default) = await issue(client, world.brand_a, world.product_a["id"], 2)
+    profile = {"recall_instructions": "Return it to any shop of ours."}
+    r = await client.patch("/v1/brand/profile", json=profile, headers=bearer(world.brand_a))
+    assert r.status_code == 200, r.text
+    csrf = await signed_in(client, world.brand_a)
+    form = {
+        "csrf": csrf, "code": code, "action": "recall", "reason": "Contaminated batch",
+        "instructions": "Do not use it; bring it to a pharmacy.",
+    }  # fmt: skip
+    confirm = await client.post("/console/actions", data=form)
+    assert confirm.status_code == 200, confirm.text
+    assert "<dd>Contaminated batch</dd>" in confirm.text
+    assert "<dd>Do not use it; bring it to a pharmacy.</dd>" in confirm.text
+    assert await state_of(client, world, code) == "active"  # nothing yet
+    done = await client.post("/console/actions", data={**form, "confirm": "yes"})
+    assert done.status_code == 200, done.text
+    verdict = (await client.get("/v1/verify", params={"code": code})).json()
+    assert verdict["notice"] == {
+        "reason": "Contaminated batch",
+        "instructions": "Do not use it; bring it to a pharmacy.",
+    }
+    # Left empty, the confirmation says what customers will read: the profile's default.
+    mute = {**form, "code": default, "instructions": " "}
+    confirm = await client.post("/console/actions", data=mute)
+    assert "Return it to any shop of ours." in confirm.text
+    assert 'name="instructions"' not in confirm.text  # the confirmation posts none
+    await client.post("/console/actions", data={**mute, "confirm": "yes"})
+    verdict = (await client.get("/v1/verify", params={"code": default})).json()
+    assert verdict["notice"] == {
+        "reason": "Contaminated batch",
+        "instructions": "Return it to any shop of ours.",
+    }
+
+
 @pytest.mark.parametrize(
-    ("form", "slug"),
+    ("form", "said"),
     [
-        ({"action": "explode", "reason": "x"}, "action"),
-        ({"action": "recall", "reason": " "}, "reason"),
-        ({"action": "recall", "reason": "x", "batch_id": "not-a-uuid"}, "batch_id"),
+        ({"action": "explode", "reason": "x"}, "choose one of"),
+        ({"action": "recall", "reason": " "}, "give a reason"),
+        ({"action": "recall", "reason": "x", "batch_id": "not-a-uuid"}, "not a batch id"),
+        ({"action": "revoke", "reason": "x", "instructions": "y"}, "instructions go with a"),
+        ({"action": "recall", "reason": "x" * 501}, "give a reason"),
+        ({"action": "recall", "reason": "x", "instructions": "y" * 2001}, "give instructions"),
+        ({"action": "recall", "reason": "x\x00"}, "give a reason"),
     ],
 )
 async def test_a_bad_action_form_is_refused_and_changes_nothing(
-    client: httpx.AsyncClient, world: World, form: dict[str, str], slug: str
+    client: httpx.AsyncClient, world: World, form: dict[str, str], said: str
 ) -> None:
     _, (code,) = await issue(client, world.brand_a, world.product_a["id"], 1)
     csrf = await signed_in(client, world.brand_a)
     data = {"csrf": csrf, "code": code, "confirm": "yes", **form}
     r = await client.post("/console/actions", data=data)
     assert r.status_code == 422, r.text
+    assert said in r.text  # the page says what to fix
     assert await state_of(client, world, code) == "active"
+    unconfirmed = {k: v for k, v in data.items() if k != "confirm"}
+    assert (await client.post("/console/actions", data=unconfirmed)).status_code == 422

@@ -469,6 +469,44 @@ class ForgedScanPage(BaseModel):
     next_cursor: str | None
 
 
+class DashboardDayOut(BaseModel):
+    product_id: UUID | None = Field(
+        description="Null for counts that name no product: a refusal at fulfilment of a code"
+        " whose key was revoked, a customer's report on a forgery."
+    )
+    product_name: str | None
+    day: date = Field(description="The day (UTC).")
+    issued: int = Field(description="Units created by the batches and imports finished.")
+    passed: int = Field(description="Distinct units that passed a fulfilment check.")
+    blocked: dict[str, int] = Field(description="Failed fulfilment checks, by reason.")
+    customer_scans: int = Field(description="Customers' checks of the brand's units.")
+    suspicious: int = Field(description="Units that crossed a clone threshold.")
+    reports: int = Field(
+        description="Customers' reports on the brand's codes (GET /v1/reports lists them)."
+    )
+
+
+class ForgedCountOut(BaseModel):
+    day: date
+    kind: Literal["fulfilment", "customer"]
+    site_id: UUID | None
+    site_name: str | None
+    region: str | None
+    scans: int = Field(description="Scans naming a key id of the brand with a wrong tag.")
+
+
+class DashboardOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    brand_id: UUID
+    first: date = Field(alias="from", description="The first day counted (UTC).")
+    last: date = Field(alias="to", description="The last day counted (UTC).")
+    days: list[DashboardDayOut] = Field(description="One row per product and day with counts.")
+    forged: list[ForgedCountOut] = Field(
+        description="Forged scans of the brand's codes, per day, kind, site and region."
+    )
+
+
 # ----- who am I
 
 
@@ -509,3 +547,27 @@ class ReportOut(BaseModel):
 class ReportPage(BaseModel):
     items: list[ReportOut]
     next_cursor: str | None
+
+
+# ----- passes read back by a station
+
+
+class PassOut(Out):
+    code: str = Field(description="The unit key: a Transparency code's canonical text.")
+    shipment_id: str
+    passed_at: datetime
+
+
+class PassPage(BaseModel):
+    items: list[PassOut] = Field(description="By shipment id (code-point order), then event.")
+    next_cursor: str | None
+
+
+class PassSummaryOut(Out):
+    pass_events: int = Field(description="Pass events in the event log.")
+    units: int = Field(description="Distinct units among them: fewer when one passed twice.")
+    shipments: int = Field(description="Distinct shipments among them.")
+    unit_shipments: int = Field(
+        description="Distinct (unit, shipment) pairs: more than units when a unit left in two"
+        " shipments (a retry for the same shipment is a pass event again, not a pair)."
+    )

@@ -99,13 +99,17 @@ async def owned_unit(conn: Conn | asyncpg.Pool, brand_id: UUID, code: str) -> Un
 # own kind of event and subtracts nothing: the unit did pass that day.
 # Forgeries naming the brand's key ids are counted apart (``_FORGED_COUNTS``): they are
 # about no unit or product of the brand, so they count in no product's day.
+# Reports: a customer's report counts on the day it was sent, with the product of the unit
+# it names; one on a forgery (it names a key id of the brand, no unit) with no product.
+# ``unit_state`` says whether the report named a unit: a forgery's text, kept as scanned,
+# is never joined to a unit that happens to have the same key.
 _DASHBOARD = f"""
 with days as (
     select product_id, (finished_at at time zone 'UTC')::date as day,
            sum(case kind when '{JobKind.IMPORT.value}'
                    then (report->>'accepted')::bigint else progress end) as issued,
            0 as passed, null::text as reason, 0 as blocked, 0 as customer_scans,
-           0 as suspicious
+           0 as suspicious, 0 as reports
     from code_batches
     where brand_id = $1 and status = '{BatchStatus.DONE.value}'
       and finished_at >= $2::date and finished_at < $3::date + 1
@@ -115,22 +119,29 @@ with days as (
            count(distinct code) filter (where kind = 'fulfilment' and result = 'pass'),
            case when kind = 'fulfilment' and result = 'fail' then reason end,
            count(*) filter (where kind = 'fulfilment' and result = 'fail'),
-           count(*) filter (where kind = 'customer'), 0
+           count(*) filter (where kind = 'customer'), 0, 0
     from scan_events
     where brand_id = $1 and scanned_at >= $2::date and scanned_at < $3::date + 1
       and reason is distinct from 'forged'
     group by 1, 2, 5
     union all
-    select product_id, (suspicious_at at time zone 'UTC')::date, 0, 0, null, 0, 0, count(*)
+    select product_id, (suspicious_at at time zone 'UTC')::date, 0, 0, null, 0, 0, count(*), 0
     from units
     where brand_id = $1 and suspicious_at >= $2::date and suspicious_at < $3::date + 1
+    group by 1, 2
+    union all
+    select u.product_id, (r.created_at at time zone 'UTC')::date, 0, 0, null, 0, 0, 0, count(*)
+    from customer_reports r
+    left join units u on r.unit_state is not null and u.code = r.code and u.brand_id = $1
+    where r.brand_id = $1 and r.created_at >= $2::date and r.created_at < $3::date + 1
     group by 1, 2
 )
 select days.product_id, p.name as product_name, day, sum(issued)::bigint as issued,
        sum(passed)::bigint as passed,
        coalesce(jsonb_object_agg(reason, blocked) filter (where reason is not null), '{{}}')
            as blocked,
-       sum(customer_scans)::bigint as customer_scans, sum(suspicious)::bigint as suspicious
+       sum(customer_scans)::bigint as customer_scans, sum(suspicious)::bigint as suspicious,
+       sum(reports)::bigint as reports
 from days
 left join products p on p.id = days.product_id and p.brand_id = $1
 group by days.product_id, p.name, day

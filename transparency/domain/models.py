@@ -77,7 +77,8 @@ class Product:
 class DashboardDay:
     """One product's day on its brand's dashboard."""
 
-    # None for refusals that name no product (a revoked key's code at fulfilment)
+    # None for refusals that name no product (a revoked key's code at fulfilment) and for
+    # reports on codes that name no unit (a forgery carrying one of the brand's key ids)
     product_id: UUID | None
     product_name: str | None
     day: date
@@ -86,3 +87,4 @@ class DashboardDay:
     blocked: dict[str, int]  # failed fulfilment checks, by reason
     customer_scans: int
     suspicious: int  # units that crossed a clone threshold that day
+    reports: int  # customers' reports on the brand's codes sent that day

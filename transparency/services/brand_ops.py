@@ -27,6 +27,29 @@ ACTIONS = {
 }
 
 
+# What customers are shown of a withdrawal, as the API's body allows it (WithdrawIn).
+MAX_REASON = 500
+MAX_INSTRUCTIONS = 2000
+
+
+def check_notice(action: str, reason: str, instructions: str | None) -> None:
+    """Refuse a withdrawal's words that customers could not be shown: an unknown action, a
+    reason missing or too long, instructions too long or given for anything but a recall.
+    The console asks before its confirmation step; ``withdraw`` asks again."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"choose one of: {', '.join(ACTIONS)}", field="action")
+    if not reason.strip() or len(reason) > MAX_REASON or "\x00" in reason:
+        raise InvalidInput(f"give a reason of 1 to {MAX_REASON} characters", field="reason")
+    if instructions is None:
+        return
+    if action != "recall":
+        raise InvalidInput("instructions go with a recall", field="instructions")
+    if not instructions.strip() or len(instructions) > MAX_INSTRUCTIONS or "\x00" in instructions:
+        raise InvalidInput(
+            f"give instructions of 1 to {MAX_INSTRUCTIONS} characters", field="instructions"
+        )
+
+
 def _ending(event: UnitEvent) -> tuple[UnitState, frozenset[UnitState]]:
     """The one state an ending event leads to from every state that allows it, and those
     states: what a brand action's guarded update sets, and from where."""
@@ -56,8 +79,7 @@ async def withdraw(
     targets = [code is not None, batch_id is not None, product_id is not None]
     if sum(targets) != 1 or (product_id is not None) != (lot is not None):
         raise InvalidInput("name one target: a code, a batch_id, or a product_id with a lot")
-    if instructions is not None and action != "recall":
-        raise InvalidInput("instructions go with a recall", field="instructions")
+    check_notice(action, reason, instructions)
     end, allowed = _ending(ACTIONS[action])
     unit_key = (
         authenticity.unit_key_of(code, keyring.get, "no such unit") if code is not None else None
@@ -104,6 +126,9 @@ async def history(
 async def dashboard(
     pool: asyncpg.Pool, actor: Principal, brand_id: UUID, first: date | None, last: date | None
 ) -> dict[str, Any]:
+    """The brand's counts per product and day (UTC) from ``first`` to ``last`` (the last 30
+    days by default): issued, passed, blocked, customers' checks, suspicious units and
+    customers' reports; and the forged scans of its codes, per day, site and region."""
     actor.require(Role.BRAND, Role.ADMIN)
     # The brand queried is the key's own (any brand for an admin's): a brand key naming
     # another brand finds nothing, and is told so as for a brand that does not exist.

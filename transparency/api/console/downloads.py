@@ -1,9 +1,10 @@
 """The console's downloads are the API's own handlers, with the session standing for the key.
 
 A browser cannot send the bearer key of an ``<a href>``; rather than a second way to make
-codes, labels or rejection files, each API download handler is mounted again here with its
-``actor`` taken from the console session. Its query parameters (the label layout and
-presets among them), validation and streaming stay the API's, whatever they become.
+codes, labels, rejection files or a report's photo, each API download handler is mounted
+again here with its ``actor`` taken from the console session. Its query parameters (the
+label layout and presets among them), validation and streaming stay the API's, whatever
+they become.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from transparency.api.console.web import ConsoleRoute, SignedIn
-from transparency.api.routes import codes
+from transparency.api.routes import codes, reports
 
 Handler = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -45,5 +46,6 @@ for path, endpoint in (
     ("/batches/{batch_id}/codes.{kind}", codes.download_codes),
     ("/batches/{batch_id}/labels.{kind}", codes.download_labels),
     ("/batches/{batch_id}/rejections.csv", codes.import_rejections),
+    ("/reports/{report_id}/photo", reports.photo),
 ):
     router.add_api_route(path, with_session(endpoint), methods=["GET"])

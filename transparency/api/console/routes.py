@@ -25,7 +25,7 @@ from transparency.domain.errors import Forbidden, InvalidInput, Unauthenticated
 from transparency.domain.identity import Principal
 from transparency.domain.models import Product
 from transparency.labels.sheets import DEFAULT_PRESET, Preset
-from transparency.services import batches, brand_ops, console, products
+from transparency.services import batches, brand_ops, brands, console, products, reports
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=web.ConsoleRoute)
 
@@ -160,12 +160,20 @@ def _dashboard(board: dict[str, Any], names: dict[UUID, str], t: Any) -> dict[st
     rows: list[dict[str, Any]] = [
         {k: v for k, v in row.items() if k != "product_id"} for row in board["days"]
     ]
+    # Forged scans name no product of the brand: a chart of their own (by kind of check),
+    # drawn at 0 too, as the other charts are once the brand has any day, and no column in
+    # the table by product.
+    forged = [{"day": f["day"], "forged": {f["kind"]: f["scans"]}} for f in board["forged"]]
+    rows += forged or ([{"day": board["from"], "forged": {}}] if rows else [])
     drawn = []
     for series in charts.series(rows, days):
         title = t.get(f"chart.{series.key}", series.key.replace("_", " ").capitalize())
         parts = list(series.parts)
         legend = [
-            (title if len(parts) == 1 else part, charts.PALETTE[i % len(charts.PALETTE)])
+            (
+                title if len(parts) == 1 else t.get(f"part.{part}", part),
+                charts.PALETTE[i % len(charts.PALETTE)],
+            )
             for i, part in enumerate(parts)
         ]
         drawn.append(
@@ -173,7 +181,7 @@ def _dashboard(board: dict[str, Any], names: dict[UUID, str], t: Any) -> dict[st
                 "key": series.key,
                 "title": title,
                 "total": sum(series.totals),
-                "svg": charts.svg(series, title, {}),
+                "svg": charts.svg(series, title, {p: t.get(f"part.{p}", p) for p in parts}),
                 "legend": legend,
                 "rows": [
                     (day.isoformat(), [series.parts[p][i] for p in parts])
@@ -182,7 +190,7 @@ def _dashboard(board: dict[str, Any], names: dict[UUID, str], t: Any) -> dict[st
                 ],
             }
         )
-    keys = [c["key"] for c in drawn]
+    keys = [c["key"] for c in drawn if c["key"] != "forged"]
     totals: dict[Any, dict[str, int]] = {}
     for row in board["days"]:
         mine = totals.setdefault(row.get("product_id"), dict.fromkeys(keys, 0))
@@ -194,6 +202,25 @@ def _dashboard(board: dict[str, Any], names: dict[UUID, str], t: Any) -> dict[st
         for pid, counts in totals.items()
     ]
     return {"charts": drawn, "by_product": by_product, "product_keys": keys}
+
+
+_REPORTS_PAGE = 50  # a screenful of a brand's reports; older ones a link away
+
+
+@router.get("/reports")
+async def reports_page(
+    request: Request,
+    pool: Pool,
+    actor: SignedIn,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = _REPORTS_PAGE,
+) -> Response:
+    """The brand's customer reports, newest first: GET /v1/reports's own service."""
+    page, next_cursor = await reports.list_reports(pool, actor, cursor=cursor, limit=limit)
+    return render(
+        request, "reports.html", "nav.reports", page="reports", reports=page,
+        next_cursor=next_cursor, limit=limit, default_limit=_REPORTS_PAGE,
+    )  # fmt: skip
 
 
 @router.get("/codes")
@@ -227,12 +254,12 @@ async def actions_page(
 
 @router.post("/actions")
 async def act(request: Request, pool: Pool, keyring: Keys, actor: SignedIn, form: Form) -> Response:
-    action, reason = field(form, "action"), field(form, "reason")
+    action, reason = field(form, "action") or "", field(form, "reason") or ""
+    # The form shows the instructions field whatever the action (the page has no script):
+    # it is a recall's only, and left empty means the brand profile's default instructions.
+    instructions = field(form, "instructions")
     code, batch = field(form, "code"), _uuid(form, "batch_id")
-    if action not in brand_ops.ACTIONS:
-        raise InvalidInput("choose one of the actions offered", field="action")
-    if reason is None:
-        raise InvalidInput("give a reason (customers see it)", field="reason")
+    brand_ops.check_notice(action, reason, instructions)
     t = web.messages(request)
     back = f"/console/codes?code={code}" if code else "/console/batches"
     if field(form, "confirm") != "yes":
@@ -241,14 +268,18 @@ async def act(request: Request, pool: Pool, keyring: Keys, actor: SignedIn, form
         target = (
             t["target.code"].format(code=code) if code else t["target.batch"].format(batch=batch)
         )
+        default = None
+        if action == "recall" and instructions is None:
+            default = (await brands.get_profile(pool, actor, None)).recall_instructions
         return render(
             request, "confirm.html", "actions.confirm_title", page="codes", action=action,
-            reason=reason, target_code=code, target_batch=batch, back=back,
+            reason=reason, instructions=instructions, default_instructions=default,
+            target_code=code, target_batch=batch, back=back,
             about=t["actions.about"].format(action=t[f"action.{action}"], target=target),
         )  # fmt: skip
     moved = await brand_ops.withdraw(
-        pool, keyring, actor, action=action, reason=reason, code=code, batch_id=batch,
-        product_id=None, lot=None,
+        pool, keyring, actor, action=action, reason=reason, instructions=instructions,
+        code=code, batch_id=batch, product_id=None, lot=None,
     )  # fmt: skip
     said = t["actions.done"].format(action=t[f"action.{action}"], units=moved)
     return render(request, "done.html", "actions.title", page="codes", said=said, back=back)

@@ -10,7 +10,13 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from transparency.api.deps import AnyKey, BrandKey, Keys, Pool
-from transparency.api.schemas import ForgedScanOut, ForgedScanPage, WithdrawIn, WithdrawOut
+from transparency.api.schemas import (
+    DashboardOut,
+    ForgedScanOut,
+    ForgedScanPage,
+    WithdrawIn,
+    WithdrawOut,
+)
 from transparency.services import brand_ops
 
 router = APIRouter(prefix="/v1", tags=["brand operations"])
@@ -27,7 +33,7 @@ async def history(code: str, pool: Pool, keyring: Keys, actor: BrandKey) -> dict
     return await brand_ops.history(pool, keyring, actor, code)
 
 
-@router.get("/brands/{brand_id}/dashboard")
+@router.get("/brands/{brand_id}/dashboard", response_model=DashboardOut)
 async def dashboard(
     brand_id: UUID,
     pool: Pool,
@@ -35,6 +41,9 @@ async def dashboard(
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
+    """The brand's counts per product and day (UTC), the last 30 days by default: codes
+    issued, passed and blocked at fulfilment, customers' checks and reports, suspicious
+    units; and the forged scans of its codes."""
     return await brand_ops.dashboard(pool, actor, brand_id, first, last)
 
 
