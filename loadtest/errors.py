@@ -3,6 +3,8 @@
 LoadTestError       anything that ends a subcommand
 ├── PrepareError    the API refused, or did not answer, while test data was made
 ├── DataError       the data file is missing or not what ``loadtest prepare`` writes
+├── ScenarioError   the scenario file or plan is not one a run can follow
+├── CheckError      the API refused, or did not answer, while invariants were checked
 └── RunFailed       locust could not run, or reported failed requests
 """
 
@@ -19,6 +21,14 @@ class PrepareError(LoadTestError):
 
 class DataError(LoadTestError):
     """The test data file is missing, unreadable or not what ``prepare`` writes."""
+
+
+class ScenarioError(LoadTestError):
+    """The scenario file or the plan is not one a run can follow."""
+
+
+class CheckError(LoadTestError):
+    """The API refused or did not answer a request made to check a run's invariants."""
 
 
 class RunFailed(LoadTestError):

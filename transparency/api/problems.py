@@ -37,6 +37,7 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.PayloadTooLarge: 413,
     e.RequestTimeout: 408,
     e.GtinNotAssigned: 422,
+    e.ShipmentPrefixTooShort: 422,
     e.IdempotencyKeyReused: 422,
     e.Unauthenticated: 401,
     e.Forbidden: 403,

@@ -1,5 +1,5 @@
-"""Page cursors: a row's keyset position (its time, then its id), opaque to the caller,
-who passes it back for the next page."""
+"""Page cursors: a row's keyset position (its time, or a text key, then its id), opaque to
+the caller, who passes it back for the next page."""
 
 from __future__ import annotations
 
@@ -23,5 +23,21 @@ def decode(cursor: str) -> tuple[datetime, UUID]:
         if when.tzinfo is None:  # every time this service gives out carries its zone
             raise ValueError(at)
         return when, UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this service gave out", field="cursor") from None
+
+
+def encode_key(key: str, ident: UUID) -> str:
+    """The position of a row in a list ordered by a text key, then by id."""
+    return base64.urlsafe_b64encode(f"{ident}|{key}".encode()).decode()
+
+
+def decode_key(cursor: str) -> tuple[str, UUID]:
+    """The position ``encode_key`` wrote (the key may hold any character, ``|`` too)."""
+    try:
+        ident, bar, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        if not bar or "\x00" in key:
+            raise ValueError(cursor)
+        return key, UUID(ident)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("cursor is not one this service gave out", field="cursor") from None

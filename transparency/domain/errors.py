@@ -10,7 +10,8 @@
     │   ├── PayloadTooLarge          a body over the configured size limit
     │   ├── IdempotencyKeyReused     an Idempotency-Key sent again with another request
     │   ├── RequestTimeout           a request's head or body that did not arrive in time
-    │   └── GtinNotAssigned          a GTIN outside every GS1 company prefix of the brand
+    │   ├── GtinNotAssigned          a GTIN outside every GS1 company prefix of the brand
+    │   └── ShipmentPrefixTooShort   a shipment prefix too short to name a few shipments
     ├── Unauthenticated              no key, an unknown key, or a revoked key
     │   └── SignInRequired           no live console session (signed out, expired, key revoked)
     ├── Forbidden                    the key's role may not call this operation
@@ -146,6 +147,13 @@ class GtinNotAssigned(InvalidInput):
 
     slug = "gtin-not-assigned"
     title = "GTIN not assigned to this brand"
+
+
+class ShipmentPrefixTooShort(InvalidInput):
+    """A shipment prefix under 4 characters: it would read a site's every shipment."""
+
+    slug = "shipment-prefix-too-short"
+    title = "Shipment prefix too short"
 
 
 class Unauthenticated(TransparencyError):
