@@ -220,6 +220,10 @@ def install(app: FastAPI) -> None:
         # changed, and a retry succeeds (claims lock in code order, so these are rare).
         asyncpg.DeadlockDetectedError,
         asyncpg.SerializationError,
+        # asyncpg's state machine, when the server ended a pooled connection mid-query
+        # ("cannot switch to state 12; another operation (2) is in progress", seen during
+        # a PostgreSQL restart under load): the connection is dropped, a retry succeeds.
+        asyncpg.InternalClientError,
         ConnectionError,
         TimeoutError,
     ):

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import asyncpg.pool
 
-from transparency.domain.errors import DatabaseBusy
+from transparency.domain.errors import DatabaseBusy, Unavailable
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -61,6 +61,11 @@ class Pool(asyncpg.Pool):
             raise DatabaseBusy(
                 f"no database connection came free within {wait:g} s; retry shortly"
             ) from exc
+        except OSError as exc:
+            # A new connection to a server that is not there: a restarting PostgreSQL's
+            # unix socket is missing for a moment (FileNotFoundError, which is no
+            # ConnectionError), its port refuses (ConnectionRefusedError).
+            raise Unavailable("the database cannot be reached; retry shortly") from exc
         return proxy
 
 
