@@ -1,8 +1,9 @@
 """``loadtest prepare``: make everything a load test needs, through the HTTP API only.
 
 A brand, a product, a site with a station key, ``count`` fresh codes, a few codes already
-shipped (for customer checks) and a few forged ones. The codes come from the service's own
-issuance (``/v1/products/{id}/code-batches``) and its CSV download.
+shipped (for customer checks), a few forged ones and phone photos of shipped codes' labels.
+The codes come from the service's own issuance (``/v1/products/{id}/code-batches``) and its
+CSV download; the photos from its label download, degraded as a phone camera would.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import io
 import secrets
 import time
 import uuid
+import zipfile
 from typing import Any
 
 import httpx
+from PIL import Image, ImageFilter
 
 from loadtest.data import LoadData
 from loadtest.errors import PrepareError
@@ -22,6 +25,7 @@ from transparency.domain import codes
 
 SHIPPED = 20
 FORGED = 10
+PHOTOS = 4
 # Anything but the service's secret: the tag no longer matches, the code stays well-formed.
 WRONG_SECRET = b"loadtest-wrong-secret-0123456789"
 BATCH_LIMIT = 1000  # items per /v1/fulfilment/verifications/batch request
@@ -67,7 +71,7 @@ def _json(r: httpx.Response) -> dict[str, Any]:
 
 def _issue(
     http: httpx.Client, brand_key: str, product_id: str, count: int, wait: float
-) -> list[str]:
+) -> tuple[str, list[str]]:
     r = _call(http, "POST", f"/v1/products/{product_id}/code-batches", brand_key, 202,
               json={"count": count})  # fmt: skip
     location = r.headers.get("location")
@@ -87,7 +91,31 @@ def _issue(
     issued = [row["code"] for row in csv.DictReader(io.StringIO(text))]
     if len(issued) != count:
         raise PrepareError(f"{location}/codes.csv: {len(issued)} codes, expected {count}")
-    return issued
+    return location, issued
+
+
+def phone_photo(label_png: bytes, turn: int) -> bytes:
+    """A label as a phone sees it: on a desk, seen at a slant, a little out of focus, JPEG."""
+    label = Image.open(io.BytesIO(label_png)).convert("RGB")
+    w, h = label.size
+    desk = Image.new("RGB", (w * 2, h * 2), (118, 112, 104))
+    desk.paste(label, (w // 2, h // 2))
+    # Corners pulled in by up to 8%: a camera held at an angle, a different one per photo.
+    d = [int(0.02 * w * ((turn + i) % 4)) for i in range(4)]
+    W, H = desk.size
+    quad = (d[0], d[1], d[2], H - d[3], W - d[1], H - d[0], W - d[3], d[2])
+    slanted = desk.transform(desk.size, Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
+    out = io.BytesIO()
+    slanted.filter(ImageFilter.GaussianBlur(0.8)).save(out, "JPEG", quality=75)
+    return out.getvalue()
+
+
+def _photos(http: httpx.Client, brand_key: str, location: str) -> list[bytes]:
+    query = "?preset=roll-40x30&images=png"
+    archive = _call(http, "GET", f"{location}/labels.zip{query}", brand_key, 200).content
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        labels = [z.read(name) for name in sorted(z.namelist())]
+    return [phone_photo(png, turn) for turn, png in enumerate(labels)]
 
 
 def _ship(http: httpx.Client, station_key: str, gtin: str, batch: list[str]) -> None:
@@ -109,6 +137,7 @@ def prepare(
     *,
     shipped: int = SHIPPED,
     forged: int = FORGED,
+    photos: int = PHOTOS,
     transport: httpx.BaseTransport | None = None,
     wait: float = 600.0,
 ) -> LoadData:
@@ -131,12 +160,19 @@ def prepare(
         station = {"role": "station", "site_id": site["id"], "label": "loadtest"}
         station_key = str(_json(_call(http, "POST", "/v1/api-keys", admin_key, 201,
                                       json=station))["key"])  # fmt: skip
-        issued = _issue(http, brand_key, str(product["id"]), count + shipped, wait)
+        _, issued = _issue(http, brand_key, str(product["id"]), count + shipped, wait)
         for start in range(0, shipped, BATCH_LIMIT):
             _ship(http, station_key, gtin, issued[start : min(shipped, start + BATCH_LIMIT)])
+        pictured: list[bytes] = []
+        if photos:
+            location, labelled = _issue(http, brand_key, str(product["id"]), photos, wait)
+            _ship(http, station_key, gtin, labelled)
+            pictured = _photos(http, brand_key, location)
     return LoadData(
         api=api.rstrip("/"),
         station_key=station_key,
+        brand_key=brand_key,
+        photos=tuple(pictured),
         gtin=gtin,
         codes=tuple(issued[shipped:]),
         shipped=tuple(issued[:shipped]),

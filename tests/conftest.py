@@ -35,7 +35,7 @@ from transparency.serve import embedded
 from transparency.serve.cli import prepare
 
 # Fixture modules shared by several test files.
-pytest_plugins = ["tests.support.loadtest_stub", "tests.support.scanner_images"]
+pytest_plugins = ["tests.support.scanner_images"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
