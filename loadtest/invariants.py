@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from loadtest.answers import json_object, problem_text
 from loadtest.errors import CheckError
 from transparency.domain import codes
 from transparency.domain.errors import InvalidCode
@@ -138,23 +139,8 @@ def _get(http: httpx.Client, path: str, params: dict[str, Any]) -> dict[str, Any
     except httpx.HTTPError as exc:
         raise CheckError(f"GET {http.base_url}{path}: no answer ({exc!r})") from exc
     if r.status_code != 200:
-        raise CheckError(f"GET {path}: {r.status_code} {_problem(r)}")
-    try:
-        body = r.json()
-    except ValueError as exc:
-        raise CheckError(f"GET {path}: the answer is not JSON") from exc
-    if not isinstance(body, dict):
-        raise CheckError(f"GET {path}: expected a JSON object, got {body!r:.200}")
-    return body
-
-
-def _problem(r: httpx.Response) -> str:
-    """A problem response's type and detail; else the start of the body."""
-    try:
-        body = r.json()
-        return f"{body['type']}: {body['detail']}"
-    except (ValueError, KeyError, TypeError):
-        return r.text[:200].replace("\n", " ")
+        raise CheckError(f"GET {path}: {r.status_code} {problem_text(r)}")
+    return json_object(r, CheckError)
 
 
 def _examples(found: Iterable[str]) -> str:

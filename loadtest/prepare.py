@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from PIL import Image, ImageFilter
 
+from loadtest.answers import json_object, problem_text
 from loadtest.data import LoadData
 from loadtest.errors import PrepareError
 from transparency.domain import codes
@@ -54,19 +55,14 @@ def _call(
     if r.status_code == 404 and "verification" in url:
         raise PrepareError(f"{method} {url}: 404, the verification endpoints are not deployed")
     if r.status_code != expect:
-        detail = r.text[:300].replace("\n", " ")
-        raise PrepareError(f"{method} {url}: expected {expect}, got {r.status_code}: {detail}")
+        raise PrepareError(
+            f"{method} {url}: expected {expect}, got {r.status_code}: {problem_text(r)}"
+        )
     return r
 
 
 def _json(r: httpx.Response) -> dict[str, Any]:
-    try:
-        body = r.json()
-    except ValueError as exc:
-        raise PrepareError(f"{r.request.url}: the answer is not JSON") from exc
-    if not isinstance(body, dict):
-        raise PrepareError(f"{r.request.url}: expected a JSON object")
-    return body
+    return json_object(r, PrepareError)
 
 
 def _issue(
