@@ -253,20 +253,6 @@ async def store_reply(
     return StoredReply(row[0], row[1])
 
 
-async def release_reply(
-    conn: Conn | asyncpg.Pool, api_key_id: str, key: str, request_sha256: bytes
-) -> None:
-    """Drop our reservation of a key whose request got no answer (an error), so that its
-    retry is answered rather than told the key is in use."""
-    await conn.execute(
-        "delete from fulfilment_replies where api_key_id = $1 and idempotency_key = $2"
-        " and reply is null and request_sha256 = $3",
-        api_key_id,
-        key,
-        request_sha256,
-    )
-
-
 async def copy_events(conn: Conn | asyncpg.Pool, rows: Sequence[tuple[Any, ...]]) -> None:
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as c:

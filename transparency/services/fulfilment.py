@@ -87,7 +87,11 @@ def _offline_fail(
 
 
 async def verify_many(
-    ctx: Context, actor: Principal, claims: list[Claim], shipment_id: str
+    ctx: Context,
+    actor: Principal,
+    claims: list[Claim],
+    shipment_id: str,
+    conn: Conn | None = None,
 ) -> list[dict[str, Any]]:
     """One reply per claim, in order; the database is asked once for all the codes (and
     once more for a tote's empty scans, if it has any)."""
@@ -121,7 +125,7 @@ async def verify_many(
     if len(to_claim) == 1:  # the one-code statement: a station's everyday single check
         ((_, code, gtin),) = to_claim
         answers = [await scans.claim_one(
-            ctx.pool, code, gtin, site_id=actor.site_id, api_key_id=actor.key_id,
+            conn or ctx.pool, code, gtin, site_id=actor.site_id, api_key_id=actor.key_id,
             shipment_id=shipment_id,
         )]  # fmt: skip
     elif to_claim:
@@ -185,25 +189,26 @@ async def verify_one(
 ) -> dict[str, Any]:
     """Check and claim one unit. Under an Idempotency-Key, the key is reserved for this
     request before the claim, as payment APIs do: a retry gets the first reply, another
-    request under the key 422, and one sent while the first is being answered 409; so
-    no two requests ever claim under one key."""
+    request under the key 422, and one sent while the first is being answered waits for it
+    and gets its reply; so no two requests ever claim under one key."""
     actor.require(Role.STATION)
     if not idempotency_key:
         (reply,) = await verify_many(ctx, actor, [claim], shipment_id)
         return reply
     request = _fingerprint(claim, shipment_id)
-    held = await scans.reserve_reply(
-        ctx.pool, actor.key_id, idempotency_key, request, _RESERVATION_SECONDS
-    )
-    if held is not None:
-        return _replay(held, request)
-    try:
-        (reply,) = await verify_many(ctx, actor, [claim], shipment_id)
-    except Exception:
-        # No answer was given: the retry must be answered, not told the key is in use.
-        await scans.release_reply(ctx.pool, actor.key_id, idempotency_key, request)
-        raise
-    stands = await scans.store_reply(ctx.pool, actor.key_id, idempotency_key, reply)
+    # Reservation, claim and stored reply commit together. Committed apart, a primary lost
+    # between them (a failover, found by tests/cluster) left a reservation without a reply:
+    # the retry got 409 for _RESERVATION_SECONDS though the unit may have shipped. Now a
+    # lost transaction takes its reservation with it, and a concurrent request with the
+    # same key waits on the reservation's row and then replays the reply.
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        held = await scans.reserve_reply(
+            conn, actor.key_id, idempotency_key, request, _RESERVATION_SECONDS
+        )
+        if held is not None:
+            return _replay(held, request)
+        (reply,) = await verify_many(ctx, actor, [claim], shipment_id, conn)
+        stands = await scans.store_reply(conn, actor.key_id, idempotency_key, reply)
     return _replay(stands, request)
 
 
@@ -239,6 +244,11 @@ async def reverse(
     """Undo a pass: the unit goes back on the shelf (same site, shipment, within the window)."""
     actor.require(Role.STATION)
     unit_key = _unit_key(ctx, scan)
+    # Reservation, claim and stored reply commit together. Committed apart, a primary lost
+    # between them (a failover, found by tests/cluster) left a reservation without a reply:
+    # the retry got 409 for _RESERVATION_SECONDS though the unit may have shipped. Now a
+    # lost transaction takes its reservation with it, and a concurrent request with the
+    # same key waits on the reservation's row and then replays the reply.
     async with ctx.pool.acquire() as conn, conn.transaction():
         unit = await _locked_unit(conn, unit_key)
         if unit.state is not UnitState.SHIPPED:
@@ -264,6 +274,11 @@ async def take_back(
     by the site that shipped the unit, naming its shipment, within the window."""
     actor.require(Role.STATION)
     unit_key = _unit_key(ctx, scan)
+    # Reservation, claim and stored reply commit together. Committed apart, a primary lost
+    # between them (a failover, found by tests/cluster) left a reservation without a reply:
+    # the retry got 409 for _RESERVATION_SECONDS though the unit may have shipped. Now a
+    # lost transaction takes its reservation with it, and a concurrent request with the
+    # same key waits on the reservation's row and then replays the reply.
     async with ctx.pool.acquire() as conn, conn.transaction():
         unit = await _locked_unit(conn, unit_key)
         state = _taken_back(actor, unit, event, shipment_id, window)
