@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import httpx
 import psutil
@@ -43,7 +44,8 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
 
 
 class Service:
-    def __init__(self, data: Path, **env_extra: str) -> None:
+    def __init__(self, data: Path, log: Path | None = None, **env_extra: str) -> None:
+        """``log``: a file for the service's output (none is kept by default)."""
         self.data = data
         self.port = free_port()
         self.admin = str(new_api_key())
@@ -56,10 +58,13 @@ class Service:
             TRANSPARENCY_MAX_JOBS_PER_BRAND="10",
         )
         env.update(env_extra)
+        out: IO[bytes] | int = log.open("ab") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "transparency", "serve"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, stdout=out, stderr=out,
         )  # fmt: skip
+        if not isinstance(out, int):
+            out.close()  # the child holds its own copy
         self.url = f"http://127.0.0.1:{self.port}"
         try:
             wait_ready(f"{self.url}/readyz", self.proc, "the service")
