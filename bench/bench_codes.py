@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import hmac
 import os
 import secrets
@@ -69,6 +70,16 @@ async def raw_copy_rate(dsn: str, count: int, chunk: int) -> float:
                     "units", records=rows[i : i + chunk], columns=COLUMNS
                 )
         return count / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+async def empty_units(dsn: str) -> None:
+    """No units left, as in a new deployment (the benchmark's own database)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("truncate units")
+        await conn.execute("checkpoint")  # the truncation's writes are not the next one's
     finally:
         await conn.close()
 
@@ -144,11 +155,28 @@ def crypto_rates() -> None:
     ceiling_row("  ceiling: bare Ed25519 sign (libsodium)", ceiling, rate)
     ceiling_row("  for comparison: OpenSSL's sign", other, rate)
 
-    rate, ceiling = best(
-        tag_checks, lambda: per_second(lambda: hmac.digest(secret, message, "sha256"), 40_000)
+    # The check reuses SHA-256 states that have absorbed the key's pads (codes._tag_digest):
+    # the same reuse, with no parsing around it, is shown beside the one-shot primitive.
+    padded = secret.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    def keyed_hmac() -> bytes:
+        h = inner.copy()
+        h.update(message)
+        o = outer.copy()
+        o.update(h.digest())
+        return o.digest()
+
+    assert keyed_hmac() == hmac.digest(secret, message, "sha256")
+    rate, ceiling, other = best(
+        tag_checks,
+        lambda: per_second(lambda: hmac.digest(secret, message, "sha256"), 40_000),
+        lambda: per_second(keyed_hmac, 40_000),
     )
     row("tag check: parse + HMAC (one core)", rate, "codes/s", ">= 150,000", rate >= 150_000)
-    ceiling_row("  ceiling: bare HMAC-SHA256", ceiling, rate)
+    ceiling_row("  ceiling: bare HMAC-SHA256 (hmac.digest)", ceiling, rate)
+    ceiling_row("  ceiling, the same reuse: keyed-state HMAC", other, rate)
 
     rate, ceiling, other = best(
         signature_checks,
@@ -204,10 +232,20 @@ def main() -> None:
                 row(f"import of {args.import_count:,} GS1 element strings", rate, "rows/s",
                     ">= 50,000", rate >= 50_000)  # fmt: skip
                 return
-            seconds = issue(http, key, product, args.count)
-            rate = args.count / seconds
+            # Each into an empty units table: a COPY into a table that already holds the
+            # other's million rows costs the server more (about 1.3x the CPU a row, its
+            # indexes deeper and less of them cached), which once favoured the figure.
+            # The ceiling is the better of two, one on each side of the figure: noise on a
+            # shared machine only slows a run down.
             dsn = service.dsn
-            ceiling = asyncio.run(raw_copy_rate(dsn, args.count, 50_000))
+            ceilings = []
+            for step in ("ceiling", "figure", "ceiling"):
+                asyncio.run(empty_units(dsn))
+                if step == "ceiling":
+                    ceilings.append(asyncio.run(raw_copy_rate(dsn, args.count, 50_000)))
+                else:
+                    rate = args.count / issue(http, key, product, args.count)
+            ceiling = max(ceilings)
             row(f"issuance of {args.count:,} codes, request to downloadable", rate, "codes/s",
                 ">= 100,000", rate >= 100_000)  # fmt: skip
             row("raw COPY into units (ceiling, same run)", ceiling, "rows/s", "-")

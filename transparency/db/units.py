@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from uuid import UUID
@@ -69,6 +70,81 @@ async def _rows(codes: bytes, tail: bytes, size: int = 1 << 16) -> AsyncIterator
         end = codes.find(b"\n", start + size) + 1 or len(codes)
         yield codes[start:end].replace(b"\n", tail)
         start = end
+
+
+# Binary COPY (PostgreSQL's "format binary" file): the backend takes each uuid as its 16
+# bytes and each text as its bytes, where text COPY splits each line on tabs and parses
+# three uuids from 36 characters each: 2.6 against 3.2 us of the backend's CPU a unit
+# row (psutil, a fresh table, 50,000-row chunks). The backend bounds an issuance's rate.
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # no flags, no extension
+_BINARY_TRAILER = struct.pack("!h", -1)
+_ROW_HEAD = struct.Struct("!hi")  # the row's field count, then its first field's length
+_FIELD_LENGTH = struct.Struct("!i")
+_PG_EPOCH = date(2000, 1, 1)  # a binary date is a count of days from it
+
+
+def binary_row_tail(
+    brand_id: UUID,
+    product_id: UUID,
+    batch_id: UUID,
+    lot: str | None,
+    expiry: date | None,
+    state: str,
+) -> bytes:
+    """Every column after ``code`` of a units row, in binary COPY format (``copy_code_rows``).
+
+    An issuance job's rows differ only in their code, so each row is its code's length and
+    bytes followed by this tail.
+    """
+    fields = (
+        brand_id.bytes,
+        product_id.bytes,
+        batch_id.bytes,
+        None if lot is None else lot.encode(),
+        None if expiry is None else _FIELD_LENGTH.pack((expiry - _PG_EPOCH).days),
+        state.encode(),
+    )
+    return b"".join(
+        _FIELD_LENGTH.pack(-1) if f is None else _FIELD_LENGTH.pack(len(f)) + f for f in fields
+    )
+
+
+async def copy_code_rows(conn: Conn, codes: bytes, tail: bytes) -> None:
+    """Write units given as newline-ended codes, each completed by ``tail``
+    (``binary_row_tail``) into a row in COLUMNS order, with binary COPY (the caller owns
+    the transaction; the request timeouts are lifted for it: a chunk may hold a million
+    codes)."""
+    await lift_timeouts(conn)
+    await conn.copy_to_table(
+        "units", source=_binary_rows(codes, tail), columns=COLUMNS, format="binary"
+    )
+
+
+async def _binary_rows(codes: bytes, tail: bytes, size: int = 1 << 16) -> AsyncIterator[bytes]:
+    # A piece at a time, as _rows: only a piece of the rows is ever held.
+    yield _BINARY_HEADER
+    start = 0
+    while start < len(codes):
+        end = codes.find(b"\n", start + size) + 1 or len(codes)
+        yield _binary_piece(codes[start:end], tail)
+        start = end
+    yield _BINARY_TRAILER
+
+
+def _binary_piece(lines: bytes, tail: bytes) -> bytes:
+    """Newline-ended codes as binary COPY rows."""
+    width = lines.find(b"\n")
+    rows = len(lines) // (width + 1)
+    if (
+        rows * (width + 1) == len(lines)
+        and lines[width :: width + 1] == b"\n" * rows
+        and lines.count(b"\n") == rows
+    ):  # every code ``width`` bytes long, as a job's are: one C-level replace
+        head = _ROW_HEAD.pack(len(COLUMNS), width)
+        return head + lines[:-1].replace(b"\n", tail + head) + tail
+    return b"".join(
+        [_ROW_HEAD.pack(len(COLUMNS), len(code)) + code + tail for code in lines.split(b"\n")[:-1]]
+    )
 
 
 # Looking many codes up in the hash-partitioned units: ``code = any($1)`` cannot pick one

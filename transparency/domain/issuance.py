@@ -28,9 +28,7 @@ def generate(format: str, key_id: int, hmac_secret: bytes, gtin: str, count: int
             codes.gs1_unit_key(gtin, codes.make_gs1_serial(gtin, r >> _GS1_SHIFT, hmac_secret))
             for r in draws
         ]
-    return [
-        codes.sign_transparency(codes.Payload(key_id, r >> _TP_SHIFT), hmac_secret) for r in draws
-    ]
+    return codes.sign_serials(key_id, [r >> _TP_SHIFT for r in draws], hmac_secret)
 
 
 def generate_lines(format: str, key_id: int, hmac_secret: bytes, gtin: str, count: int) -> bytes:
