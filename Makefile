@@ -13,12 +13,13 @@ LOCK := requirements.lock
 COVERAGE_FLOOR := 88
 COVERAGE := --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 
-.PHONY: serve test test-unit lint typecheck pytest deps lock zbar browser clean
+.PHONY: serve test test-unit lint typecheck pytest deps lock zbar browser clean \
+	cluster cluster-stop cluster-status cluster-test cluster-deps
 
 serve: deps
 	$(BIN)/transparency serve
 
-test: deps browser lint typecheck pytest
+test: deps browser cluster-deps lint typecheck pytest
 
 # The unit tier alone: no database, no browser, no coverage floor (it covers less).
 test-unit: deps
@@ -31,7 +32,8 @@ lint: deps
 typecheck: deps
 	$(BIN)/mypy
 
-# Every tier (testpaths): tests/unit, tests/integration and tests/e2e.
+# Every tier (testpaths): tests/unit, tests/integration, tests/e2e and tests/cluster (the
+# failover tests start a cluster of their own: cluster-deps).
 pytest: deps
 	$(BIN)/pytest -p no:cacheprovider $(COVERAGE) $(PYTEST_ARGS)
 
@@ -87,5 +89,40 @@ browser:
 	else \
 		echo "the browser test needs Chromium. Install it with:"; \
 		echo "    sudo apt-get install chromium fonts-dejavu-core"; \
+		exit 1; \
+	fi
+
+# A highly available cluster on this machine (deploy/cluster/cluster.py): etcd (3 members),
+# Patroni (3 PostgreSQL 15 nodes, synchronous replication), HAProxy and two `serve`, on
+# loopback ports from 7400; state in .cluster/ (or $TRANSPARENCY_CLUSTER_DIR).
+CLUSTER := $(BIN)/python deploy/cluster/cluster.py
+cluster: deps cluster-deps
+	$(CLUSTER) start
+
+cluster-stop:
+	$(CLUSTER) stop
+
+cluster-status:
+	$(CLUSTER) status
+
+# Failover without loss: the leader killed mid-run, a replica lost, the leader cut off
+# from etcd (tests/cluster; `make pytest` runs them too).
+cluster-test: deps cluster-deps
+	$(BIN)/pytest -p no:cacheprovider -s tests/cluster $(PYTEST_ARGS)
+
+# Debian's packages: the cluster runs nothing home-made.
+CLUSTER_PACKAGES := postgresql-15 patroni etcd-server haproxy
+cluster-deps:
+	@if command -v patroni >/dev/null 2>&1 && command -v etcd >/dev/null 2>&1 && \
+	    { command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy; } && \
+	    test -x /usr/lib/postgresql/15/bin/postgres; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(CLUSTER_PACKAGES) (the cluster and its failover tests need them)"; \
+		(apt-get install -y -qq $(CLUSTER_PACKAGES) >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq $(CLUSTER_PACKAGES) >/dev/null)) || \
+		{ echo "could not install them: run 'sudo apt-get install $(CLUSTER_PACKAGES)'"; exit 1; }; \
+	else \
+		echo "the cluster needs Debian's $(CLUSTER_PACKAGES). Install them with:"; \
+		echo "    sudo apt-get install $(CLUSTER_PACKAGES)"; \
 		exit 1; \
 	fi
