@@ -13,8 +13,6 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from hypothesis import given
-from hypothesis import strategies as st
 
 from tests.support.world import World, bearer
 from transparency.db import units
@@ -316,24 +314,6 @@ async def test_a_label_layout_that_does_not_fit_is_refused(
     )
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "layout"
-
-
-@given(
-    st.lists(st.text("0123456789ABCDEFGHJKMNPQRSTVWXYZ-()", min_size=1, max_size=40), max_size=60),
-    st.integers(min_value=1, max_value=300),
-)
-def test_copy_rows_are_each_code_and_the_tail_whatever_the_piece_size(
-    chosen: list[str], size: int
-) -> None:
-    tail = units.row_tail(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), "L\t1", None, "active")
-    lines = "".join(code + "\n" for code in chosen).encode()
-
-    async def collect() -> list[bytes]:
-        return [piece async for piece in units._rows(lines, tail, size)]
-
-    pieces = asyncio.run(collect())
-    assert b"".join(pieces) == b"".join(code.encode() + tail for code in chosen)
-    assert all(piece.endswith(b"\n") for piece in pieces)  # whole rows only
 
 
 async def test_the_database_refuses_batch_attributes_that_are_not_an_object(

@@ -49,7 +49,7 @@ def read_binary_copy(pieces: list[bytes]) -> list[list[bytes | None]]:
 
 def collect(codes: bytes, tail: bytes, size: int) -> list[bytes]:
     async def pieces() -> list[bytes]:
-        return [piece async for piece in units._binary_rows(codes, tail, size)]
+        return [piece async for piece in units._rows(codes, tail, size)]
 
     return asyncio.run(pieces())
 
@@ -72,7 +72,7 @@ def test_binary_rows_are_each_code_and_the_tail_whatever_the_piece_size(
     chosen: list[str], size: int, lot: str | None, expiry: date | None
 ) -> None:
     ids = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    tail = units.binary_row_tail(*ids, lot, expiry, "active")
+    tail = units.row_tail(*ids, lot, expiry, "active")
     lines = "".join(code + "\n" for code in chosen).encode()
     rows = read_binary_copy(collect(lines, tail, size))
     days = None if expiry is None else struct.pack("!i", (expiry - date(2000, 1, 1)).days)
@@ -91,9 +91,9 @@ async def test_binary_copy_stores_what_record_copy_stores(
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            tail = units.binary_row_tail(*ids, lot, expiry, "active")
+            tail = units.row_tail(*ids, lot, expiry, "active")
             for chosen in (fixed, mixed):
-                await units.copy_code_rows(conn, "".join(c + "\n" for c in chosen).encode(), tail)
+                await units.copy_codes(conn, "".join(c + "\n" for c in chosen).encode(), tail)
             await units.copy(conn, [("TESTRECORD", *ids, lot, expiry, "active")])
         stored = await conn.fetch(
             "select code, brand_id, product_id, batch_id, lot, expiry, state::text as state"

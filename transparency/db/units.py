@@ -23,55 +23,6 @@ async def copy(conn: Conn, rows: Sequence[UnitRow]) -> None:
     await conn.copy_records_to_table("units", records=rows, columns=COLUMNS)
 
 
-def row_tail(
-    brand_id: UUID,
-    product_id: UUID,
-    batch_id: UUID,
-    lot: str | None,
-    expiry: date | None,
-    state: str,
-) -> bytes:
-    """Every column after ``code`` of a units row, in COPY text format, with its newline.
-
-    An issuance job's rows differ only in their code, so each row is its code followed
-    by this tail (see ``copy_codes``).
-    """
-    values = (brand_id, product_id, batch_id, lot, expiry, state)
-    return ("".join("\t" + _copy_text(v) for v in values) + "\n").encode()
-
-
-def _copy_text(value: object) -> str:
-    if value is None:
-        return r"\N"
-    text = value.isoformat() if isinstance(value, date) else str(value)
-    for char, escaped in (("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
-        text = text.replace(char, escaped)
-    return text
-
-
-async def copy_codes(conn: Conn, codes: bytes, tail: bytes) -> None:
-    """Write units given as newline-ended codes, each completed by ``tail`` (``row_tail``)
-    into a row in COLUMNS order (the caller owns the transaction).
-
-    The codes are ours (Crockford symbols, digits and brackets): nothing to escape. The
-    request timeouts are lifted for the transaction: a chunk may hold a million codes.
-    """
-    await lift_timeouts(conn)
-    await conn.copy_to_table("units", source=_rows(codes, tail), columns=COLUMNS, format="text")
-
-
-async def _rows(codes: bytes, tail: bytes, size: int = 1 << 16) -> AsyncIterator[bytes]:
-    # An async iterable, not a file: asyncpg reads files in its thread pool, and every
-    # thread that allocates there grows a malloc arena of its own in this process. Rows
-    # are made a piece at a time (one C-level replace each), so only a piece of the rows
-    # is ever held, never the chunk's.
-    start = 0
-    while start < len(codes):
-        end = codes.find(b"\n", start + size) + 1 or len(codes)
-        yield codes[start:end].replace(b"\n", tail)
-        start = end
-
-
 # Binary COPY (PostgreSQL's "format binary" file): the backend takes each uuid as its 16
 # bytes and each text as its bytes, where text COPY splits each line on tabs and parses
 # three uuids from 36 characters each: 2.6 against 3.2 us of the backend's CPU a unit
@@ -83,7 +34,7 @@ _FIELD_LENGTH = struct.Struct("!i")
 _PG_EPOCH = date(2000, 1, 1)  # a binary date is a count of days from it
 
 
-def binary_row_tail(
+def row_tail(
     brand_id: UUID,
     product_id: UUID,
     batch_id: UUID,
@@ -91,7 +42,7 @@ def binary_row_tail(
     expiry: date | None,
     state: str,
 ) -> bytes:
-    """Every column after ``code`` of a units row, in binary COPY format (``copy_code_rows``).
+    """Every column after ``code`` of a units row, in binary COPY format (``copy_codes``).
 
     An issuance job's rows differ only in their code, so each row is its code's length and
     bytes followed by this tail.
@@ -109,19 +60,19 @@ def binary_row_tail(
     )
 
 
-async def copy_code_rows(conn: Conn, codes: bytes, tail: bytes) -> None:
+async def copy_codes(conn: Conn, codes: bytes, tail: bytes) -> None:
     """Write units given as newline-ended codes, each completed by ``tail``
-    (``binary_row_tail``) into a row in COLUMNS order, with binary COPY (the caller owns
+    (``row_tail``) into a row in COLUMNS order, with binary COPY (the caller owns
     the transaction; the request timeouts are lifted for it: a chunk may hold a million
     codes)."""
     await lift_timeouts(conn)
-    await conn.copy_to_table(
-        "units", source=_binary_rows(codes, tail), columns=COLUMNS, format="binary"
-    )
+    await conn.copy_to_table("units", source=_rows(codes, tail), columns=COLUMNS, format="binary")
 
 
-async def _binary_rows(codes: bytes, tail: bytes, size: int = 1 << 16) -> AsyncIterator[bytes]:
-    # A piece at a time, as _rows: only a piece of the rows is ever held.
+async def _rows(codes: bytes, tail: bytes, size: int = 1 << 16) -> AsyncIterator[bytes]:
+    # An async iterable, not a file: asyncpg reads files in its thread pool, and every
+    # thread that allocates there grows a malloc arena of its own in this process. Rows
+    # are made a piece at a time, so only a piece of the rows is ever held.
     yield _BINARY_HEADER
     start = 0
     while start < len(codes):

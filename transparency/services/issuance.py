@@ -37,7 +37,7 @@ async def run_issue(runner: JobRunner, job: Job, keyring: KeyRing, *, chunk_size
     product = await products.get_owned(runner.pool, batch.brand_id, batch.product_id)
     assert product is not None
     remaining = batch.requested - batch.progress
-    tail = units.binary_row_tail(
+    tail = units.row_tail(
         batch.brand_id, batch.product_id, batch.id, batch.lot, batch.expiry, "active"
     )
 
@@ -79,7 +79,7 @@ async def _write_chunk(
     for _attempt in range(5):
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await units.copy_code_rows(conn, codes, tail)
+                await units.copy_codes(conn, codes, tail)
                 await batches.advance(conn, batch_id, token, count)
             return
         except asyncpg.UniqueViolationError:
