@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from loadtest.faults import api_processes
+from tests.support import loadtest
 from tests.support.paths import ROOT
 
 SCRIPT = ROOT / "deploy" / "cluster" / "cluster.py"
@@ -136,29 +137,9 @@ class Cluster:
         return [f"http://127.0.0.1:{port}" for port in self.state["ports"]["serve"]]
 
 
-def loadtest(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadtest", *map(str, args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-
-
 def prepare(cluster: Cluster, at: Path, plan: str) -> Path:
-    at.mkdir(parents=True)
-    (at / "plan.toml").write_text(plan)
-    done = loadtest("prepare", "--api", cluster.api, "--admin-key", cluster.admin_key,
-                    "--scenario", at / "plan.toml", "--out", at / "data.json")  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    loadtest.prepare(cluster.api, cluster.admin_key, at, plan)
     return at
-
-
-def run(at: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    done = loadtest("run", "--data", at / "data.json", "--scenario", at / "plan.toml",
-                    "--workers", "2", "--out", at / "run", "--history", at / "history.jsonl",
-                    *extra)  # fmt: skip
-    summary = at / "run" / "summary.json"
-    assert summary.exists(), done.stdout + done.stderr
-    return done, json.loads(summary.read_text())
 
 
 CLAIMS = ("claim", "tote", "retry")

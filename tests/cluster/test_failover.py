@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster.support import Cluster, first_claim_after, prepare, run
+from tests.cluster.support import Cluster, first_claim_after, prepare
+from tests.support.loadtest import run
 from tests.support.paths import ROOT
 
 # Claims only (single, totes of 10, a retry with its Idempotency-Key), from 8 clients on two

@@ -7,17 +7,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from loadtest.scenario import KINDS
 from tests.support.database import pg_home
-from tests.support.paths import ROOT
+from tests.support.loadtest import loadtest, prepare, run
 from tests.support.served import Served, free_port
 from transparency.domain.api_keys import new_api_key
 
@@ -61,31 +58,11 @@ def service() -> Iterator[tuple[Served, str]]:
         assert code == 0, err
 
 
-def loadtest(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadtest", *map(str, args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-
-
 def prepared(service: tuple[Served, str], at: Path, duration: str, slo: str) -> Path:
     served, admin = service
-    at.mkdir()
-    (at / "plan.toml").write_text(PLAN.format(duration=duration, slo=slo))
-    done = loadtest("prepare", "--api", served.url, "--admin-key", admin,
-                    "--scenario", at / "plan.toml", "--out", at / "data.json")  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = prepare(served.url, admin, at, PLAN.format(duration=duration, slo=slo))
     assert "fresh codes" in done.stdout
     return at
-
-
-def run(at: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    done = loadtest("run", "--data", at / "data.json", "--scenario", at / "plan.toml",
-                    "--workers", "2", "--out", at / "run", "--history", at / "history.jsonl",
-                    *extra)  # fmt: skip
-    summary = at / "run" / "summary.json"
-    assert summary.exists(), done.stdout + done.stderr
-    return done, json.loads(summary.read_text())
 
 
 def test_a_run_passes_proves_its_invariants_and_writes_its_report(
