@@ -609,6 +609,11 @@ class _Timeline:
         ax.set_ylabel("failed requests/s")
         ax.set_xlabel("seconds since start")
         ax.set_ylim(bottom=0)
+        self._marked_legend(ax)
+        return figure
+
+    def _marked_legend(self, ax: Axes) -> None:
+        """Faults and the outage marked on ``ax``, and a legend beside it naming them."""
         self._mark([ax])
         ax.legend(
             handles=[*ax.get_legend_handles_labels()[0], *self._mark_handles()],
@@ -616,7 +621,6 @@ class _Timeline:
             bbox_to_anchor=(1.01, 1),
             fontsize=9,
         )
-        return figure
 
     def cpu_plot(self) -> Figure | None:
         if not self.cpu:
@@ -646,13 +650,7 @@ class _Timeline:
         ax.set_xlim(self.start, self.end)
         ax.set_ylabel("% of one core")
         ax.set_xlabel("seconds since start")
-        self._mark([ax])
-        ax.legend(
-            handles=[*ax.get_legend_handles_labels()[0], *self._mark_handles()],
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1),
-            fontsize=9,
-        )
+        self._marked_legend(ax)
         return figure
 
     def _line(self, kind: str) -> dict[str, Any]:
