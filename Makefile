@@ -14,7 +14,7 @@ COVERAGE_FLOOR := 88
 COVERAGE := --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 
 .PHONY: serve test test-unit lint typecheck pytest deps lock zbar browser clean \
-	cluster cluster-stop cluster-status cluster-test cluster-deps
+	cluster cluster-stop cluster-status cluster-test cluster-deps backup restore
 
 serve: deps
 	$(BIN)/transparency serve
@@ -105,15 +105,27 @@ cluster-stop:
 cluster-status:
 	$(CLUSTER) status
 
+# pgBackRest (deploy/README.md, "Backups"): `make backup` (incremental; TYPE=full or diff),
+# `make restore TARGET='2026-12-04 09:30:00+00'` (a time with its zone) or TARGET=latest:
+# the whole cluster back to that point. The repository is .cluster/backup/.
+backup:
+	$(CLUSTER) backup --type $(or $(TYPE),incr)
+	$(CLUSTER) backups
+
+restore:
+	@test -n "$(TARGET)" || { echo "usage: make restore TARGET='2026-12-04 09:30:00+00' (or latest)"; exit 2; }
+	$(CLUSTER) restore --target '$(TARGET)'
+
 # Failover without loss: the leader killed mid-run, a replica lost, the leader cut off
-# from etcd (tests/cluster; `make pytest` runs them too).
+# from etcd; a restore to a point in time (tests/cluster; `make pytest` runs them too).
 cluster-test: deps cluster-deps
 	$(BIN)/pytest -p no:cacheprovider -s tests/cluster $(PYTEST_ARGS)
 
 # Debian's packages: the cluster runs nothing home-made.
-CLUSTER_PACKAGES := postgresql-15 patroni etcd-server haproxy
+CLUSTER_PACKAGES := postgresql-15 patroni etcd-server haproxy pgbackrest
 cluster-deps:
 	@if command -v patroni >/dev/null 2>&1 && command -v etcd >/dev/null 2>&1 && \
+	    command -v pgbackrest >/dev/null 2>&1 && \
 	    { command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy; } && \
 	    test -x /usr/lib/postgresql/15/bin/postgres; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

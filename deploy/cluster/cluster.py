@@ -4,15 +4,22 @@
         HAProxy :base+50  writes -> the Patroni leader (its REST API's /primary check)
         HAProxy :base+80  the API -> 2 `transparency serve` (round robin, /readyz check)
 
-Every part is Debian's package (etcd-server, patroni, postgresql-15, haproxy); nothing here
-replicates or elects: Patroni and etcd do. PostgreSQL runs as the ``postgres`` system user,
-never root. State (data, configs, logs, pids, ports, keys) lives in one directory
+Every part is Debian's package (etcd-server, patroni, postgresql-15, haproxy, pgbackrest);
+nothing here replicates, elects or copies data files: Patroni, etcd and pgBackRest do.
+PostgreSQL runs as the ``postgres`` system user, never root. State (data, configs, logs,
+pids, ports, keys, the backup repository) lives in one directory
 (``.cluster/`` at the repository root, or $TRANSPARENCY_CLUSTER_DIR), so that ``stop`` works
 from another shell.
 
     python deploy/cluster/cluster.py start | stop | status | leader | env
     python deploy/cluster/cluster.py kill-leader | kill-node NODE | start-node NODE
     python deploy/cluster/cluster.py isolate NODE | rejoin NODE      (cut from etcd, and back)
+    python deploy/cluster/cluster.py backup [--type full|diff|incr] | backups
+    python deploy/cluster/cluster.py restore --target 'TIME WITH ZONE' | latest
+
+Backups are pgBackRest's (Debian's ``pgbackrest``): every node archives WAL to one
+repository in the state directory (``backup/``), stanza ``transparency``, and ``restore``
+brings the whole cluster back to a point in time (see ``restore``).
 
 Ports from --base-port (default 7400): etcd clients +1..3, peers +11..13, Patroni REST
 +21..23, PostgreSQL +31..33, each node's etcd proxy +41..43, writes +50, the API +80,
@@ -36,6 +43,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
 START_SECONDS = 180.0  # a first start (three initdb/basebackups) takes about 25 s here
 STOP_SECONDS = 60.0
+STANZA = "transparency"  # pgBackRest's name for the cluster; also Patroni's scope
 
 
 class ClusterError(Exception):
@@ -212,7 +221,7 @@ def start(home: Path, base: int) -> dict[str, Any]:
             f"the cluster in {home} is running already "
             f"(pids {sorted(running_pids(state).values())})"
         )
-    for program in ("etcd", "patroni", "haproxy"):
+    for program in ("etcd", "patroni", "haproxy", "pgbackrest"):
         need(program)
     if not (PG_BIN / "postgres").exists():
         raise ClusterError("PostgreSQL 15 is not installed: run `make cluster-deps` (as root)")
@@ -272,6 +281,7 @@ def start(home: Path, base: int) -> dict[str, Any]:
     save_state(home, state)
 
     pg = pwd.getpwnam(PG_USER)
+    _write_pgbackrest(home, p)
     for i, name in enumerate(NODES):
         node = home / name
         node.mkdir(exist_ok=True)
@@ -283,6 +293,8 @@ def start(home: Path, base: int) -> dict[str, Any]:
             etcd_proxy_port=p["etcd_proxy"][i], data_dir=node / "data", home=node,
             superuser_password=keys["superuser"], replication_password=keys["replication"],
             rewind_password=keys["rewind"],
+            archive_command=json.dumps(archive_command(home, name)),
+            restore_command=json.dumps(restore_command(home, name)),
         ))  # fmt: skip
         os.chown(config, pg.pw_uid, pg.pw_gid)
         config.chmod(0o600)
@@ -297,7 +309,19 @@ def start(home: Path, base: int) -> dict[str, Any]:
              deadline, state["pids"])  # fmt: skip
 
     _create_database(state, keys)
+    # The stanza (idempotent), then a WAL switch archived: archiving works from the start.
+    pgbackrest(home, "stanza-create")
+    pgbackrest(home, "check")
     state["dsn"] = f"postgresql://transparency:{keys['app']}@127.0.0.1:{p['write']}/transparency"
+    _start_serve(home, state, keys, deadline)
+    state["started_in_s"] = round(time.monotonic() - started, 1)
+    save_state(home, state)
+    return state
+
+
+def _start_serve(home: Path, state: dict[str, Any], keys: dict[str, Any], deadline: float) -> None:
+    """Start the two ``transparency serve`` and wait until the balancer reaches them."""
+    p = state["ports"]
     for i, port in enumerate(p["serve"]):
         name = f"serve{i + 1}"
         data = home / name
@@ -310,7 +334,7 @@ def start(home: Path, base: int) -> dict[str, Any]:
             "TRANSPARENCY_PORT": str(port),
             "TRANSPARENCY_WORKERS": "1",
             "TRANSPARENCY_ADMIN_KEY": keys["admin_key"],
-            "TRANSPARENCY_MASTER_KEY_FILE": str(master_key),
+            "TRANSPARENCY_MASTER_KEY_FILE": str(home / "master.key"),
             "TRANSPARENCY_PUBLIC_URL": state["api"],
             "TRANSPARENCY_TRUSTED_PROXIES": "127.0.0.1",
             "TRANSPARENCY_LOG_LEVEL": os.environ.get("TRANSPARENCY_LOG_LEVEL", "WARNING"),
@@ -324,9 +348,6 @@ def start(home: Path, base: int) -> dict[str, Any]:
                  state["pids"])  # fmt: skip
     url = f"{state['api']}/readyz"
     wait_for("the API's load balancer", lambda: get_json(url)[0] == 200, deadline, state["pids"])
-    state["started_in_s"] = round(time.monotonic() - started, 1)
-    save_state(home, state)
-    return state
 
 
 def _admin_key() -> str:
@@ -555,6 +576,287 @@ def rejoin(home: Path, node: str) -> str:
     return f"{node} reaches etcd again" + (f"; {out}" if out else "")
 
 
+# --- backups -------------------------------------------------------------------------------
+
+
+def pgbackrest_config(home: Path) -> Path:
+    return home / "pgbackrest" / "pgbackrest.conf"
+
+
+def _write_pgbackrest(home: Path, p: dict[str, Any]) -> None:
+    """pgBackRest's configuration, its repository and its own directories, all the postgres
+    user's: archive_command runs as that user, and so must every pgBackRest command."""
+    pg = pwd.getpwnam(PG_USER)
+    for path in (home / "pgbackrest", home / "backup", home / "logs" / "pgbackrest"):
+        path.mkdir(exist_ok=True)
+        os.chown(path, pg.pw_uid, pg.pw_gid)
+        path.chmod(0o750)
+    nodes = "\n".join(
+        f"pg{i + 1}-path={home / name / 'data'}\npg{i + 1}-port={p['pg'][i]}\n"
+        f"pg{i + 1}-socket-path={home / name}"
+        for i, name in enumerate(NODES)
+    )
+    config = pgbackrest_config(home)
+    config.write_text(render("pgbackrest.conf.in", home=home, stanza=STANZA, nodes=nodes))
+    os.chown(config, pg.pw_uid, pg.pw_gid)
+    config.chmod(0o640)
+
+
+def _pgbackrest_command(home: Path, node: str) -> str:
+    # pg1-path: the node's own data directory, whichever pgN it is in the stanza.
+    return (
+        f"{need('pgbackrest')} --config={pgbackrest_config(home)} --stanza={STANZA}"
+        f" --pg1-path={home / node / 'data'}"
+    )
+
+
+def archive_command(home: Path, node: str) -> str:
+    return f"{_pgbackrest_command(home, node)} archive-push %p"
+
+
+def restore_command(home: Path, node: str) -> str:
+    return f'{_pgbackrest_command(home, node)} archive-get %f "%p"'
+
+
+def as_postgres(home: Path, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    entry = pwd.getpwnam(PG_USER)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": entry.pw_dir,
+           "USER": PG_USER, "LANG": "C.UTF-8"}  # fmt: skip
+    return subprocess.run(  # noqa: S603 - our own argv
+        argv, user=entry.pw_uid, group=entry.pw_gid, extra_groups=[], env=env, cwd=home,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def pgbackrest(home: Path, command: str, *options: str, timeout: float = 3600) -> str:
+    """Run a pgBackRest command on the stanza, as the postgres user; its output."""
+    done = as_postgres(home, [need("pgbackrest"), f"--config={pgbackrest_config(home)}",
+                              f"--stanza={STANZA}", *options, command], timeout)  # fmt: skip
+    if done.returncode != 0:
+        raise ClusterError(f"pgbackrest {command}: {(done.stderr or done.stdout).strip()}")
+    return done.stdout.strip()
+
+
+def backup(home: Path, kind: str) -> str:
+    """A backup of the leader (``incr`` and ``diff`` become ``full`` when none exists yet)."""
+    began = time.monotonic()
+    pgbackrest(home, "backup", f"--type={kind}")
+    took = time.monotonic() - began
+    last = backup_sets(home)[-1]
+    return (f"{last['type']} backup {last['label']} in {took:.1f} s: database "
+            f"{last['info']['size'] / 2**20:,.0f} MiB, this backup "
+            f"{last['info']['delta'] / 2**20:,.0f} MiB, stored "
+            f"{last['info']['repository']['delta'] / 2**20:,.0f} MiB")  # fmt: skip
+
+
+def backup_sets(home: Path) -> list[dict[str, Any]]:
+    """The repository's backups, oldest first (``pgbackrest info``'s JSON)."""
+    [stanza] = json.loads(pgbackrest(home, "info", "--output=json"))
+    found: list[dict[str, Any]] = stanza.get("backup", [])
+    return found
+
+
+def backups(home: Path) -> str:
+    return pgbackrest(home, "info")
+
+
+def parse_target(target: str) -> str:
+    """``latest``, or a time with its zone as pgBackRest (and PostgreSQL) read it, in UTC."""
+    if target == "latest":
+        return target
+    try:
+        at = datetime.fromisoformat(target)
+    except ValueError as exc:
+        raise ClusterError(f"--target {target!r}: not a time (2026-12-04 09:30:00+00)") from exc
+    if at.tzinfo is None:
+        raise ClusterError(f"--target {target!r} has no zone: add one (+00, +01:00, Z)")
+    return at.astimezone(UTC).isoformat(sep=" ")
+
+
+def restore(home: Path, target: str) -> str:
+    """Bring the whole cluster back to ``target`` (a time with its zone, or ``latest``: the
+    end of the archived WAL), from the repository alone, as an operator would by hand:
+
+    1. archive the current WAL segment, if a primary still answers (what it holds is then
+       reachable);
+    2. stop both ``serve`` (the API says nothing rather than the future being undone under
+       it; their key cache would still honour API keys made after the target), and every
+       Patroni (each stops its PostgreSQL);
+    3. remove the cluster from etcd (``patronictl remove``): its leader, members and last
+       positions describe the history being discarded;
+    4. ``pgbackrest restore`` into pg1 (--delta: only the files that differ are written)
+       with ``--type=time --target-action=promote``; start that PostgreSQL alone, let it
+       replay WAL to the target and promote itself onto a new timeline, and clear the
+       recovery settings pgBackRest wrote; stop it;
+    5. start pg1's Patroni: it finds a primary's data and no cluster in etcd, and takes
+       over as the leader;
+    6. empty pg2 and pg3 and start their Patroni: each copies the new leader
+       (pg_basebackup) and follows it, one as the synchronous standby;
+    7. start both ``serve`` and wait until the API answers through the balancer.
+    """
+    target = parse_target(target)
+    state = load_state(home)
+    if not state:
+        raise ClusterError(f"no cluster in {home}: `start` it first (its repository is {home})")
+    need("pgbackrest")
+    steps: list[str] = []
+    try:
+        return _restore(home, state, target, steps)
+    except (ClusterError, OSError, subprocess.SubprocessError) as exc:
+        done = "".join(f"\n  {s}" for s in steps)
+        raise ClusterError(f"restore to {target} failed after:{done or ' nothing'}\n{exc}") from exc
+
+
+def _archive_last_wal(home: Path, state: dict[str, Any]) -> str:
+    """Archive the leader's current WAL segment (``pgbackrest check`` switches it and waits),
+    so that the last commits can be restored. Just after a node is lost, the others take
+    Patroni's ttl (10 s) to elect a leader: try for 30 s while any Patroni runs."""
+    if not any(name.startswith("patroni-") for name in running_pids(state)):
+        return "no node runs: WAL not archived before is not restored"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            pgbackrest(home, "check", "--archive-timeout=20", timeout=60)
+            return "archived the leader's current WAL"
+        except (ClusterError, subprocess.SubprocessError) as exc:
+            if time.monotonic() > deadline:
+                return f"could not archive the leader's current WAL: {exc}"
+            time.sleep(2)
+
+
+def _restore(home: Path, state: dict[str, Any], target: str, steps: list[str]) -> str:
+    keys = json.loads((home / "secrets.json").read_text())
+    began = time.monotonic()
+    steps.append(_archive_last_wal(home, state))
+    if not backup_sets(home):
+        raise ClusterError("the repository holds no backup: nothing to restore from")
+
+    _stop_group(state, [n for n in state["pids"] if n.startswith("serve")])
+    _stop_group(state, [f"patroni-{n}" for n in NODES])
+    for node in NODES:  # a PostgreSQL whose Patroni was killed: it must not run on
+        pid = postmaster_pid(home, node)
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    save_state(home, state)
+    steps.append("stopped both serve and every Patroni")
+
+    removed = subprocess.run(  # noqa: S603
+        [need("patronictl"), "-c", str(home / NODES[0] / "patroni.yml"), "remove", STANZA],
+        input=f"{STANZA}\nYes I am aware\n{NODES[0]}\n", capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    if removed.returncode != 0:
+        raise ClusterError(f"patronictl remove: {(removed.stderr or removed.stdout).strip()}")
+    steps.append("removed the cluster from etcd")
+
+    data = home / NODES[0] / "data"
+    options = [f"--pg1-path={data}", "--delta", "--log-level-console=info"]
+    if target != "latest":
+        options += ["--type=time", f"--target={target}", "--target-action=promote"]
+    restored_at = time.monotonic()
+    said = pgbackrest(home, "restore", *options)
+    chosen = [line.split("INFO: ", 1)[-1] for line in said.splitlines() if "backup set" in line]
+    _recover_alone(home, state)
+    steps.append(f"restored pg1 to {target} in {time.monotonic() - restored_at:.1f} s "
+                 f"({'; '.join(chosen)})")  # fmt: skip
+
+    deadline = time.monotonic() + START_SECONDS
+    config = home / NODES[0] / "patroni.yml"
+    state["pids"][f"patroni-{NODES[0]}"] = spawn(
+        home, f"patroni-{NODES[0]}", [need("patroni"), str(config)], user=PG_USER
+    )
+    save_state(home, state)
+    wait_for(f"{NODES[0]} to lead", lambda: leader(state) == NODES[0], deadline, state["pids"])
+    for node in NODES[1:]:
+        shutil.rmtree(home / node / "data", ignore_errors=True)
+        state["pids"][f"patroni-{node}"] = spawn(
+            home, f"patroni-{node}", [need("patroni"), str(home / node / "patroni.yml")],
+            user=PG_USER,
+        )  # fmt: skip
+        save_state(home, state)
+    wait_for("the replicas to copy the leader", lambda: healthy(state), deadline, state["pids"])
+    steps.append("pg2 and pg3 copied from the new leader")
+    _start_serve(home, state, keys, deadline)
+    save_state(home, state)
+    steps.append("both serve ready")
+    return (f"cluster restored to {target} in {time.monotonic() - began:.1f} s:\n  "
+            + "\n  ".join(steps))  # fmt: skip
+
+
+def _stop_group(state: dict[str, Any], names: list[str]) -> None:
+    pids = {n: state["pids"][n] for n in names if n in state["pids"]}
+    for pid in pids.values():
+        if alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    for pid in pids.values():
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    for name in pids:
+        del state["pids"][name]
+
+
+def _recover_alone(home: Path, state: dict[str, Any]) -> None:
+    """Start pg1's restored PostgreSQL outside Patroni until it has replayed to the target
+    and promoted itself, then stop it cleanly for Patroni to take over.
+
+    The restored postgresql.conf is Patroni's on the node that was the leader at backup
+    time: its port, socket directory and archive_command may be another node's, so pg1's
+    are given on the command line; synchronous_standby_names is cleared (no standby yet)."""
+    node, i = NODES[0], 0
+    data = home / node / "data"
+    log = home / "logs" / f"restore-{node}.log"
+    pg = pwd.getpwnam(PG_USER)
+    log.touch()
+    os.chown(log, pg.pw_uid, pg.pw_gid)
+    port = state["ports"]["pg"][i]
+    settings = {
+        "port": str(port),
+        "unix_socket_directories": str(home / node),
+        "archive_command": archive_command(home, node),
+        "synchronous_standby_names": "",
+    }
+    options = " ".join(f"-c {k}='{v}'" for k, v in settings.items())
+    started = as_postgres(home, [str(PG_BIN / "pg_ctl"), "start", "-w", "-t", "3600",
+                                 "-D", str(data), "-l", str(log), "-o", options],
+                          timeout=3600)  # fmt: skip
+    if started.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise ClusterError(f"the restored PostgreSQL did not start:\n{tail}")
+
+    def local(sql: str) -> str:
+        done = as_postgres(home, [str(PG_BIN / "psql"), "-X", "-A", "-t", "-v",
+                                  "ON_ERROR_STOP=1", "-h", str(home / node), "-p", str(port),
+                                  "-d", "postgres", "-c", sql], 60)  # fmt: skip
+        if done.returncode != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-6:])
+            hint = (
+                "\nThe repository's WAL ends before the target: restore to an earlier time, "
+                "or to latest. The cluster stays stopped until a restore succeeds."
+                if "before configured recovery target" in tail
+                else ""
+            )
+            raise ClusterError(f"the restored {node} stopped (logs/restore-{node}.log):\n"
+                               f"{tail}{hint}")  # fmt: skip
+        return done.stdout.strip()
+
+    try:
+        deadline = time.monotonic() + 3600
+        while local("select pg_is_in_recovery()") != "f":
+            if time.monotonic() > deadline:
+                raise ClusterError("the restored PostgreSQL did not reach its target")
+            time.sleep(0.2)
+        for name in ("restore_command", "recovery_target_time", "recovery_target_action"):
+            # Left in postgresql.auto.conf, they would stop this node's WAL replay at the
+            # target again the day it follows another leader as a replica.
+            local(f"alter system reset {name}")
+    finally:
+        as_postgres(home, [str(PG_BIN / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(data)],
+                    timeout=600)  # fmt: skip
+
+
 # --- command line --------------------------------------------------------------------------
 
 
@@ -583,6 +885,12 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(name)
     for name in ("isolate", "rejoin", "kill-node", "start-node"):
         sub.add_parser(name).add_argument("node", choices=NODES)
+    sub.add_parser("backup").add_argument("--type", choices=("full", "diff", "incr"),
+                                          default="incr")  # fmt: skip
+    sub.add_parser("backups")
+    sub.add_parser("restore").add_argument(
+        "--target", required=True, help="a time with its zone, or 'latest'"
+    )
     args = parser.parse_args(argv)
     home = state_dir(args.dir)
     try:
@@ -627,6 +935,12 @@ def main(argv: list[str] | None = None) -> int:
             print(kill_node(home, args.node))
         elif args.command == "start-node":
             print(start_node(home, args.node))
+        elif args.command == "backup":
+            print(backup(home, args.type))
+        elif args.command == "backups":
+            print(backups(home))
+        elif args.command == "restore":
+            print(restore(home, args.target))
     except (ClusterError, OSError, subprocess.SubprocessError) as exc:
         print(f"cluster: {exc}", file=sys.stderr)
         return 1

@@ -115,6 +115,22 @@ class Cluster:
         )  # fmt: skip
         return done.returncode == 0, (done.stdout + done.stderr).strip()
 
+    def archive_now(self, timeout: float = 60) -> str:
+        """Close the leader's current WAL segment and wait until pgBackRest has archived it:
+        everything committed so far can then be restored. The segment's name."""
+        write = int(self.state["ports"]["write"])
+        ok, segment = self.psql(write, "select pg_walfile_name(pg_switch_wal())")
+        assert ok, segment
+        deadline = time.monotonic() + timeout
+        while True:
+            ok, last = self.psql(write, "select coalesce(last_archived_wal, '') "
+                                        "from pg_stat_archiver")  # fmt: skip
+            # Names sort in WAL order within a timeline (.partial and .history aside).
+            if ok and last[:24] >= segment:
+                return segment
+            assert time.monotonic() < deadline, f"{segment} not archived: last {last}"
+            time.sleep(0.2)
+
     def primaries(self) -> list[str]:
         """The nodes whose PostgreSQL answers now and is not in recovery: it takes writes."""
         found = []
