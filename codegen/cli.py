@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from urllib.parse import urlencode
 
 from codegen.client import Api, CodegenError
+from transparency.domain import gs1
 from transparency.domain.codes import parse
 from transparency.domain.errors import InvalidCode
 
@@ -23,23 +24,35 @@ DEFAULT_API = "http://127.0.0.1:8000"
 FILE_KINDS = {"csv": "codes.csv", "jsonl": "codes.jsonl", "pdf": "labels.pdf", "zip": "labels.zip"}
 
 
-def parse_one(text: str) -> dict[str, Any]:
-    """The JSON object `codegen parse` prints for one input."""
+def parse_one(text: str, *, strict: bool = False) -> dict[str, Any]:
+    """The JSON object `codegen parse` prints for one input.
+
+    A GS1 Digital Link URI read despite printing mistakes lists them in ``tolerances``
+    (see transparency.domain.digital_link); ``strict`` lists them, empty or not.
+    """
     try:
         code = parse(text)
+        tolerances = gs1.parse_gs1(text).tolerances if code.form == "digital_link" else ()
     except InvalidCode as exc:
         return {"ok": False, "error": exc.reason, "detail": exc.detail}
-    return {"ok": True, **code.as_json()}
+    result = {"ok": True, **code.as_json()}
+    if strict or tolerances:
+        result["tolerances"] = list(tolerances)
+    return result
 
 
-def parse_command(texts: Iterable[str], out: TextIO) -> bool:
-    """Print one JSON line per input; True when every input parsed."""
-    all_ok = True
+def parse_command(texts: Iterable[str], out: TextIO, *, strict: bool = False) -> int:
+    """Print one JSON line per input; the exit status: 0 when every input parsed, 2 when
+    one did not, 1 (``strict`` only) when all parsed but one needed a tolerance."""
+    status = 0
     for text in texts:
-        result = parse_one(text)
-        all_ok = all_ok and bool(result["ok"])
+        result = parse_one(text, strict=strict)
+        if not result["ok"]:
+            status = 2
+        elif strict and result["tolerances"] and status == 0:
+            status = 1
         out.write(json.dumps(result) + "\n")
-    return all_ok
+    return status
 
 
 class Progress:
@@ -201,6 +214,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("parse", help="parse a code (or '-' for one per line on stdin)")
     p.add_argument("text")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a GS1 Digital Link URI is read only thanks to a tolerance",
+    )
 
     i = sub.add_parser("issue", help="issue a batch of codes and download it")
     i.add_argument("--product", required=True)
@@ -236,7 +254,7 @@ def run(
     args = parser().parse_args(argv)
     if args.command == "parse":
         texts = (line.rstrip("\r\n") for line in stdin) if args.text == "-" else [args.text]
-        return 0 if parse_command(texts, stdout) else 2
+        return parse_command(texts, stdout, strict=args.strict)
     api = Api(args.api, args.key)
     try:
         if args.command in ("issue", "download"):

@@ -13,12 +13,18 @@ import zipfile
 from typing import Any
 
 import httpx
+import numpy as np
 import pypdfium2
 import pytest
 
+import scanner
 from tests.support.world import World, bearer
+from transparency.domain import gs1
+from transparency.domain.codes import parse
+from transparency.domain.digital_link import parse_digital_link
 from transparency.labels.content import CALL_TO_ACTION, Language
 from transparency.labels.sheets import PAGE_MM, Preset, layout_of
+from transparency.runtime.settings import Settings
 
 PT_PER_MM = 72 / 25.4
 # One more than the largest grid (Letter 5160: 30 a sheet), so every preset fills its
@@ -215,3 +221,103 @@ async def test_an_unknown_label_file_is_not_found(client: httpx.AsyncClient, wor
     r = await labels(client, world, batch, "txt")
     assert r.status_code == 404
     assert r.json()["type"] == "/problems/not-found"
+
+
+# --- GS1 symbols -------------------------------------------------------------------------------
+
+
+def symbols_read(document: pypdfium2.PdfDocument) -> list[tuple[str, str, str | None]]:
+    """(text, symbology, symbology identifier) of every symbol on the first page at 300 dpi."""
+    image = np.asarray(document[0].render(scale=300 / 72).to_pil().convert("L"))
+    return sorted(
+        (r.text, r.symbology.value, r.symbology_identifier) for r in scanner.decode(image)
+    )
+
+
+async def gs1_batch(client: httpx.AsyncClient, world: World, count: int) -> tuple[str, list[str]]:
+    """A finished GS1 batch: its id and its units' codes (bracketed)."""
+    batch = await issued(client, world, count, format="gs1")
+    return batch, await codes_of(client, world, batch)
+
+
+def link_of(code: str, base: str) -> str:
+    parsed = parse(code)
+    return f"{base}/01/{parsed.gtin}/21/{parsed.serial}"
+
+
+async def test_gs1_labels_print_a_digital_link_qr_the_service_resolves(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    batch, codes = await gs1_batch(client, world, 3)
+    read = symbols_read(pdf_of(await labels(client, world, batch, preset="a4-l7163")))
+    public_url = settings.public_url
+    assert read == sorted((link_of(code, public_url), "QRCode", "]Q1") for code in codes)
+    for text, _, _ in read:
+        link = parse_digital_link(text, strict=True)  # as the standard writes it
+        assert gs1.bracketed(link.ais()) in codes
+        # The service answers the URI's path (its resolver).
+        r = await client.get(text.removeprefix(public_url))
+        assert r.status_code in (200, 303, 307), (text, r.status_code)
+
+
+async def test_gs1_labels_print_the_element_string_datamatrix_on_request(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch, codes = await gs1_batch(client, world, 3)
+    r = await labels(client, world, batch, preset="a4-l7163", symbol="datamatrix")
+    read = symbols_read(pdf_of(r))
+    assert [(symbology, identifier) for _, symbology, identifier in read] == [
+        ("DataMatrix", "]d2")
+    ] * 3
+    assert sorted(parse(text).text for text, _, _ in read) == sorted(codes)
+
+
+async def test_a_brands_resolver_domain_names_its_labels_and_codes_file(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    r = await client.patch(
+        "/v1/brand/profile",
+        json={"resolver_domain": "HTTPS://ID.Brand.Example/"},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["resolver_domain"] == "https://id.brand.example"
+    batch, codes = await gs1_batch(client, world, 2)
+    read = symbols_read(pdf_of(await labels(client, world, batch, preset="a4-l7163")))
+    assert [text for text, _, _ in read] == sorted(
+        link_of(code, "https://id.brand.example") for code in codes
+    )
+    r = await client.get(f"/v1/code-batches/{batch}/codes.csv", headers=bearer(world.brand_a))
+    urls = [row["url"] for row in csv.DictReader(io.StringIO(r.text))]
+    assert sorted(urls) == [text for text, _, _ in read]
+    # Cleared, the labels go back to the service's own URL.
+    r = await client.patch(
+        "/v1/brand/profile", json={"resolver_domain": None}, headers=bearer(world.brand_a)
+    )
+    assert r.json()["resolver_domain"] is None
+    read = symbols_read(pdf_of(await labels(client, world, batch, preset="a4-l7163")))
+    assert all(text.startswith(settings.public_url + "/01/") for text, _, _ in read)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://id.brand.example", "https://id.brand.example/path", "https://", "id.brand.example",
+     "https://id.brand.example?x=1", "https://user@id.brand.example"],
+)  # fmt: skip
+async def test_a_resolver_domain_is_an_https_origin(
+    client: httpx.AsyncClient, world: World, origin: str
+) -> None:
+    r = await client.patch(
+        "/v1/brand/profile", json={"resolver_domain": origin}, headers=bearer(world.brand_a)
+    )
+    assert_refused(r, "resolver_domain")
+    profile = (await client.get("/v1/brand/profile", headers=bearer(world.brand_a))).json()
+    assert profile["resolver_domain"] is None
+
+
+async def test_a_datamatrix_is_for_gs1_batches_only(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    batch = await issued(client, world, 1)
+    assert_refused(await labels(client, world, batch, symbol="datamatrix"), "symbol")
+    assert_refused(await labels(client, world, batch, symbol="aztec"), "query.symbol")

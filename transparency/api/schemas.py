@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from transparency.domain.batches import Batch, BatchStatus, JobKind
 from transparency.domain.codes import CodeFormat
@@ -72,6 +72,11 @@ class BrandIn(Body):
     )
 
 
+def _lower(origin: str | None) -> str | None:
+    # Host names are case-insensitive; stored in lower case, as the database requires.
+    return None if origin is None else origin.lower().rstrip("/")
+
+
 class BrandProfileIn(Body):
     """The profile fields to change; a field left out keeps its value, null clears it."""
 
@@ -94,6 +99,15 @@ class BrandProfileIn(Body):
         max_length=2000,
         description="Shown with a recalled unit when the recall gives no instructions.",
     )
+    resolver_domain: Annotated[str | None, AfterValidator(_lower)] = Field(
+        default=None,
+        max_length=300,
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]://[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?/?$",
+        description="The https origin (no path) the brand's GS1 labels print their Digital Link"
+        " URIs on, e.g. https://id.brand.example; it must send /01/... on to this service."
+        " Null: the service's own public URL.",
+        examples=["https://id.brand.example"],
+    )
 
     def changes(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in self.model_fields_set}
@@ -106,6 +120,7 @@ class BrandProfileOut(Out):
     logo_url: str | None
     support: str | None
     recall_instructions: str | None
+    resolver_domain: str | None
 
     @classmethod
     def of(cls, profile: BrandProfile) -> BrandProfileOut:
@@ -289,7 +304,7 @@ class BatchOut(BaseModel):
         if batch.kind is JobKind.IMPORT:
             names.append("rejections.csv")
         if batch.format is CodeFormat.GS1:
-            names.append("epcis.jsonld")
+            names += ["epcis.jsonld", "epcis.xml"]
         files = (
             {name: f"{base}/{name}" for name in names} if batch.status is BatchStatus.DONE else {}
         )

@@ -77,13 +77,23 @@ async def face(conn: Conn | asyncpg.Pool, brand_id: UUID) -> BrandFace | None:
     return None if row is None else brand_face_of(row)
 
 
-_PROFILE = "id as brand_id, name, display_name, logo_url, support, recall_instructions"
-PROFILE_FIELDS = ("display_name", "logo_url", "support", "recall_instructions")
+_PROFILE = (
+    "id as brand_id, name, display_name, logo_url, support, recall_instructions, resolver_domain"
+)
+PROFILE_FIELDS = ("display_name", "logo_url", "support", "recall_instructions", "resolver_domain")
 
 
 async def profile(conn: Conn | asyncpg.Pool, brand_id: UUID) -> BrandProfile | None:
     row = await conn.fetchrow(f"select {_PROFILE} from brands where id = $1", brand_id)
     return None if row is None else BrandProfile(**row)
+
+
+async def resolver_domain(conn: Conn | asyncpg.Pool, brand_id: UUID) -> str | None:
+    """The https origin the brand's GS1 labels print their Digital Link URIs on, if it set one."""
+    value: str | None = await conn.fetchval(
+        "select resolver_domain from brands where id = $1", brand_id
+    )
+    return value
 
 
 async def update_profile(

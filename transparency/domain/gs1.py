@@ -7,9 +7,10 @@
 biip knows the AI table, each AI's value syntax, check digits and dates. It is lenient
 where scanners are sloppy, so this module adds the strictness a verification service
 needs: ASCII only, no silently truncated variable-length values, duplicate and
-conflicting AIs refused, and the GS1 Digital Link URI rules read from the standard (the
-URI is split here because biip ignores unknown or repeated query AIs, and the domain may
-not import urllib).
+conflicting AIs refused. A Digital Link URI is read by ``digital_link`` (the standard's
+rules, gs1-syntax-engine as arbiter), which checks each AI here; this module keeps the
+syntax dictionary's Digital Link tables (``PRIMARY_KEYS``, ``NOT_DATA_ATTRIBUTES``) that
+both directions use.
 
 ``parse_gs1()`` is total: it returns a ``Gs1Code`` or raises ``InvalidCode``.
 """
@@ -41,37 +42,41 @@ _SEPARATOR_SPELLINGS = re.compile(r"<GS>|\{GS\}|\^", re.IGNORECASE)
 _SYMBOLOGY_IDENTIFIER = re.compile(r"\][A-Za-z][0-9]")
 _BRACKETED_AI = re.compile(r"\(([0-9]{2,4})\)")
 _HAS_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_NUMERIC_KEY = re.compile(r"[0-9]{2,4}")
 
-# RFC 3986, appendix B, with the scheme required.
-_URI = re.compile(r"([^:/?#]+)://([^/?#]*)([^?#]*)(?:\?([^#]*))?(#.*)?", re.DOTALL)
+# RFC 3986 host names and path characters, for digital_link.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOST = re.compile(rf"(?:{_LABEL})(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\]")
-_PCHAR = r"[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2}"
-_PATH = re.compile(rf"(?:/(?:{_PCHAR})*)*")
-_QUERY = re.compile(rf"(?:{_PCHAR}|[/?])*")
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+HOST = re.compile(rf"(?:{_LABEL})(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]+\]")
+PCHAR = r"[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2}"
 
-# GS1 Digital Link URI syntax: each primary key with its key qualifiers, in the only order
-# they may appear in the path.
-KEY_QUALIFIERS: dict[str, tuple[str, ...]] = {
-    "01": ("22", "10", "21", "235"),
-    "8006": ("22", "10", "21"),
-    "8010": ("8011",),
-    "414": ("254", "7040"),
-    "415": ("8020",),
-    "417": ("7040",),
-    "8017": ("8019",),
-    "8018": ("8019",),
-    "8004": ("7040",),
-    "00": (),
-    "253": (),
-    "255": (),
-    "401": (),
-    "402": (),
-    "8003": (),
-    "8013": (),
+# From the GS1 Barcode Syntax Dictionary (release 2026-01-27), its ``dlpkey`` attributes:
+# each primary key with its alternative sequences of key qualifiers. A path holds the key
+# then an ordered subset of ONE sequence.
+PRIMARY_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "00": ((),),
+    "01": (("22", "10", "21"), ("235",)),
+    "253": ((),),
+    "255": ((),),
+    "401": ((),),
+    "402": ((),),
+    "414": (("254",), ("7040",)),
+    "415": (("8020",),),
+    "417": (("7040",),),
+    "8003": ((),),
+    "8004": (("7040",),),
+    "8006": (("22", "10", "21"),),
+    "8010": (("8011",),),
+    "8013": ((),),
+    "8017": (("8019",),),
+    "8018": (("8019",),),
 }
+
+# The same dictionary's AIs WITHOUT the "?" flag ("permitted as a GS1 Digital Link data
+# attribute"): these never appear in a query.
+NOT_DATA_ATTRIBUTES = frozenset(
+    {"03", "21", "22", "235", "254", "7040", "7041", "8011", "8014", "8019", "8020"}
+    | {"8040", "8041", "8042", "8043", "8200"}
+)
+
 _CHECKED_KEYS = ("gtin_error", "sscc_error", "gln_error")
 
 
@@ -82,6 +87,7 @@ class Gs1Code:
     ais: Ais
     form: Form
     symbology_identifier: str | None = None
+    tolerances: tuple[str, ...] = ()  # printing mistakes accepted (see digital_link)
 
     @property
     def gtin(self) -> str | None:
@@ -105,8 +111,12 @@ def split_symbology_identifier(text: str) -> tuple[str | None, str]:
     return None, text
 
 
-def parse_gs1(text: str) -> Gs1Code:
-    """Scanned or typed GS1 text in any of the three forms -> a Gs1Code, or InvalidCode."""
+def parse_gs1(text: str, *, strict: bool = False) -> Gs1Code:
+    """Scanned or typed GS1 text in any of the three forms -> a Gs1Code, or InvalidCode.
+
+    ``strict`` refuses the printing mistakes a Digital Link URI is otherwise read despite
+    (``digital_link.TOLERANCES``); the lenient default lists them in ``tolerances``.
+    """
     if not isinstance(text, str):
         raise InvalidCode("unknown_format", "a GS1 code is text")
     stripped = text.strip()
@@ -117,7 +127,11 @@ def parse_gs1(text: str) -> Gs1Code:
         if body.startswith("("):
             return Gs1Code(_parse_bracketed(body), "bracketed", symbology)
         if _HAS_SCHEME.match(body):
-            return Gs1Code(_parse_digital_link(body), "digital_link", symbology)
+            # Imported here: digital_link builds on this module's AI checks.
+            from transparency.domain.digital_link import parse_digital_link
+
+            link = parse_digital_link(body, strict=strict)
+            return Gs1Code(link.ais(), "digital_link", symbology, link.tolerances)
         if body[:1] in tuple("0123456789") or _SEPARATOR_SPELLINGS.match(body) or body[:1] == GS:
             return Gs1Code(_parse_element_string(body), "element_string", symbology)
     except (BiipException, ValueError) as exc:  # UnicodeError is a ValueError
@@ -165,18 +179,26 @@ def bracketed(ais: Ais) -> str:
 def digital_link(ais: Ais, *, base: str = "https://id.gs1.org") -> str:
     """A GS1 Digital Link URI: primary key and its qualifiers in the path, the rest queried.
 
-    Raises ValueError for AIs that no URI can carry: none is a primary key, or one repeats.
+    The first primary key leads; of its qualifier sequences, the one the data fills most
+    goes in the path (as gs1-syntax-engine's gs1_generateDLuri picks it). Raises ValueError
+    for AIs that no URI can carry: none is a primary key, one repeats, or one left for the
+    query is not a data attribute (a (21) beside a (235)).
     """
     keys = [ai for ai, _ in ais]
     if len(set(keys)) != len(keys):
         raise ValueError("a GS1 Digital Link URI holds each AI once")
     values = dict(ais)
-    primary = next((ai for ai in keys if ai in KEY_QUALIFIERS), None)
+    primary = next((ai for ai in keys if ai in PRIMARY_KEYS), None)
     if primary is None:
         raise ValueError("a GS1 Digital Link URI needs a primary key such as (01)")
-    in_path = [primary, *(ai for ai in KEY_QUALIFIERS[primary] if ai in values)]
-    path = "".join(f"/{ai}/{_quote(values[ai])}" for ai in in_path)
-    query = "&".join(f"{ai}={_quote(values[ai])}" for ai in keys if ai not in in_path)
+    sequence = max(PRIMARY_KEYS[primary], key=lambda seq: sum(ai in values for ai in seq))
+    in_path = [primary, *(ai for ai in sequence if ai in values)]
+    # Predefined-length AIs first, as the reference implementation writes them.
+    in_query = sorted((ai for ai in keys if ai not in in_path), key=lambda ai: _is_variable(ai))
+    if any(ai in NOT_DATA_ATTRIBUTES for ai in in_query):
+        raise ValueError(f"({in_query}) cannot all be GS1 Digital Link data attributes")
+    path = "".join(f"/{ai}/{quote(values[ai])}" for ai in in_path)
+    query = "&".join(f"{ai}={quote(values[ai])}" for ai in in_query)
     return base.rstrip("/") + path + (f"?{query}" if query else "")
 
 
@@ -194,12 +216,22 @@ def _ai(ai: str) -> GS1ApplicationIdentifier:
     return found
 
 
-def _is_ai(ai: str) -> bool:
+def _is_variable(ai: str) -> bool:
+    return bool(_ai(ai).separator_required)
+
+
+def is_ai(ai: str) -> bool:
+    """Whether ``ai`` is a GS1 Application Identifier (exactly, not a prefix of one)."""
     try:
         _ai(ai)
     except InvalidCode:
         return False
     return True
+
+
+def check_element(ai: str, value: str) -> tuple[str, str]:
+    """One (AI, value) checked against the AI's syntax, check digit and date rules."""
+    return _element(ai, value)
 
 
 # The AIs nearly every unit code carries are checked here, against biip's own patterns:
@@ -244,7 +276,7 @@ def _element(ai: str, value: str, *, fast: bool = True) -> tuple[str, str]:
         checked = _fast_element(ai, value)
         if checked is not None:
             return checked
-    if not _is_ai(ai):
+    if not is_ai(ai):
         raise InvalidCode("invalid_ai", f"({ai}) is not a GS1 Application Identifier")
     # biip's patterns use \d, which also matches non-ASCII digits; GS1 data is ASCII.
     if not value.isascii() or not value.isprintable():
@@ -338,131 +370,11 @@ def _parse_bracketed(body: str) -> Ais:
     return tuple(ais)
 
 
-def _parse_digital_link(uri: str) -> Ais:
-    match = _URI.fullmatch(uri)
-    if match is None:
-        raise InvalidCode("invalid_uri", "not a well-formed URI")
-    scheme, authority, path, query, fragment = match.groups()
-    if scheme.lower() not in ("http", "https"):
-        raise InvalidCode("invalid_uri", f"a GS1 Digital Link URI is http or https, not {scheme}")
-    _check_authority(authority)
-    if fragment is not None:
-        raise InvalidCode("invalid_uri", "a GS1 Digital Link URI has no fragment (#...)")
-    if not _PATH.fullmatch(path) or (query is not None and not _QUERY.fullmatch(query)):
-        raise InvalidCode("invalid_uri", "the URI has characters that must be percent-encoded")
-    segments = path.split("/")[1:]
-    if "" in segments:
-        raise InvalidCode("invalid_uri", "the URI path has an empty segment")
-    in_path = _path_ais(segments)
-    ais = in_path + _query_ais(query or "", in_path)
-    return tuple(_element(ai, value) for ai, value in ais)
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
-def _check_authority(authority: str) -> None:
-    if "@" in authority:
-        raise InvalidCode("invalid_uri", "a GS1 Digital Link URI has no user information")
-    host, _, port = authority.rpartition(":") if _has_port(authority) else (authority, "", "")
-    if not host or len(host) > 253 or not _HOST.fullmatch(host):
-        raise InvalidCode("invalid_uri", f"{host!r} is not a valid host name")
-    if port and (not port.isdigit() or not port.isascii() or int(port) > 65535):
-        raise InvalidCode("invalid_uri", f"{port!r} is not a valid port")
-
-
-def _has_port(authority: str) -> bool:
-    return ":" in authority.rpartition("]")[2]
-
-
-def _path_ais(segments: list[str]) -> list[tuple[str, str]]:
-    start = next(
-        (
-            index
-            for index, segment in enumerate(segments)
-            if segment in KEY_QUALIFIERS and (len(segments) - index) % 2 == 0
-        ),
-        None,
-    )
-    if start is None:
-        if any(segment in KEY_QUALIFIERS for segment in segments):
-            raise InvalidCode("invalid_uri", "the URI path does not end in AI/value pairs")
-        raise InvalidCode("unknown_format", "the URI path holds no GS1 primary key")
-    pairs = segments[start:]
-    primary, primary_value = pairs[0], _unquote(pairs[1])
-    if primary == "01" and primary_value.isdigit() and len(primary_value) in (8, 12, 13):
-        primary_value = primary_value.zfill(14)  # the URI may carry a GTIN-8, -12 or -13
-    ais = [(primary, primary_value)]
-    allowed = KEY_QUALIFIERS[primary]
-    last = -1
-    for index in range(2, len(pairs), 2):
-        key, value = _unquote(pairs[index]), _unquote(pairs[index + 1])
-        _check_key(key)
-        if any(key == seen for seen, _ in ais):
-            raise InvalidCode("duplicate_ai", f"({key}) appears twice in the URI path")
-        if key not in allowed:
-            raise InvalidCode(
-                "bad_key_qualifier_order",
-                f"({key}) is not a key qualifier of ({primary}); data attributes go in the query",
-            )
-        if allowed.index(key) < last:
-            order = " -> ".join(allowed)
-            raise InvalidCode(
-                "bad_key_qualifier_order",
-                f"({key}) is out of order; key qualifiers of ({primary}) follow {order}",
-            )
-        last = allowed.index(key)
-        ais.append((key, value))
-    return ais
-
-
-def _query_ais(query: str, in_path: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    path_keys = {ai for ai, _ in in_path}
-    ais: list[tuple[str, str]] = []
-    for parameter in query.split("&"):
-        if not parameter:
-            continue
-        raw_key, _, raw_value = parameter.partition("=")
-        key = _unquote(raw_key)
-        if not (key.isascii() and key.isdigit()):
-            continue  # the standard lets other parameters through (utm_source, linkType ...)
-        _check_key(key)
-        if key in path_keys:
-            raise InvalidCode("conflicting_ai", f"({key}) is both in the URI path and the query")
-        if key in KEY_QUALIFIERS:
-            raise InvalidCode("conflicting_ai", f"({key}) is a second primary key in the query")
-        if any(key == seen for seen, _ in ais):
-            raise InvalidCode("duplicate_ai", f"({key}) appears twice in the query")
-        ais.append((key, _unquote(raw_value)))
-    return ais
-
-
-def _check_key(key: str) -> None:
-    if not (key.isascii() and key.isdigit()):
-        raise InvalidCode("invalid_uri", f"{key!r} is not a numeric GS1 Application Identifier")
-    if not (_NUMERIC_KEY.fullmatch(key) and _is_ai(key)):
-        raise InvalidCode("invalid_ai", f"({key}) is not a GS1 Application Identifier")
-
-
-def _unquote(text: str) -> str:
-    """Percent-decode one URI component (UTF-8); ``+`` stays a plus, as RFC 3986 says."""
-    out = bytearray()
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "%":
-            pair = text[index + 1 : index + 3]
-            if len(pair) != 2 or not all(c in "0123456789abcdefABCDEF" for c in pair):
-                raise InvalidCode("invalid_uri", f"bad percent-encoding in {text!r}")
-            out.append(int(pair, 16))
-            index += 3
-        else:
-            out.extend(char.encode())
-            index += 1
-    try:
-        return out.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidCode("invalid_uri", f"percent-encoding in {text!r} is not UTF-8") from exc
-
-
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
+    """Percent-encode one URI path segment or query value: only unreserved characters stay."""
     return "".join(
         char if char in _UNRESERVED else "".join(f"%{byte:02X}" for byte in char.encode())
         for char in value

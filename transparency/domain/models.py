@@ -28,6 +28,7 @@ class BrandProfile:
     logo_url: str | None  # https only: the customer page loads it
     support: str | None  # an https URL or an e-mail address
     recall_instructions: str | None  # said by a recall that gives none of its own
+    resolver_domain: str | None = None  # https origin its GS1 labels' Digital Links name
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """What a label says besides its code: a call to action in the label's language, and the
-lines a brand chooses to print (brand, product, lot, expiry)."""
+lines a brand chooses to print (brand, product, lot, expiry); and which symbol a GS1 code
+prints as."""
 
 from __future__ import annotations
 
@@ -22,6 +23,19 @@ CALL_TO_ACTION: Final = {
     Language.ES: "Escanee para verificar",
     Language.IT: "Scansiona per verificare",
 }
+
+
+class Gs1Symbol(StrEnum):
+    """The symbol a GS1 unit's label carries.
+
+    ``qr``: its GS1 Digital Link URI (``https://<resolver>/01/<gtin>/21/<serial>``) in a QR
+    code, which a phone's camera opens and a GS1 scanner reads as GS1 data; the default.
+    ``datamatrix``: its GS1 element string in a GS1 DataMatrix (``]d2``), for lines that
+    scan DataMatrix only; a phone's camera app does not open it.
+    """
+
+    QR = "qr"
+    DATAMATRIX = "datamatrix"
 
 
 class LabelLine(StrEnum):

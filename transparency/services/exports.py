@@ -38,13 +38,19 @@ from transparency.db import imports as db_imports
 from transparency.db import products as db_products
 from transparency.db import units as db_units
 from transparency.db.pool import Conn
-from transparency.domain import codes, epcis, gs1
+from transparency.domain import codes, epcis, epcis_xml, gs1
 from transparency.domain.batches import Batch
 from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import Conflict, InvalidInput, RenderersBusy
 from transparency.domain.identity import Principal
 from transparency.labels import BAD_LABEL
-from transparency.labels.content import CALL_TO_ACTION, LabelLine, Language, chosen_lines
+from transparency.labels.content import (
+    CALL_TO_ACTION,
+    Gs1Symbol,
+    LabelLine,
+    Language,
+    chosen_lines,
+)
 from transparency.labels.sheets import SheetLayout
 from transparency.runtime.keyring import KeyRing
 from transparency.services.batches import finished_batch, get_batch
@@ -131,11 +137,18 @@ class ExportRow:
 
 
 class Exporter:
-    """Turns a batch's unit keys into what is printed, per format."""
+    """Turns a batch's unit keys into what is printed, per format.
 
-    def __init__(self, batch: Batch, keyring: KeyRing, public_url: str) -> None:
+    A GS1 unit's URL is its GS1 Digital Link URI on ``resolver_url`` (the brand's resolver
+    domain, when it set one), else on the service's ``public_url``.
+    """
+
+    def __init__(
+        self, batch: Batch, keyring: KeyRing, public_url: str, resolver_url: str | None = None
+    ) -> None:
         self.batch = batch
         self.public_url = public_url
+        self.resolver_url = resolver_url or public_url
         self.key = keyring.get(batch.key_id) if batch.key_id is not None else None
 
     def row(self, code: str, lot: str | None, expiry: date | None) -> ExportRow:
@@ -145,7 +158,7 @@ class Exporter:
             assert parsed.gtin is not None
             assert parsed.serial is not None
             url = gs1.digital_link(
-                (("01", parsed.gtin), ("21", parsed.serial)), base=self.public_url
+                (("01", parsed.gtin), ("21", parsed.serial)), base=self.resolver_url
             )
             return ExportRow(code, code, codes.grouped(code), url, lot, exp)
         url = f"{self.public_url}/t/{code}"
@@ -189,7 +202,9 @@ async def batch_file(
     """Check the caller may download the finished batch, start reading it, and return its
     file's stream."""
     batch = await finished_batch(pool, actor, batch_id)
-    exporter = Exporter(batch, keyring, public_url)
+    exporter = Exporter(
+        batch, keyring, public_url, await brands.resolver_domain(pool, batch.brand_id)
+    )
     frames = await _spooled(pool, _units_of(batch.id))
     return csv_stream(frames, exporter) if kind == "csv" else jsonl_stream(frames, exporter)
 
@@ -212,8 +227,10 @@ async def epcis_file(
     *,
     company_prefix_length: int | None,
     now: datetime,
+    xml: bool = False,
 ) -> AsyncIterator[bytes]:
-    """A finished GS1 batch as one EPCIS 2.0 document of commissioning events, streamed.
+    """A finished GS1 batch as one EPCIS 2.0 document of commissioning events, streamed:
+    JSON-LD, or with ``xml`` EPCIS 2.0 XML (the same document, written by ``epcis_xml``).
 
     Events hold at most ``_EPCIS_EVENT_SIZE`` EPCs each, so the document is written event by
     event and never held whole.
@@ -236,27 +253,33 @@ async def epcis_file(
 
     async with pool.acquire() as conn:
         first = await db_units.first_of_batch(conn, batch_id)
-    gtin = codes.parse(first or "").gtin
+    gtin = codes.parse(first).gtin if first else None  # an import may register none
     try:
         document([_Sgtin(gtin or "", "0", None, None)] if gtin else [])
     except ValueError as exc:
         raise InvalidInput(str(exc), field="company_prefix_length") from None
-    envelope = json.dumps(document([]))
-    head, tail = envelope[: -len("[]}}")] + "[", "]}}"
+    if xml:
+        head, _, tail = epcis_xml.xml_parts(document([]))
+    else:
+        envelope = json.dumps(document([]))
+        head, tail = (envelope[: -len("[]}}")] + "[").encode(), b"]}}"
     frames = await _spooled(pool, _units_of(batch_id))
 
     async def stream() -> AsyncIterator[bytes]:
-        yield head.encode()
+        yield head
         first = True
         units: list[_Sgtin] = []
 
         def flush() -> bytes:
             nonlocal first
-            events = document(units)["epcisBody"]["eventList"]
-            text = ("" if first else ",") + ",".join(json.dumps(e) for e in events)
+            if xml:
+                data = epcis_xml.events_to_xml(document(units))
+            else:
+                events = document(units)["epcisBody"]["eventList"]
+                data = (("" if first else ",") + ",".join(json.dumps(e) for e in events)).encode()
             first = False
             units.clear()
-            return text.encode()
+            return data
 
         async for rows in _slices(frames):
             for code, lot, expiry in rows:
@@ -266,7 +289,7 @@ async def epcis_file(
                     yield flush()
         if units:
             yield flush()
-        yield tail.encode()
+        yield tail
 
     return stream()
 
@@ -317,11 +340,19 @@ class LabelText:
 
     language: Language = Language.EN
     lines: frozenset[LabelLine] = frozenset()
+    gs1_symbol: Gs1Symbol = Gs1Symbol.QR
 
 
-def _label_line(batch: Batch, row: ExportRow, lines: Callable[[ExportRow], list[str]]) -> bytes:
-    symbology = "gs1-datamatrix" if batch.format is CodeFormat.GS1 else "qr"
-    label = [row.symbol, row.human_readable, symbology, row.code, lines(row)]
+def _label_line(
+    batch: Batch, row: ExportRow, lines: Callable[[ExportRow], list[str]], gs1_symbol: Gs1Symbol
+) -> bytes:
+    if batch.format is CodeFormat.GS1 and gs1_symbol is Gs1Symbol.DATAMATRIX:
+        symbology, symbol = "gs1-datamatrix", row.symbol  # the bracketed element string
+    elif batch.format is CodeFormat.GS1:
+        symbology, symbol = "qr", row.url  # its GS1 Digital Link URI
+    else:
+        symbology, symbol = "qr", row.symbol
+    label = [symbol, row.human_readable, symbology, row.code, lines(row)]
     return json.dumps(label).encode() + b"\n"
 
 
@@ -343,7 +374,14 @@ async def labels_file(
     worker (blocked on its write), and neither the rows nor the file are ever held whole.
     """
     batch = await finished_batch(pool, actor, batch_id)
-    exporter = Exporter(batch, keyring, public_url)
+    if text.gs1_symbol is Gs1Symbol.DATAMATRIX and batch.format is not CodeFormat.GS1:
+        raise InvalidInput(
+            f"symbol=datamatrix is for GS1 batches; a {batch.format.value} code prints as a QR",
+            field="symbol",
+        )
+    exporter = Exporter(
+        batch, keyring, public_url, await brands.resolver_domain(pool, batch.brand_id)
+    )
     brand = await brands.get(pool, batch.brand_id) if LabelLine.BRAND in text.lines else None
     product = (
         await db_products.get_owned(pool, batch.brand_id, batch.product_id)
@@ -375,7 +413,9 @@ async def labels_file(
         raise
 
     def lines(rows: list[db_units.BatchUnit]) -> bytes:
-        return b"".join(_label_line(batch, exporter.row(*row), printed) for row in rows)
+        return b"".join(
+            _label_line(batch, exporter.row(*row), printed, text.gs1_symbol) for row in rows
+        )
 
     header = {
         "kind": kind,

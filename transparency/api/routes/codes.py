@@ -22,7 +22,7 @@ from transparency.api.schemas import (
 from transparency.domain.codes import MAX_KEY_ID
 from transparency.domain.errors import InvalidInput, NotFound
 from transparency.domain.imports import ImportKind, ImportMode
-from transparency.labels.content import LabelLine, Language
+from transparency.labels.content import Gs1Symbol, LabelLine, Language
 from transparency.labels.sheets import DEFAULT_PRESET, Preset, layout_of
 from transparency.services import batches, exports, imports, keys
 
@@ -104,6 +104,13 @@ async def download_labels(
     line: Annotated[
         list[LabelLine], Query(description="Lines to print under the code, if the unit has them.")
     ] = [],  # noqa: B006 - FastAPI copies a default list per request
+    symbol: Annotated[
+        Gs1Symbol,
+        Query(
+            description="A GS1 batch's symbol: its Digital Link URI in a QR code, or its"
+            " element string in a GS1 DataMatrix."
+        ),
+    ] = Gs1Symbol.QR,
 ) -> StreamingResponse:
     if kind not in ("pdf", "zip"):
         raise NotFound(f"no file labels.{kind}")
@@ -115,7 +122,7 @@ async def download_labels(
     except ValueError as exc:
         raise InvalidInput(str(exc), field="layout") from None
     file_kind = "pdf" if kind == "pdf" else f"{images}.zip"
-    text = exports.LabelText(language, frozenset(line))
+    text = exports.LabelText(language, frozenset(line), symbol)
     stream = await exports.labels_file(
         pool, keyring, renders, actor, batch_id, settings.public_url, file_kind, layout, text
     )
@@ -124,17 +131,26 @@ async def download_labels(
     return StreamingResponse(stream, media_type=media, headers={"Content-Disposition": disposition})
 
 
-@router.get("/code-batches/{batch_id}/epcis.jsonld", response_class=StreamingResponse)
+_EPCIS_MEDIA = {"jsonld": "application/ld+json", "xml": "application/xml"}
+
+
+@router.get("/code-batches/{batch_id}/epcis.{kind}", response_class=StreamingResponse)
 async def download_epcis(
     batch_id: UUID,
+    kind: str,
     pool: Pool,
     actor: BrandKey,
     company_prefix_length: Annotated[int | None, Query(ge=6, le=12)] = None,
 ) -> StreamingResponse:
+    """The batch's commissioning events: EPCIS 2.0 JSON-LD (``epcis.jsonld``) or XML
+    (``epcis.xml``), the same document."""
+    if kind not in _EPCIS_MEDIA:
+        raise NotFound(f"no file epcis.{kind}")
     stream = await exports.epcis_file(
-        pool, actor, batch_id, company_prefix_length=company_prefix_length, now=datetime.now(UTC)
-    )
-    return StreamingResponse(stream, media_type="application/ld+json")
+        pool, actor, batch_id, company_prefix_length=company_prefix_length,
+        now=datetime.now(UTC), xml=kind == "xml",
+    )  # fmt: skip
+    return StreamingResponse(stream, media_type=_EPCIS_MEDIA[kind])
 
 
 @router.post(
