@@ -68,7 +68,12 @@ async def test_a_brand_reads_and_changes_its_profile(
     client: httpx.AsyncClient, world: World
 ) -> None:
     profile = await set_profile(client, world.brand_a, **PROFILE)
-    assert profile == {"brand_id": world.brand_a_id, "name": profile["name"], **PROFILE}
+    assert profile == {
+        "brand_id": world.brand_a_id,
+        "name": profile["name"],
+        "resolver_domain": None,
+        **PROFILE,
+    }
     r = await client.get("/v1/brand/profile", headers=bearer(world.brand_a))
     assert r.json() == profile
     cleared = await set_profile(client, world.brand_a, logo_url=None)
@@ -256,7 +261,7 @@ async def test_reports_spend_the_customer_budget(limited: httpx.AsyncClient) -> 
 async def test_a_gs1_code_wraps_between_its_parts(client: httpx.AsyncClient, world: World) -> None:
     (row,) = await issue_codes(client, world, 1, fmt="gs1")
     parsed = codes.parse(row["symbol"])
-    text = (await client.get(f"/01/{parsed.gtin}/21/{parsed.serial}")).text
+    text = (await client.get(f"/01/{parsed.gtin}/21/{parsed.serial}", follow_redirects=True)).text
     footer = re.search(r"<footer><p>(.*?)</p></footer>", text)
     assert footer is not None
     assert footer.group(1) == (

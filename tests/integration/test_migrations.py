@@ -15,7 +15,7 @@ TABLES = {
     "brands", "products", "sites", "stations", "api_keys", "signing_keys", "code_batches",
     "units", "scan_events", "audit_log", "schema_migrations", "import_uploads",
     "import_rejection_pages", "fulfilment_replies", "brand_gs1_prefixes", "customer_reports",
-    "console_sessions",
+    "console_sessions", "resolver_links", "epcis_captures", "epcis_events", "epcis_event_epcs",
 }  # fmt: skip
 
 

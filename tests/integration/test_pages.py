@@ -191,14 +191,14 @@ async def test_expired_and_recalled_are_explained(
         ("/t/TP" + "0" * 28, "This is not a code we can read."),
         ("/t/%3Cscript%3Ealert(1)%3Cscript%3E", "This is not a code we can read."),
         ("/01/09506000134352/21/NOT-OURS", "This code is not registered."),
-        ("/01/123/21/x", "This is not a code we can read."),
+        ("/verify/01/123/21/x", "This is not a code we can read."),  # /01/...: a 400
         ("/01/09506000134352", "This is not a code we can read."),  # a product, not a unit
     ],
 )
 async def test_junk_is_not_authentic_and_says_what_to_do(
     client: httpx.AsyncClient, path: str, helps: str
 ) -> None:
-    text = check_page(await client.get(path))
+    text = check_page(await client.get(path, follow_redirects=True))  # /01/...: the resolver
     assert verdict_of(text) == "not_authentic: Not authentic"
     assert helps in text
     assert "<script>" not in text
@@ -315,21 +315,23 @@ async def test_the_digital_link_of_a_gs1_unit(
     for path in (
         f"{base}/21/{parsed.serial}",
         f"{base}/10/L7/21/{parsed.serial}",
-        f"{base}/21/{parsed.serial}?17=300630&linkType=gs1:pip",
+        f"{base}/21/{parsed.serial}?17=300630&linkType=gs1:verificationService",
     ):
-        text = check_page(await client.get(path))
+        text = check_page(await client.get(path, follow_redirects=True))
         assert verdict_of(text) == "authentic: Authentic", path
         assert "L7" in text
         assert "30 June 2030" in text
     assert await customer_scans(dsn, row["code"]) == 3
-    refused = check_page(await client.get(f"{base}/21/{parsed.serial}?01=09506000134352"))
+    refused = check_page(await client.get(f"/verify{base}/21/{parsed.serial}?01=09506000134352"))
     assert verdict_of(refused) == "not_authentic: Not authentic"
 
 
 async def test_a_rate_limited_phone_gets_a_page_to_wait(limited: httpx.AsyncClient) -> None:
     statuses = [(await limited.get("/t/x")).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
-    r = await limited.get("/01/09506000134352/21/A", headers={"Accept-Language": "fr"})
+    r = await limited.get(
+        "/01/09506000134352/21/A", headers={"Accept-Language": "fr"}, follow_redirects=True
+    )
     text = check_page(r, status=429, lang="fr")
     seconds = r.headers["retry-after"]
     assert seconds.isdigit()

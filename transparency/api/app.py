@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from transparency import __version__
 from transparency.api import problems
 from transparency.api.console import downloads as console_downloads
+from transparency.api.console import links as console_links
 from transparency.api.console import routes as console
 from transparency.api.fastpath import lean
 from transparency.api.fastpath.lane import LaneApp
@@ -33,11 +34,14 @@ from transparency.api.routes import (
     brands,
     codes,
     customer,
+    epcis,
     fulfilment,
+    links,
     me,
     ops,
     products,
     reports,
+    resolver,
     verification,
 )
 from transparency.db.pool import open_pool
@@ -156,15 +160,21 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(console.router)  # the brand console's pages, then its downloads
     app.include_router(console_downloads.router)
+    app.include_router(console_links.router)  # a product's resolver links
     app.include_router(me.router)
     app.include_router(brands.router)  # brand profiles
     app.include_router(reports.router)  # customers' reports
+    app.include_router(epcis.router)  # EPCIS 2.0 capture and query
+    app.include_router(links.router)  # the resolver's links, by brands
+    app.include_router(resolver.router)  # the GS1-conformant resolver: /01/..., .well-known
+    resolver.serve_compressed(app)  # compressed URIs: on paths no route knows
     lean.register_schemas(app)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
         large={
             "/serial-imports": settings.max_import_bytes,
+            "/epcis/capture": epcis.MAX_BYTES,
             "/v1/scans": settings.scan_max_bytes,
             # a customer's report: its photo and a few fields of text
             "/v1/reports": REPORT_MAX_BYTES,

@@ -31,6 +31,7 @@ STATUS: dict[type[e.TransparencyError], int] = {
     e.InvalidInput: 422,
     e.InvalidGtin: 422,
     e.InvalidCode: 422,
+    e.InvalidDigitalLink: 400,
     e.UnreadableImage: 422,
     e.ImageTooLarge: 413,
     e.ScanTimeout: 422,

@@ -4,6 +4,7 @@
     ├── InvalidInput                 the request is malformed or fails validation
     │   ├── InvalidGtin              a GTIN with bad length, characters or check digit
     │   ├── InvalidCode              scanned or typed text that is not a well-formed code
+    │   │   └── InvalidDigitalLink   a request to the resolver whose URI is no GS1 Digital Link
     │   ├── UnreadableImage          an uploaded image that is not a usable image
     │   ├── ImageTooLarge            an uploaded image with more pixels than we decode
     │   ├── ScanTimeout              an uploaded image that took too long to decode
@@ -97,6 +98,14 @@ class InvalidCode(InvalidInput):
         super().__init__(detail, errors=[{"field": "code", "message": detail}])
         self.reason = reason
         self.extra["reason"] = reason
+
+
+class InvalidDigitalLink(InvalidCode):
+    """A request to the resolver whose path and query are not a valid GS1 Digital Link URI
+    (answered 400, as the GS1-Conformant Resolver standard requires)."""
+
+    slug = "invalid-digital-link"
+    title = "Invalid GS1 Digital Link URI"
 
 
 class UnreadableImage(InvalidInput):

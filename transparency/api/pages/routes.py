@@ -26,6 +26,7 @@ from transparency.api.pages import i18n
 from transparency.domain.errors import TransparencyError
 from transparency.domain.verification import Reason, Verdict
 from transparency.services import customer, reports
+from transparency.services.resolver import VERIFY_PATH
 
 # A verdict is about this scan, and every scan is counted: no cache may answer for us. The
 # photo is the only thing fetched from elsewhere, and its host need not learn which code.
@@ -174,11 +175,13 @@ async def transparency_page(
     return answer_page(request, answer, code)
 
 
-@router.get("/01/{rest:path}", response_class=HTMLResponse)
+@router.get(VERIFY_PATH + "/01/{rest:path}", response_class=HTMLResponse)
 async def digital_link_page(
     request: Request, _: CustomerLimit, ctx: Ctx, settings: SettingsDep
 ) -> HTMLResponse:
-    """Any GS1 Digital Link on a GTIN: /01/{gtin}/21/{serial}, with a lot, a query ..."""
+    """The verdict on any GS1 Digital Link on a GTIN: /verify/01/{gtin}/21/{serial}, with
+    a lot, a query ... The resolver at /01/... redirects here by default (its
+    ``gs1:verificationService`` link)."""
     scan = _digital_link(request)
     return answer_page(request, await customer.verify(ctx, scan, None, thresholds(settings)), scan)
 
@@ -187,7 +190,7 @@ def _digital_link(request: Request) -> str:
     # The path as sent, still percent-encoded, so the parser sees what the label holds.
     # Some servers (httpx's ASGI transport) leave the query on raw_path.
     raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
-    path = raw.split(b"?", 1)[0].decode("latin-1")
+    path = raw.split(b"?", 1)[0].decode("latin-1").removeprefix(VERIFY_PATH)
     query = request.scope.get("query_string", b"").decode("latin-1")
     return _DIGITAL_LINK_BASE + path + (f"?{query}" if query else "")
 
