@@ -343,6 +343,22 @@ async def test_a_rate_limited_phone_gets_a_page_to_wait(limited: httpx.AsyncClie
     assert json.status_code == 429
 
 
+async def test_resolutions_spend_the_customer_budget(limited: httpx.AsyncClient) -> None:
+    """A resolution is a query made for an anonymous client: without a budget, one address
+    could resolve as fast as it sends and take the pool from the stations."""
+    path = "/01/09506000134352/21/A"
+    json_client = {"Accept": "application/json"}
+    statuses = [(await limited.get(path, headers=json_client)).status_code for _ in range(4)]
+    assert statuses == [307, 307, 307, 429]
+    r = await limited.get(path, headers=json_client)
+    assert r.json()["type"] == "/problems/rate-limited"
+    assert r.headers["retry-after"].isdigit()
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert (await limited.get("/v1/verify", params={"code": "x"})).status_code == 429  # one budget
+    compressed = await limited.get("/ARHKVAdpQg", headers=json_client)
+    assert compressed.status_code == 429
+
+
 async def test_pages_are_not_in_the_api_schema(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert not [p for p in paths if p.startswith(("/t/", "/01/"))]

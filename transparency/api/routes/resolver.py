@@ -18,9 +18,15 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from transparency.api import problems
-from transparency.api.deps import Pool, SettingsDep
+from transparency.api.deps import Pool, SettingsDep, customer_limit
+from transparency.api.pages.routes import error_page
 from transparency.domain import resolver as r
-from transparency.domain.errors import NotFound, TransparencyError
+from transparency.domain.errors import (
+    CustomerChecksBusy,
+    NotFound,
+    RateLimited,
+    TransparencyError,
+)
 from transparency.services import resolver
 
 METHODS = "GET, HEAD, OPTIONS"
@@ -39,8 +45,14 @@ _PREFLIGHT = {
 _VARY = {"Vary": "Accept, Accept-Language", "Cache-Control": "no-store"}
 
 
-def _error(_: Request, exc: TransparencyError) -> Response:
-    answer = problems.problem(exc)
+def _error(request: Request, exc: TransparencyError) -> Response:
+    # A phone over its budget opened a label: it gets the page that says how long to wait,
+    # as on the verdict page; a client that asks for JSON gets the problem.
+    person = "json" not in request.headers.get("accept", "")
+    if person and isinstance(exc, RateLimited | CustomerChecksBusy):
+        answer: Response = error_page(request, exc)
+    else:
+        answer = problems.problem(exc)
     answer.headers.update(CORS)
     return answer
 
@@ -83,7 +95,12 @@ def _preflight() -> Response:
 
 @router.api_route("/01/{rest:path}", methods=["GET", "HEAD"])
 async def resolve(request: Request, pool: Pool, settings: SettingsDep) -> Response:
-    """Any GS1 Digital Link URI on a GTIN: a redirect to its best link, or its linkset."""
+    """Any GS1 Digital Link URI on a GTIN: a redirect to its best link, or its linkset.
+
+    Each resolution is a query made for an anonymous client, so it takes a token of the
+    customer budget, as a customer check does (a phone that follows the default redirect
+    to the verdict page spends two)."""
+    await customer_limit(request)
     path, query = _raw(request)
     answer = await resolver.resolve(
         pool,
@@ -146,6 +163,7 @@ async def _compressed(request: Request, segment: str) -> Response:
         return _preflight()
     if request.method not in ("GET", "HEAD"):
         raise NotFound("no such path")
+    await customer_limit(request)
     _, query = _raw(request)
     answer = await resolver.resolve_compressed(
         request.state.pool,
