@@ -326,3 +326,70 @@ async def test_an_unknown_error_behaviour_or_media_type_is_refused_before_any_jo
     assert r.status_code == 422, r.text
     listed = await client.get("/v1/epcis/capture", headers=bearer(world.brand_a))
     assert listed.json() == []
+
+
+async def test_a_partner_posts_an_epcis_1_2_xml_file_and_queries_the_resulting_events(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The issue's "done when": EPCIS 1.2 XML (1.2's extension wrappers, CBV URNs) captured,
+    acting on the units, then the events read back by EPC and by bizStep."""
+    gtin = world.product_a["gtin"]
+    epcs = [sgtin(gtin, "X12-1"), sgtin(gtin, "X12-2")]
+    items = "".join(f"<epc>{e}</epc>" for e in epcs)
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:1"
+    xmlns:cbvmda="urn:epcglobal:cbv:mda" schemaVersion="1.2" creationDate="{TIME}">
+  <EPCISBody><EventList>
+    <ObjectEvent>
+      <eventTime>2026-03-01T10:00:00.000+01:00</eventTime>
+      <eventTimeZoneOffset>+01:00</eventTimeZoneOffset>
+      <baseExtension><eventID>urn:uuid:6a1bd4a6-4a6f-4d8b-9c3a-0000000012a1</eventID></baseExtension>
+      <epcList>{items}</epcList>
+      <action>ADD</action>
+      <bizStep>urn:epcglobal:cbv:bizstep:commissioning</bizStep>
+      <disposition>urn:epcglobal:cbv:disp:active</disposition>
+      <extension><ilmd><cbvmda:lotNumber>L12</cbvmda:lotNumber></ilmd></extension>
+    </ObjectEvent>
+    <ObjectEvent>
+      <eventTime>2026-03-01T11:00:00.000+01:00</eventTime>
+      <eventTimeZoneOffset>+01:00</eventTimeZoneOffset>
+      <epcList><epc>{epcs[0]}</epc></epcList>
+      <action>OBSERVE</action>
+      <bizStep>urn:epcglobal:cbv:bizstep:shipping</bizStep>
+      <disposition>urn:epcglobal:cbv:disp:in_transit</disposition>
+    </ObjectEvent>
+  </EventList></EPCISBody>
+</epcis:EPCISDocument>"""
+    r = await client.post(
+        "/v1/epcis/capture",
+        content=xml.encode(),
+        headers={**bearer(world.brand_a), "content-type": "application/xml"},
+    )
+    assert r.status_code == 202, r.text
+    for _ in range(400):
+        job = (await client.get(r.headers["location"], headers=bearer(world.brand_a))).json()
+        if not job["running"]:
+            break
+        await asyncio.sleep(0.05)
+    assert (job["success"], job["captured"], job["errors"]) == (True, 2, [])
+    assert await state_of(client, world, f"(01){gtin}(21)X12-1") == "shipped"
+    assert await state_of(client, world, f"(01){gtin}(21)X12-2") == "active"
+
+    r = await client.get(f"/v1/epcis/epcs/{epcs[0]}/events", headers=bearer(world.brand_a))
+    assert r.status_code == 200, r.text
+    captured = [
+        e for e in r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        if e.get("eventID") == "urn:uuid:6a1bd4a6-4a6f-4d8b-9c3a-0000000012a1"
+        or e.get("bizStep") == "shipping"
+    ]  # fmt: skip
+    assert sorted(e["bizStep"] for e in captured) == ["commissioning", "shipping"]
+    r = await client.get(
+        "/v1/epcis/events",
+        params={"EQ_bizStep": "commissioning", "MATCH_epc": epcs[1]},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 200, r.text
+    (found,) = r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert found["eventID"] == "urn:uuid:6a1bd4a6-4a6f-4d8b-9c3a-0000000012a1"
+    other = await client.get(f"/v1/epcis/epcs/{epcs[0]}/events", headers=bearer(world.brand_b))
+    assert other.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == []
