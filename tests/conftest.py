@@ -4,6 +4,9 @@ The server is the embedded one (pgserver) in a temporary directory, or the one n
 TEST_DATABASE_URL (which must allow CREATE DATABASE). A template database is migrated
 once with the same ``migrate()`` the service uses; each test gets its own copy of it, so
 tests are isolated from each other and pass in any order.
+
+TEST_CITUS_URL names a Citus coordinator instead (deploy/citus.md): each test's database
+is made on every node and migrated, distributed (tests/support/citus.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from tests.support import citus
 from tests.support.asgi import make_client
 from tests.support.database import pg_home, with_database
 from tests.support.served import Served, free_port
@@ -33,6 +37,8 @@ from transparency.runtime.envelope import MasterKey
 from transparency.runtime.settings import Settings
 from transparency.serve import embedded
 from transparency.serve.cli import prepare
+
+CITUS_URL = os.environ.get("TEST_CITUS_URL")
 
 # Fixture modules shared by several test files.
 pytest_plugins = ["tests.support.scanner_images"]
@@ -61,7 +67,7 @@ def data_home() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def server_dsn() -> Iterator[str]:
-    given = os.environ.get("TEST_DATABASE_URL")
+    given = CITUS_URL or os.environ.get("TEST_DATABASE_URL")
     if given:
         yield given
         return
@@ -90,6 +96,10 @@ async def template_db(server_dsn: str) -> AsyncIterator[str]:
 async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
     """A new, empty database (no migrations applied)."""
     name = f"tp_test_{uuid.uuid4().hex[:12]}"
+    if CITUS_URL:
+        async with citus.database(server_dsn, name) as url:
+            yield url
+        return
     admin = await asyncpg.connect(server_dsn)
     try:
         await admin.execute(f'create database "{name}"')
@@ -103,6 +113,15 @@ async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
 async def dsn(server_dsn: str, template_db: str) -> AsyncIterator[str]:
     """A new database with every migration applied."""
     name = f"tp_test_{uuid.uuid4().hex[:12]}"
+    if CITUS_URL:
+        async with citus.database(server_dsn, name) as url:
+            conn = await asyncpg.connect(url)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
+            yield url
+        return
     admin = await asyncpg.connect(server_dsn)
     try:
         await admin.execute(f'create database "{name}" template "{template_db}"')

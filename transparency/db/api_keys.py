@@ -69,7 +69,9 @@ async def revoke(conn: Conn, key_id: str) -> ApiKey | None:
     """Revoke a key and tell every process (at commit) to forget it."""
     await conn.execute("select pg_notify($1, $2)", CHANNEL, key_id)
     row = await conn.fetchrow(
-        "update api_keys set revoked_at = coalesce(revoked_at, now()) where id = $1"
+        # The first revocation's time stands (it is never after now()). least(), not
+        # coalesce(): Citus refuses now() inside COALESCE and CASE in an UPDATE.
+        "update api_keys set revoked_at = least(revoked_at, now()) where id = $1"
         f" returning {_COLUMNS}",
         key_id,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -141,14 +141,16 @@ async def claim(conn: Conn | asyncpg.Pool, lease_seconds: float) -> Job | None:
     """
     row = await conn.fetchrow(
         f"update code_batches set status = {_RUNNING},"
-        " started_at = coalesce(started_at, now()), served_at = now(),"
-        " lease_until = now() + make_interval(secs => $1), lease_token = gen_random_uuid()"
+        # started_at is never after now(): least() keeps it, or takes now() for null
+        " started_at = least(started_at, now()), served_at = now(),"
+        " lease_until = now() + make_interval(secs => $1), lease_token = $2"
         f" where id = (select b.id from code_batches b where {_RUNNABLE}"
         "   order by (select max(s.served_at) from code_batches s"  # the brand's last turn
         "       where s.brand_id = b.brand_id) nulls first, b.created_at"
         "   for update of b skip locked limit 1)"
         f" returning {_COLUMNS}, lease_token",
         lease_seconds,
+        uuid4(),
     )
     return None if row is None else Job(_batch(row), row["lease_token"])
 
@@ -178,10 +180,11 @@ async def hand_over(conn: Conn | asyncpg.Pool, batch_id: UUID, token: UUID) -> N
     already on its way finds nothing to renew, and any later write raises LeaseLost."""
     status = await conn.execute(
         "update code_batches set lease_until = now() - interval '1 second',"
-        " lease_token = gen_random_uuid()"
+        " lease_token = $3"
         f" where id = $1 and lease_token = $2 and status = {_RUNNING}",
         batch_id,
         token,
+        uuid4(),
     )
     if not _held(status):
         raise LeaseLost
@@ -226,10 +229,10 @@ async def finish(
 ) -> None:
     """The job is done (in the transaction of its last writes, which LeaseLost rolls back).
 
-    Its finish time is the clock's: now() is the start of a transaction that an import
+    Its finish time is this statement's: now() is the start of a transaction that an import
     holds for as long as it reads its file, minutes before it finishes."""
     status = await conn.execute(
-        f"update code_batches set status = {_DONE}, finished_at = clock_timestamp(),"
+        f"update code_batches set status = {_DONE}, finished_at = statement_timestamp(),"
         " lease_until = null, report = $3"
         f" where id = $1 and lease_token = $2 and status = {_RUNNING}",
         batch_id,
@@ -249,7 +252,7 @@ async def fail(
 ) -> None:
     """The job failed; nothing happens if another process holds it now (it decides)."""
     await conn.execute(
-        f"update code_batches set status = {_FAILED}, finished_at = clock_timestamp(),"
+        f"update code_batches set status = {_FAILED}, finished_at = statement_timestamp(),"
         " lease_until = null, error = $3, report = $4"
         f" where id = $1 and lease_token = $2 and status = {_RUNNING}",
         batch_id,

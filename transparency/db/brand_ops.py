@@ -31,20 +31,22 @@ moved as (
     update units set state = $2::unit_state, status_reason = $3, status_instructions = $5,
         updated_at = now()
     where brand_id = $1 and state = any($4::unit_state[]) and {units}
-    returning 1
+    returning 1 as one
 )
-select exists (select from target) as found, (select count(*) from moved) as moved
+select exists (select 1 from target) as found, (select count(*) from moved) as moved
 """
 
 
 # One statement per kind of target, each able to use its own index under a generic plan.
+# Every CTE and subquery names a column: Citus passes each on as a result with columns,
+# and one of none failed ("a column definition list is required").
 _TARGETS = {
-    "code": _set_state("select from units where brand_id = $1 and code = $6", "code = $6"),
+    "code": _set_state("select 1 from units where brand_id = $1 and code = $6", "code = $6"),
     "batch": _set_state(
-        "select from code_batches where brand_id = $1 and id = $6", "batch_id = $6"
+        "select 1 from code_batches where brand_id = $1 and id = $6", "batch_id = $6"
     ),
     "lot": _set_state(
-        "select from products where brand_id = $1 and id = $6", "product_id = $6 and lot = $7"
+        "select 1 from products where brand_id = $1 and id = $6", "product_id = $6 and lot = $7"
     ),
 }
 

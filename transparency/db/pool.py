@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +26,45 @@ from transparency.domain.errors import DatabaseBusy, Unavailable
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class Connection(asyncpg.Connection):
+    """asyncpg's connection, knowing whether its database is a Citus coordinator."""
+
+    __slots__ = ("citus",)
+    citus: bool
+
+
+_CITUS = "select exists (select from pg_extension where extname = 'citus')"
+# Connections made elsewhere (a CLI's, a test's), asked once each.
+_engines: weakref.WeakKeyDictionary[asyncpg.Connection, bool] = weakref.WeakKeyDictionary()
+
+
+async def is_citus(conn: Conn) -> bool:
+    """Whether ``conn`` reaches a Citus coordinator (deploy/citus.md): for a pooled
+    connection, as found when it was made; for any other, asked once."""
+    known: bool | None = getattr(conn, "citus", None)
+    if known is not None:
+        return known
+    if not isinstance(conn, asyncpg.Connection):  # borrowed from another pool
+        return bool(await conn.fetchval(_CITUS))
+    if conn not in _engines:
+        _engines[conn] = await conn.fetchval(_CITUS)
+    return _engines[conn]
+
+
+async def _init_pooled(conn: asyncpg.Connection) -> None:
+    await _init_connection(conn)
+    citus = await conn.fetchval(_CITUS)
+    if isinstance(conn, Connection):
+        conn.citus = citus
+    # On a Citus coordinator (deploy/citus.md) a generic plan of a statement that does not
+    # name one shard by a constant cannot be distributed ("could not create distributed
+    # plan"), and a claim function's call is handed to its unit's node only with its
+    # arguments known: Citus makes such plans dear, and PostgreSQL's own choice then plans
+    # them for their values. Once per connection, not per request.
+    if citus:
+        await conn.execute("set plan_cache_mode = auto")
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -85,10 +125,10 @@ async def open_pool(
         max_size=max_size,
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,
-        init=_init_connection,
+        init=_init_pooled,
         reset=_keep_session,
         loop=None,
-        connection_class=asyncpg.Connection,
+        connection_class=Connection,
         record_class=asyncpg.Record,
         acquire_timeout=acquire_timeout,
         server_settings={

@@ -38,7 +38,9 @@ async def insert(
     prefix assigned to the brand, whoever may hold it (nothing is inserted then)."""
     with translated(f"product with GTIN {gtin}"):
         row = await conn.fetchrow(
-            "insert into products"
+            # Named: Citus deparses an INSERT ... SELECT into a reference table with
+            # parameters and RETURNING wrongly without it ("missing FROM-clause entry").
+            "insert into products as p"
             " (id, brand_id, gtin, name, attributes, image_url, requires_check, channel)"
             " select $1::uuid, $2::uuid, $3::text, $4::text, $5::jsonb, $6::text, $7::boolean,"
             " $8::text"

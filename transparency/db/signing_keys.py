@@ -106,7 +106,8 @@ async def retire_active(conn: Conn, brand_id: UUID) -> None:
 
 async def revoke(conn: Conn, brand_id: UUID, key_id: int) -> bool:
     result: str = await conn.execute(
-        "update signing_keys set status = 'revoked', revoked_at = coalesce(revoked_at, now())"
+        # The first revocation's time stands; least(), not coalesce(): see api_keys.revoke.
+        "update signing_keys set status = 'revoked', revoked_at = least(revoked_at, now())"
         " where brand_id = $1 and id = $2",
         brand_id,
         key_id,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from uuid import UUID
 
-from transparency.db.pool import Conn, lift_timeouts
+from transparency.db.pool import Conn, is_citus, lift_timeouts
 
 UnitRow = tuple[str, UUID, UUID, UUID, str | None, date | None, str]
 COLUMNS = ("code", "brand_id", "product_id", "batch_id", "lot", "expiry", "state")
@@ -19,7 +19,7 @@ BatchUnit = tuple[str, str | None, date | None]
 async def copy(conn: Conn, rows: Sequence[UnitRow]) -> None:
     """Write units with binary COPY (the caller owns the transaction, a job's: the request
     timeouts are lifted for it)."""
-    await lift_timeouts(conn)
+    await _before_copy(conn)
     await conn.copy_records_to_table("units", records=rows, columns=COLUMNS)
 
 
@@ -65,8 +65,22 @@ async def copy_codes(conn: Conn, codes: bytes, tail: bytes) -> None:
     (``row_tail``) into a row in COLUMNS order, with binary COPY (the caller owns
     the transaction; the request timeouts are lifted for it: a chunk may hold a million
     codes)."""
-    await lift_timeouts(conn)
+    await _before_copy(conn)
     await conn.copy_to_table("units", source=_rows(codes, tail), columns=COLUMNS, format="binary")
+
+
+async def _before_copy(conn: Conn) -> None:
+    await lift_timeouts(conn)
+    if await is_citus(conn):
+        await _one_connection_per_node(conn)
+
+
+async def _one_connection_per_node(conn: Conn) -> None:
+    """On Citus, a COPY into units (or a read of many shards) went over a connection per
+    shard, and the same transaction then could not update its batch, a reference table
+    ("parallel operation on a distributed table"): one connection per node instead, for
+    the caller's transaction."""
+    await conn.execute("set local citus.multi_shard_modify_mode = 'sequential'")
 
 
 async def _rows(codes: bytes, tail: bytes, size: int = 1 << 16) -> AsyncIterator[bytes]:
@@ -108,8 +122,19 @@ cross join lateral (select code from units where units.code = want.code limit 1)
 """
 
 
+# Citus pushes no LIMIT into a lateral subquery over a function's rows; it sends each node
+# the list instead, and each shard looks up the codes it may hold.
+EXISTING_CITUS = "select code from units where code = any($1::text[])"
+
+
 async def existing(conn: Conn, codes: list[str]) -> set[str]:
-    rows = await conn.fetch(EXISTING, codes)
+    if await is_citus(conn):
+        # one connection a node: the import's transaction updates its batch afterwards
+        # (see _before_copy)
+        await _one_connection_per_node(conn)
+        rows = await conn.fetch(EXISTING_CITUS, codes)
+    else:
+        rows = await conn.fetch(EXISTING, codes)
     return {r["code"] for r in rows}
 
 
