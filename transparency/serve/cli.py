@@ -143,6 +143,10 @@ def serve(settings: Settings) -> None:
     with only_server(settings):
         if not _port_free(settings.host, settings.port):
             raise CliError(f"port {settings.port} on {settings.host} is already in use")
+        if settings.master_key is not None or settings.master_key_file is not None:
+            # A master key given that cannot be read: one line now, before a database is
+            # started for nothing (the embedded one's own key is made in resolve()).
+            load_master_key(settings)
         resolved = resolve(settings)
         _, first_key = asyncio.run(prepare(resolved))
         base = f"http://{settings.host}:{settings.port}"
