@@ -50,7 +50,7 @@ async def test_a_listener_whose_connection_is_ended_listens_again(
     (first,) = await pool.fetchval(listeners, APPLICATION_NAME)
     assert (await client.get("/readyz")).status_code == 200
 
-    await pool.execute("select pg_terminate_backend($1)", first)
+    await pool.execute("select pg_terminate_backend($1::int)", first)
     deadline = time.monotonic() + 20
     # Between the old backend's end and the new one's start no row matches (array_agg of
     # nothing is NULL), and the listener may not have noticed yet: wait for a new pid.

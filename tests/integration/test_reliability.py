@@ -25,17 +25,28 @@ async def test_a_claim_cut_off_mid_transaction_leaves_the_unit_active(
         request = asyncio.create_task(
             client.post("/v1/fulfilment/verifications", json=body, headers=bearer(world.station))
         )
+        # The backend running the claim's transaction, waiting for the row: on Citus the
+        # worker's that runs the claim function (named by its global pid), not the
+        # coordinator's, which only waits for the worker's answer.
+        citus = await killer.fetchval(
+            "select exists (select from pg_extension where extname = 'citus')"
+        )
+        waiting = (
+            "select global_pid from citus_stat_activity where wait_event_type = 'Lock'"
+            " and query like '%claim_unit(%' and datname = current_database()"
+            if citus
+            else "select pid from pg_stat_activity where wait_event_type = 'Lock'"
+            " and query like '%for update of u%' and datname = current_database()"
+        )
         pid = None
         for _ in range(200):
-            pid = await killer.fetchval(
-                "select pid from pg_stat_activity where wait_event_type = 'Lock'"
-                " and query like '%for update of u%' and datname = current_database()"
-            )
+            pid = await killer.fetchval(waiting)
             if pid:
                 break
             await asyncio.sleep(0.02)
         assert pid, "the claim never reached the database"
-        await killer.execute("select pg_terminate_backend($1)", pid)
+        terminate = "select pg_terminate_backend($1::{})".format("bigint" if citus else "int")
+        assert await killer.fetchval(terminate, pid)
         response = await request
         await transaction.rollback()
         assert response.status_code == 503

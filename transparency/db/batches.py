@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from transparency.db.errors import translated
-from transparency.db.pool import Conn
+from transparency.db.pool import Conn, is_citus
 from transparency.domain.batches import UNFINISHED, Batch, BatchStatus, Job, JobKind
 from transparency.domain.codes import CodeFormat
 
@@ -98,6 +98,13 @@ async def insert(
 
 async def lock_brand_jobs(conn: Conn, brand_id: UUID) -> int:
     """Lock the brand's row and count its queued or running batches (for the per-brand cap)."""
+    if await is_citus(conn):
+        # Citus serializes writes to reference tables with locks on their shards, taken
+        # per statement: a job's chunk holds the batches' (its COPY into units) and then
+        # wants the brands' (its progress update); this request held the brands' and then
+        # wanted the batches' (its insert): a deadlock. The batches' first here too, by an
+        # update of no row (it locks the batches', products' and brands', in that order).
+        await conn.execute("update code_batches set progress = progress where id is null")
     await conn.execute("select 1 from brands where id = $1 for update", brand_id)
     count: int = await conn.fetchval(
         f"select count(*) from code_batches where brand_id = $1 and status in ({_UNFINISHED})",

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from transparency.db.pool import Conn, lift_timeouts
+from transparency.db.pool import Conn, is_citus, lift_timeouts
 from transparency.domain.epcis_events import Captured, CaptureJob
 from transparency.domain.epcis_query import OWN_KINDS, EventQuery, OwnRecord, Position
 from transparency.domain.lifecycle import UnitState
@@ -115,7 +115,14 @@ async def list_captures(conn: Conn | asyncpg.Pool, brand_id: UUID, limit: int) -
 
 async def lock_brand_events(conn: Conn, brand_id: UUID) -> None:
     """Take the brand's capture lock for the transaction: two captures of one brand write
-    events in turn, so a duplicate is always seen by the second (never a unique error)."""
+    events in turn, so a duplicate is always seen by the second (never a unique error).
+
+    On Citus the capture's transaction reads many shards (its units, its events) and then
+    writes reference tables (a batch of the units it commissions): one connection per node
+    for all of it, or Citus refuses the write ("parallel operation on a distributed
+    table")."""
+    if await is_citus(conn):
+        await conn.execute("set local citus.multi_shard_modify_mode = 'sequential'")
     await conn.execute(
         "select pg_advisory_xact_lock(hashtextextended($1::uuid::text, 25))", brand_id
     )
@@ -130,15 +137,28 @@ async def products_by_gtin(conn: Conn, brand_id: UUID, gtins: Collection[str]) -
     return {row["gtin"]: row["id"] for row in rows}
 
 
+_UNITS_FOR_UPDATE = (
+    "select u.code, u.state::text as state from unnest($2::text[]) c (code)"
+    " join units u on u.code = c.code"
+    " join code_batches b on b.id = u.batch_id and b.status = 'done'"
+    " where u.brand_id = $1 for update of u"
+)
+# Citus locks no rows of many shards with FOR UPDATE ("could not run distributed query
+# with FOR UPDATE/SHARE commands"); an UPDATE that changes nothing locks the same rows on
+# their nodes (each shard's statement in the capture's transaction), returning them.
+_UNITS_FOR_UPDATE_CITUS = (
+    "update units u set state = u.state from unnest($2::text[]) c (code), code_batches b"
+    " where u.code = c.code and b.id = u.batch_id and b.status = 'done' and u.brand_id = $1"
+    " returning u.code, u.state"  # the enum: a cast in RETURNING is refused (not immutable)
+)
+
+
 async def units_for_update(
     conn: Conn, brand_id: UUID, codes: Collection[str]
 ) -> dict[str, UnitState]:
     """The states of the brand's units among ``codes`` (of finished batches), locked."""
     rows = await conn.fetch(
-        "select u.code, u.state::text as state from unnest($2::text[]) c (code)"
-        " join units u on u.code = c.code"
-        " join code_batches b on b.id = u.batch_id and b.status = 'done'"
-        " where u.brand_id = $1 for update of u",
+        _UNITS_FOR_UPDATE_CITUS if await is_citus(conn) else _UNITS_FOR_UPDATE,
         brand_id,
         list(codes),
     )

@@ -54,8 +54,15 @@ async def is_citus(conn: Conn) -> bool:
 
 
 async def _init_pooled(conn: asyncpg.Connection) -> None:
-    await _init_connection(conn)
     citus = await conn.fetchval(_CITUS)
+    if citus:
+        # A coordinator hides the shards it holds from pg_class with a function call on
+        # each of its rows (citus.override_table_visibility), and asyncpg's look-up of a
+        # type it does not know (once per connection: jsonb's codec below, an enum's first
+        # use) reads pg_class once per type of the schema: 0.6 s a connection, past a
+        # short statement timeout; 0.6 ms seeing them. The service never reads pg_class.
+        await conn.execute("set citus.override_table_visibility = off")
+    await _init_connection(conn)
     if isinstance(conn, Connection):
         conn.citus = citus
     # On a Citus coordinator (deploy/citus.md) a generic plan of a statement that does not
