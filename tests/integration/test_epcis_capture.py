@@ -37,9 +37,14 @@ def document(*events: dict[str, Any]) -> dict[str, Any]:
 
 
 async def capture(
-    client: httpx.AsyncClient, key: str, doc: Any, behaviour: str | None = None, status: int = 202
+    client: httpx.AsyncClient,
+    key: str,
+    doc: Any,
+    behaviour: str | None = None,
+    status: int = 202,
+    media_type: str = "application/ld+json",
 ) -> dict[str, Any]:
-    headers = {**bearer(key), "content-type": "application/ld+json"}
+    headers = {**bearer(key), "content-type": media_type}
     if behaviour is not None:
         headers["GS1-Capture-Error-Behaviour"] = behaviour
     body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
@@ -360,17 +365,7 @@ async def test_a_partner_posts_an_epcis_1_2_xml_file_and_queries_the_resulting_e
     </ObjectEvent>
   </EventList></EPCISBody>
 </epcis:EPCISDocument>"""
-    r = await client.post(
-        "/v1/epcis/capture",
-        content=xml.encode(),
-        headers={**bearer(world.brand_a), "content-type": "application/xml"},
-    )
-    assert r.status_code == 202, r.text
-    for _ in range(400):
-        job = (await client.get(r.headers["location"], headers=bearer(world.brand_a))).json()
-        if not job["running"]:
-            break
-        await asyncio.sleep(0.05)
+    job = await capture(client, world.brand_a, xml.encode(), media_type="application/xml")
     assert (job["success"], job["captured"], job["errors"]) == (True, 2, [])
     assert await state_of(client, world, f"(01){gtin}(21)X12-1") == "shipped"
     assert await state_of(client, world, f"(01){gtin}(21)X12-2") == "active"

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.support.world import World, bearer
+from tests.support.world import World, bearer, finished_batch, issue_batch
 from tests.unit.test_epcis_xml import EPCIS_2_XSD, assert_json_valid, assert_valid
 from transparency.domain import epcis
 from transparency.domain.epcis_xml import document_from_xml
@@ -24,20 +24,7 @@ from transparency.services import exports
 
 
 async def issue_gs1(client: httpx.AsyncClient, world: World, count: int) -> dict[str, Any]:
-    r = await client.post(
-        f"/v1/products/{world.product_a['id']}/code-batches",
-        json={"count": count, "format": "gs1", "lot": "L9", "expiry": "2028-02-29"},
-        headers=bearer(world.brand_a),
-    )
-    assert r.status_code == 202, r.text
-    for _ in range(400):
-        batch: dict[str, Any] = (
-            await client.get(r.headers["location"], headers=bearer(world.brand_a))
-        ).json()
-        if batch["status"] == "done":
-            return batch
-        await asyncio.sleep(0.05)
-    raise AssertionError("the batch did not finish")
+    return await issue_batch(client, world, count, format="gs1", lot="L9", expiry="2028-02-29")
 
 
 async def get(client: httpx.AsyncClient, world: World, batch: dict[str, Any], name: str) -> Any:
@@ -96,13 +83,7 @@ async def test_an_empty_export_is_still_a_valid_document(
         headers={**bearer(world.brand_a), "content-type": "text/csv"},
     )
     assert r.status_code == 202, r.text
-    for _ in range(400):
-        batch: dict[str, Any] = (
-            await client.get(r.headers["location"], headers=bearer(world.brand_a))
-        ).json()
-        if batch["status"] in ("done", "failed"):
-            break
-        await asyncio.sleep(0.05)
+    batch = await finished_batch(client, world.brand_a, r.headers["location"], ("done", "failed"))
     assert batch["status"] == "done", batch
     xml = await get(client, world, batch, "epcis.xml")
     assert_valid(EPCIS_2_XSD, xml.content)
@@ -119,18 +100,7 @@ async def test_the_xml_export_is_refused_as_the_json_ld_one_is(
     assert (other.status_code, other.json()["type"]) == (404, "/problems/not-found")
     unknown = await client.get(f"{path}/epcis.yaml", headers=bearer(world.brand_a))
     assert (unknown.status_code, unknown.json()["type"]) == (404, "/problems/not-found")
-    r = await client.post(
-        f"/v1/products/{world.product_a['id']}/code-batches",
-        json={"count": 2},
-        headers=bearer(world.brand_a),
-    )
-    for _ in range(400):
-        own: dict[str, Any] = (
-            await client.get(r.headers["location"], headers=bearer(world.brand_a))
-        ).json()
-        if own["status"] == "done":
-            break
-        await asyncio.sleep(0.05)
+    own = await issue_batch(client, world, 2)
     not_gs1 = await client.get(
         f"/v1/code-batches/{own['id']}/epcis.xml", headers=bearer(world.brand_a)
     )

@@ -4,7 +4,6 @@ page, the brand's lines, the call to action's language, ZIP entry names, and a p
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import math
@@ -18,7 +17,7 @@ import pypdfium2
 import pytest
 
 import scanner
-from tests.support.world import World, bearer
+from tests.support.world import World, bearer, issue_batch
 from transparency.domain import gs1
 from transparency.domain.codes import parse
 from transparency.domain.digital_link import parse_digital_link
@@ -34,20 +33,7 @@ COUNT = 31
 
 async def issued(client: httpx.AsyncClient, world: World, count: int, **extra: Any) -> str:
     """A finished batch of product A: its id."""
-    r = await client.post(
-        f"/v1/products/{world.product_a['id']}/code-batches",
-        json={"count": count, **extra},
-        headers=bearer(world.brand_a),
-    )
-    assert r.status_code == 202, r.text
-    for _ in range(400):
-        batch: dict[str, Any] = (
-            await client.get(r.headers["location"], headers=bearer(world.brand_a))
-        ).json()
-        if batch["status"] == "done":
-            return str(batch["id"])
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"batch still {batch['status']}")
+    return str((await issue_batch(client, world, count, **extra))["id"])
 
 
 async def codes_of(client: httpx.AsyncClient, world: World, batch: str) -> list[str]:

@@ -125,25 +125,43 @@ async def build_world(client: httpx.AsyncClient, admin: str) -> World:
     )
 
 
+async def finished_batch(
+    client: httpx.AsyncClient, key: str, location: str, ends: tuple[str, ...] = ("done",)
+) -> dict[str, Any]:
+    """The batch at ``location`` once its status is one of ``ends`` (a job: it finishes in
+    the background)."""
+    import asyncio
+
+    for _ in range(400):
+        batch: dict[str, Any] = (await client.get(location, headers=bearer(key))).json()
+        if batch["status"] in ends:
+            return batch
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"batch still {batch['status']}")
+
+
+async def issue_batch(
+    client: httpx.AsyncClient, world: World, count: int, **fields: Any
+) -> dict[str, Any]:
+    """A finished batch of ``count`` codes of product A (``fields``: format, lot, ...)."""
+    r = await client.post(
+        f"/v1/products/{world.product_a['id']}/code-batches",
+        json={"count": count, **fields},
+        headers=bearer(world.brand_a),
+    )
+    assert r.status_code == 202, r.text
+    return await finished_batch(client, world.brand_a, r.headers["location"])
+
+
 async def issue_codes(
     client: httpx.AsyncClient, world: World, count: int, fmt: str = "transparency", **extra: Any
 ) -> list[dict[str, str]]:
     """Issue ``count`` codes for product A and return their CSV rows (code, symbol, ...)."""
-    import asyncio
     import csv
     import io
 
-    r = await client.post(
-        f"/v1/products/{world.product_a['id']}/code-batches",
-        json={"count": count, "format": fmt, **extra},
-        headers=bearer(world.brand_a),
-    )
-    location = r.headers["location"]
-    for _ in range(400):
-        batch = (await client.get(location, headers=bearer(world.brand_a))).json()
-        if batch["status"] == "done":
-            break
-        await asyncio.sleep(0.05)
+    batch = await issue_batch(client, world, count, format=fmt, **extra)
+    location = f"/v1/code-batches/{batch['id']}"
     text = (await client.get(f"{location}/codes.csv", headers=bearer(world.brand_a))).text
     return list(csv.DictReader(io.StringIO(text)))
 
