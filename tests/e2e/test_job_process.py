@@ -47,6 +47,11 @@ def test_jobs_run_in_their_own_process_and_only_there(data_home: Path) -> None:
     (job,) = job_processes(served)
     assert niceness(job) == jobs.NICE
     assert os.sched_getscheduler(job) == os.SCHED_IDLE  # preempted by any claim that wakes
+    # ... and kept off one core, which only the claims' processes use (workers.background)
+    allowed = os.sched_getaffinity(0)
+    expected = allowed - {min(allowed)} if len(allowed) > 1 else allowed
+    assert os.sched_getaffinity(job) == expected
+    assert all(os.sched_getaffinity(api) == allowed for api in api_processes(served))
     assert len(api_processes(served)) == 2
 
     with httpx.Client(base_url=served.url, timeout=30) as http:

@@ -1,6 +1,6 @@
 """A label file rendered in a process of its own: labels in on stdin, the file out on stdout.
 
-    python -m transparency.labels.worker
+    python -m transparency.labels.worker [CPU,CPU,...]
 
 The API process starts one per label download, so rendering (a few milliseconds of CPU a
 label, minutes for a large batch) never runs on its event loop or holds its GIL. Both ends
@@ -49,12 +49,16 @@ def render(source: BinaryIO, out: BinaryIO) -> None:
     out.flush()
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     # Below the API processes and PostgreSQL: a label file is bulk work, a claim is not.
-    # SCHED_IDLE as runtime.workers.background says why (this layer does not import it).
+    # SCHED_IDLE, on the bulk CPUs the parent names, as runtime.workers.background says why
+    # (this layer does not import it).
     os.nice(10)
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    if argv and argv[0]:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            os.sched_setaffinity(0, {int(cpu) for cpu in argv[0].split(",")})
     # 64 KiB writes: the pipe's size, so the parent reads whole pieces.
     out = io.BufferedWriter(io.FileIO(sys.stdout.fileno(), "wb", closefd=False), 1 << 16)
     try:
@@ -68,4 +72,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

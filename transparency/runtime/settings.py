@@ -8,6 +8,7 @@ below it takes the ``Settings`` object (or plain values) as arguments.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from transparency.domain.api_keys import parse_api_key
 from transparency.domain.signing_keys import KEYS_PER_DAY
 from transparency.runtime.envelope import MasterKey, MasterKeyError
+from transparency.runtime.workers import parse_cpus
 
 
 class Settings(BaseSettings):
@@ -136,6 +138,12 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=60, description="A photo that takes longer to decode gets 422."
     )
     scan_workers: int = Field(default=2, ge=1, le=64, description="Photo decoding processes.")
+    bulk_cpus: str = Field(
+        default="auto",
+        description="CPUs that bulk work (jobs, photo decoding, label rendering) may run on:"
+        " a list such as 1-3,5, or all. auto: every CPU but one, which claims keep to"
+        " themselves.",
+    )
     label_renders: int = Field(
         default=2,
         ge=1,
@@ -238,6 +246,13 @@ class Settings(BaseSettings):
                 MasterKey.from_text(value.get_secret_value())
             except MasterKeyError as exc:
                 raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("bulk_cpus")
+    @classmethod
+    def _cpus(cls, value: str) -> str:
+        if hasattr(os, "sched_getaffinity"):
+            parse_cpus(value, os.sched_getaffinity(0))  # ValueError names what is wrong
         return value
 
     @field_validator("trusted_proxies")

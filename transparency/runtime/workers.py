@@ -36,9 +36,50 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> None:
         os.kill(os.getpid(), sig)
 
 
+BULK_CPUS_VARIABLE = "TRANSPARENCY_BULK_CPUS"
+
+
+def parse_cpus(spec: str, allowed: set[int]) -> set[int]:
+    """The CPUs named by ``spec`` ("auto", "all", or a list such as "1-3,5"), among
+    ``allowed`` (this process's own set). "auto": every allowed CPU but the lowest, when
+    there are two or more. ValueError for a list that names none of ``allowed``."""
+    spec = spec.strip().lower()
+    if spec == "all" or (spec == "auto" and len(allowed) < 2):
+        return set(allowed)
+    if spec == "auto":
+        return set(allowed) - {min(allowed)}
+    wanted: set[int] = set()
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"{part!r} is not a CPU number or range (such as 1-3)")
+        wanted.update(range(int(low), int(high or low) + 1))
+    chosen = wanted & allowed
+    if not chosen:
+        raise ValueError(f"{spec!r} names none of this machine's CPUs {sorted(allowed)}")
+    return chosen
+
+
+def bulk_cpus() -> set[int]:
+    """The CPUs bulk work runs on: ``TRANSPARENCY_BULK_CPUS`` (validated by Settings), by
+    default every CPU but one. Linux only; elsewhere an empty set (no pinning)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return set()
+    allowed = os.sched_getaffinity(0)
+    try:
+        return parse_cpus(os.environ.get(BULK_CPUS_VARIABLE, "auto"), allowed)
+    except ValueError:
+        return set(allowed)
+
+
 def background() -> None:
     """Run this process (and what it starts) as bulk work: only on what CPU the API
-    processes and PostgreSQL leave.
+    processes and PostgreSQL leave, and never on every core at once.
+
+    Kept off one core (``bulk_cpus``): on this machine a claim woken while every core runs
+    bulk work waited for it even at SCHED_IDLE (the claims' p99 rose 10x with a busy loop
+    on each of 2 cores, not at all with both loops on one core). A core that bulk work
+    never takes is where the scheduler puts a claim's wake-up at once.
 
     SCHED_IDLE, not just a nice value: a niced process keeps the core it is on until the
     scheduler's next decision, and each claim wakes two processes in turn (its API process,
@@ -52,9 +93,13 @@ def background() -> None:
 
 
 def _idle_priority() -> None:
-    """The calling thread (and what it starts later) at nice 10 and SCHED_IDLE; Linux sets
-    both per thread. Already there (inherited from a spawner thread): no change."""
+    """The calling thread (and what it starts later) at nice 10 and SCHED_IDLE, on the
+    bulk CPUs; Linux sets all three per thread. Already there (inherited from a spawner
+    thread): no change."""
     me = threading.get_native_id()
+    if cpus := bulk_cpus():
+        with suppress(OSError):
+            os.sched_setaffinity(0, cpus)
     with suppress(OSError):  # what stays if SCHED_IDLE is not to be had
         os.setpriority(os.PRIO_PROCESS, me, max(10, os.getpriority(os.PRIO_PROCESS, me)))
     with suppress(AttributeError, OSError):
