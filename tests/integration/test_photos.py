@@ -22,6 +22,7 @@ from tests.support.photos import (
     blank_png,
     gone,
     labels_png,
+    png,
     progressive_jpeg,
     qr_png,
     sliver_png,
@@ -340,3 +341,35 @@ async def test_a_decoder_is_bulk_work_from_its_first_instruction() -> None:
         assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller's own thread: untouched
     finally:
         pool.shutdown()
+
+
+def _written() -> int:
+    """Bytes this process has sent to storage (counted when a page is dirtied)."""
+    io_counters = Path("/proc/self/io").read_text()
+    return int(next(line for line in io_counters.splitlines() if line.startswith("write_bytes"))
+               .split()[1])  # fmt: skip
+
+
+async def test_a_large_photo_is_never_written_to_disk(
+    client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photo is read whole right after its form is parsed: spooling it to a file past
+    1 MB (Starlette's default) wrote every large photo to disk, and the disk's writeback
+    took a core's worth of kernel time from the claims under a flood of them."""
+    import tempfile
+
+    import numpy as np
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a spool would roll over
+    before = _written()
+    (tmp_path / "probe").write_bytes(os.urandom(2 << 20))
+    assert _written() - before >= 2 << 20, "this file system does not count written bytes"
+
+    noise = np.random.default_rng(5).integers(0, 255, (900, 900, 3), dtype=np.uint8)
+    photo = png(noise)  # noise does not compress: 2.4 MB
+    assert len(photo) > 2 << 20
+
+    before = _written()
+    r = await client.post("/v1/scans", files={"image": ("big.png", photo)})
+    assert r.status_code in (200, 422), r.text  # parsed and decoded, found or not
+    assert _written() - before < 256 << 10
