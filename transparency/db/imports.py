@@ -9,9 +9,10 @@ of the file (0015_rejection_pages.sql).
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from uuid import UUID
 
 import asyncpg
@@ -22,8 +23,11 @@ from transparency.domain.imports import ImportKind, ImportMode, Upload
 CHUNK = 1_048_576  # bytes written or read a statement
 
 
-async def store_upload(conn: Conn, batch_id: UUID, upload: Upload, content: BinaryIO) -> None:
-    """Store ``content`` (read from its start, a chunk at a time) as the upload of a batch."""
+async def store_upload(
+    conn: Conn, batch_id: UUID, upload: Upload, content: BinaryIO, *, deflated: bool = False
+) -> None:
+    """Store ``content`` (read from its start, a chunk at a time) as the upload of a batch;
+    ``deflated``: it is the file zlib-compressed, and ``content()`` inflates it."""
     oid: int = await conn.fetchval("select lo_create(0)")
     offset = 0
     for chunk in _chunks(content):
@@ -37,10 +41,12 @@ async def store_upload(conn: Conn, batch_id: UUID, upload: Upload, content: Bina
         upload.mode.value,
     )
     await conn.execute(
-        "update code_batches set options = options || jsonb_build_object('upload', $2::bigint)"
+        "update code_batches set options = options"
+        " || jsonb_build_object('upload', $2::bigint, 'upload_deflated', $3::boolean)"
         " where id = $1",
         batch_id,
         oid,
+        deflated,
     )
 
 
@@ -62,25 +68,47 @@ async def upload(conn: Conn | asyncpg.Pool, batch_id: UUID) -> Upload | None:
 
 
 async def content(pool: asyncpg.Pool, batch_id: UUID) -> AsyncIterator[bytes]:
-    """An upload's bytes, a chunk at a time (a connection held only while one is read)."""
-    oid = await pool.fetchval(
-        "select (options ->> 'upload')::bigint from code_batches where id = $1", batch_id
+    """An upload's bytes, a chunk at a time (a connection held only while one is read);
+    inflated if it was stored deflated, each piece at most CHUNK bytes however well the
+    file compressed."""
+    row = await pool.fetchrow(
+        "select (options ->> 'upload')::bigint as oid,"
+        " coalesce((options ->> 'upload_deflated')::boolean, false) as deflated"
+        " from code_batches where id = $1",
+        batch_id,
     )
-    if oid is None:  # stored whole, before uploads were large objects
+    oid = row["oid"] if row else None
+    if row is None or oid is None:  # stored whole, before uploads were large objects
         whole = await pool.fetchval(
             "select content from import_uploads where batch_id = $1", batch_id
         )
         if whole:
             yield whole
         return
+    inflater = zlib.decompressobj() if row["deflated"] else None
     offset = 0
     while True:
         chunk: bytes = await pool.fetchval("select lo_get($1, $2, $3)", oid, offset, CHUNK)
-        if chunk:
-            yield chunk
+        if inflater is None:
+            if chunk:
+                yield chunk
+        else:
+            for piece in _inflated(inflater, chunk, last=len(chunk) < CHUNK):
+                yield piece
         if len(chunk) < CHUNK:
             return
         offset += len(chunk)
+
+
+def _inflated(inflater: zlib._Decompress, data: bytes, *, last: bool) -> Iterator[bytes]:
+    """``data`` inflated, CHUNK bytes at most a piece (a megabyte of a repeated line
+    inflates to a gigabyte)."""
+    while data:
+        if piece := inflater.decompress(data, CHUNK):
+            yield piece
+        data = inflater.unconsumed_tail
+    if last and (rest := inflater.flush()):
+        yield rest
 
 
 async def drop_upload(conn: Conn, batch_id: UUID) -> None:
@@ -101,10 +129,16 @@ async def record_rejections(
 ) -> None:
     """Store one page of refused rows (a piece of the file's, in file order) as page number
     ``page``, encoded and compressed here, by the caller's process: PostgreSQL stores a few
-    kilobytes instead of a row per refusal."""
+    kilobytes instead of a row per refusal.
+
+    Consecutive lines refused for the same reason and detail are stored as one run
+    (``[first line, reason, detail, count]``): a file of one serial repeated a million times
+    stores a line a page, where zlib alone left 40 KB a page (2.7 MB a file, written again
+    in the WAL, and a hostile brand can send such a file every second).
+    """
     if not rejections:
         return
-    lines = "\n".join(json.dumps(row, ensure_ascii=False) for row in rejections)
+    lines = "\n".join(json.dumps(row, ensure_ascii=False) for row in _runs(rejections))
     await conn.execute(
         "insert into import_rejection_pages (batch_id, page, rows, compressed, lines)"
         " values ($1, $2, $3, true, $4)",
@@ -124,5 +158,56 @@ async def rejections(conn: Conn, batch_id: UUID) -> AsyncIterator[list[tuple[str
         prefetch=4,  # a page is up to 16,384 rows
     ):
         data: bytes = zlib.decompress(row["lines"]) if row["compressed"] else row["lines"]
-        rows = json.loads(b"[" + data.replace(b"\n", b",") + b"]")
-        yield [(position, reason, detail) for position, reason, detail in rows]
+        yield _expanded(json.loads(b"[" + data.replace(b"\n", b",") + b"]"))
+
+
+def _runs(rejections: Sequence[tuple[str, str, str]]) -> Iterator[list[str | int]]:
+    """Refused rows with runs collapsed: a row whose position is the line after the run's
+    last ("line 8" after "line 7"), for the same reason and detail, adds one to the run's
+    count."""
+    run: list[Any] | None = None  # [first position, reason, detail, count]
+    last: tuple[str, int] | None = None  # the run's position: text before its number, number
+    for position, reason, detail in rejections:
+        numbered = _numbered(position)
+        if (
+            run is not None
+            and last is not None
+            and numbered is not None
+            and reason == run[1]
+            and detail == run[2]
+            and numbered == (last[0], last[1] + 1)
+        ):
+            run[3] += 1
+            last = numbered
+            continue
+        if run is not None:
+            yield run if run[3] > 1 else run[:3]
+        run, last = [position, reason, detail, 1], numbered
+    if run is not None:
+        yield run if run[3] > 1 else run[:3]
+
+
+_NUMBERED = re.compile(r"(.*?)([1-9][0-9]*)")
+
+
+def _numbered(position: str) -> tuple[str, int] | None:
+    """A position ending in a number (no leading zero): its text before, and the number."""
+    match = _NUMBERED.fullmatch(position)
+    if match is None or not match[2].isascii():
+        return None
+    return match[1], int(match[2])
+
+
+def _expanded(lines: list[list[Any]]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    for line in lines:
+        if len(line) == 4:
+            first, reason, detail, count = line
+            numbered = _numbered(first)
+            assert numbered is not None, "a run starts at a numbered position"
+            text, number = numbered
+            rows.extend((f"{text}{number + i}", reason, detail) for i in range(count))
+        else:
+            position, reason, detail = line
+            rows.append((position, reason, detail))
+    return rows
