@@ -22,7 +22,11 @@ the service's cores, and here their CPU would otherwise count against the servic
 - a customer flood: 4,000 customer checks a second (``--flood``), each from a client
   address of its own (wrk);
 - slow clients: 500 connections that send their request headers a byte a second;
-- a hostile import: a file of a million copies of one serial, posted as a brand import.
+- a hostile import: a file of a million copies of one serial, posted as a brand import;
+- control: no attack at all, so its ratio shows how far two neighbouring runs differ;
+- bulk floor: no attack either, but a busy loop run as the service runs its bulk work
+  (SCHED_IDLE, on the CPUs it leaves to bulk work): the least any job, label render or
+  photo decode costs the claims on this machine, whatever the code does.
 
 Goal: the p99 during each attack is at most twice the p99 with no attack measured just
 before it.
@@ -36,6 +40,7 @@ import os
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -204,6 +209,19 @@ def hostile_import(port: int, key: str, product: str) -> Callable[[threading.Eve
     return attack
 
 
+def bulk_floor(stop: threading.Event) -> None:
+    """A busy loop where the service runs its bulk work (SCHED_IDLE, on its bulk CPUs):
+    what any job, render or decode costs the claims at the least, whatever it does."""
+    code = (
+        "import os\nfrom transparency.runtime.workers import background\n"
+        "background()\nwhile True: pass\n"
+    )
+    loop = subprocess.Popen([sys.executable, "-c", code])  # noqa: S603
+    stop.wait()
+    loop.kill()
+    loop.wait()
+
+
 def issue_batch(http: httpx.Client, key: str, product: str, count: int) -> str:
     """A done batch of ``count`` codes: what the stalled downloads ask for."""
     auth = {"Authorization": f"Bearer {key}"}
@@ -220,8 +238,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=600, help="claims per second")
     parser.add_argument("--seconds", type=float, default=8, help="per measurement")
     parser.add_argument("--flood", type=float, default=4000, help="customer checks per second")
-    everything = ["stalled downloads", "hostile photos", "customer flood", "slow clients",
-                  "hostile import"]  # fmt: skip
+    everything = ["control", "bulk floor", "stalled downloads", "hostile photos", "customer flood",
+                  "slow clients", "hostile import"]  # fmt: skip
     parser.add_argument("--only", action="append", choices=everything, help="these attacks only")
     args = parser.parse_args()
     wrk = ensure_wrk()
@@ -252,6 +270,8 @@ def main() -> None:
                 return runs.at_rate(target, reqs, '"result":"pass"', args.rate, args.seconds)
 
             makers: dict[str, Callable[[threading.Event], None]] = {
+                "control": lambda stop: None,  # no attack: the pairs' own spread
+                "bulk floor": bulk_floor,
                 "stalled downloads": stalled_downloads(service.port, brand, batch_id),
                 "hostile photos": hostile_photos(service.port, hostile_jpeg()),
                 "customer flood": customer_flood(
