@@ -76,6 +76,11 @@ class Rejection:
     detail: str
 
 
+def duplicate_detail(first: str) -> str:
+    """What a repeated serial's refusal says: where the file first had it."""
+    return f"serial already at {first}"
+
+
 def _expiry(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -259,9 +264,7 @@ def read(
             )
         elif row.serial in seen:
             rejected.append(
-                Rejection(
-                    row.position, "duplicate_in_file", f"serial already at {seen[row.serial]}"
-                )
+                Rejection(row.position, "duplicate_in_file", duplicate_detail(seen[row.serial]))
             )
         else:
             seen[row.serial] = row.position

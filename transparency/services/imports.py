@@ -15,7 +15,7 @@ import tempfile
 import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Collection
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from itertools import repeat
 from uuid import UUID, uuid4
 
@@ -263,12 +263,24 @@ async def run_import(runner: JobRunner, job: Job) -> None:
                 keys = columns.keys
                 keep = [True] * len(keys)
                 first_seen = {key: seen[key] for key in seen.keys() & keys}
+                # A repeat within this piece names the piece's first row of its serial (its
+                # worker saw no other piece); when that row repeats an earlier piece's, the
+                # file's first is named instead.
+                earlier: dict[str, str] = {}
                 for i in _indexes(keys, first_seen.keys()):
-                    detail = f"serial already at {first_seen[keys[i]]}"
+                    detail = rules.duplicate_detail(first_seen[keys[i]])
+                    earlier[rules.duplicate_detail(columns.positions[i])] = detail
                     refused.append(
                         rules.Rejection(columns.positions[i], "duplicate_in_file", detail)
                     )
                     keep[i] = False
+                if earlier:
+                    refused = [
+                        replace(r, detail=earlier[r.detail])
+                        if r.reason == "duplicate_in_file" and r.detail in earlier
+                        else r
+                        for r in refused
+                    ]
                 seen.update(zip(keys, columns.positions, strict=True))
                 seen.update(first_seen)  # a repeat names the first line, not the last
                 # Only the rows still kept are looked up: a file of one serial repeated a
