@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.support.asgi import make_client
+from tests.support.problems import assert_problem
 from tests.support.world import World, bearer, build_world, issue_codes
 from transparency.api.app import create_app
 from transparency.db import imports as db_imports
@@ -29,14 +30,6 @@ from transparency.services.exports import Renders
 from transparency.services.spool import Spool
 
 FORMULAS = ["=1+2", "+7", "-3", "@SUM(A1)", "\tX", "\rY"]
-
-
-def assert_problem(r: httpx.Response, status: int, type_: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = r.json()
-    assert body["type"] == type_
-    return body
 
 
 async def wait_import(client: httpx.AsyncClient, world: World, location: str) -> dict[str, Any]:

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.support.problems import assert_problem
 from tests.support.world import World, bearer, gtin14
-
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "request_id"}
-
-
-def assert_problem(r: httpx.Response, status: int, type_: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = r.json()
-    assert set(body) >= PROBLEM_FIELDS
-    assert body["status"] == status
-    assert body["type"] == type_
-    assert body["request_id"] == r.headers["x-request-id"]
-    return body
 
 
 async def test_malformed_json(client: httpx.AsyncClient, world: World) -> None:
