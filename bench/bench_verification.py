@@ -421,6 +421,50 @@ def settle(dsn: str) -> None:
     asyncio.run(run())
 
 
+RAW_CONNECTIONS = 4  # about as many statements at once as the API processes' pools run
+
+
+def raw_totes(dsn: str, scans: list[str], gtin: str) -> float:
+    """Units claimed per second by the tote's own statement (``scans._CLAIM``, what the
+    batch endpoint sends) from a bare asyncpg client: totes of 1000 fresh codes from
+    RAW_CONNECTIONS connections, no HTTP, no tag check, no JSON. The ceiling of totes."""
+    from transparency.db.scans import _CLAIM
+    from transparency.domain.codes import parse
+
+    keys = [parse(s).text for s in scans]
+    totes = iter([keys[n : n + 1000] for n in range(0, len(keys) - 999, 1000)])
+
+    async def run() -> float:
+        conns = [await asyncpg.connect(dsn) for _ in range(RAW_CONNECTIONS)]
+        try:
+            station = await conns[0].fetchrow(
+                "select id, site_id from api_keys where role = 'station' limit 1"
+            )
+            if station is None:
+                raise SystemExit("no station key: loadtest prepare makes one")
+
+            async def claim_all(conn: asyncpg.Connection, lane: int) -> int:
+                claimed = 0
+                for n, tote in enumerate(totes):
+                    site, key = station["site_id"], station["id"]
+                    rows = await conn.fetch(
+                        _CLAIM, tote, [gtin] * len(tote), site, f"raw{lane}-{n}", key
+                    )
+                    if any(row["reason"] is not None for row in rows):
+                        raise SystemExit("a fresh code did not pass the raw tote statement")
+                    claimed += len(rows)
+                return claimed
+
+            started = time.perf_counter()
+            done = await asyncio.gather(*(claim_all(c, i) for i, c in enumerate(conns)))
+            return sum(done) / (time.perf_counter() - started)
+        finally:
+            for conn in conns:
+                await conn.close()
+
+    return asyncio.run(run())
+
+
 def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
     runs = Runs(work, ensure_wrk(), args.connections, args.seconds)
     data_dir = work / "data"
@@ -481,6 +525,9 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
         shipped = list(data.shipped) + fresh[:cursor]
 
         unclaimed = fresh[cursor:]
+        raw_share, unclaimed = unclaimed[:100_000], unclaimed[100_000:]
+        raw = raw_totes(service.dsn, raw_share, gtin)
+        settle(service.dsn)
         batches = [
             Req("POST", BATCH, batch_body(unclaimed[n : n + 1000], gtin, f"b{n}"))
             for n in range(0, len(unclaimed) - 999, 1000)
@@ -491,7 +538,16 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
             units >= 30_000)  # fmt: skip
         if batch["exhausted"]:
             print(f"  (all {len(batches)} batches used: the run was shorter)")
+        row(f"  ceiling: the tote statement, bare asyncpg x{RAW_CONNECTIONS}", raw, "units/s",
+            "-", None)  # fmt: skip
+        row("totes / raw-PostgreSQL ceiling", 100 * units / raw, "%", ">= 60%",
+            units >= 0.6 * raw)  # fmt: skip
+        row("single claims / bare look-up", 100 * single["rate"] / ceiling["rate"], "%",
+            ">= 90%", single["rate"] >= 0.9 * ceiling["rate"])  # fmt: skip
+        row("single p99 at 70% / bare app's", single_latency["p99"] / floor["p99"], "x",
+            "<= 1.3x", single_latency["p99"] <= 1.3 * floor["p99"], 2)  # fmt: skip
         shipped += unclaimed[: 1000 * batch["taken"]]
+        shipped = [*shipped, *raw_share]
 
         settle(service.dsn)  # after the claims' updates
         checks = [Req("GET", f"/v1/verify?code={c}") for c in shipped[-200_000:]]
