@@ -97,13 +97,23 @@ def _idle_priority() -> None:
     bulk CPUs; Linux sets all three per thread. Already there (inherited from a spawner
     thread): no change."""
     me = threading.get_native_id()
-    if cpus := bulk_cpus():
+    # Pinned once, by the first bulk thread: a job's pool worker or a decoder inherits its
+    # parent's bulk CPUs, and "auto" taken again from those would drop one more each time.
+    if not _is_idle() and (cpus := bulk_cpus()):
         with suppress(OSError):
             os.sched_setaffinity(0, cpus)
     with suppress(OSError):  # what stays if SCHED_IDLE is not to be had
         os.setpriority(os.PRIO_PROCESS, me, max(10, os.getpriority(os.PRIO_PROCESS, me)))
     with suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def _is_idle() -> bool:
+    """Whether the calling thread already runs SCHED_IDLE (inherited from a bulk parent)."""
+    try:
+        return os.sched_getscheduler(0) == os.SCHED_IDLE
+    except (AttributeError, OSError):
+        return False
 
 
 # Killable workers are started from this thread, which runs SCHED_IDLE: a process inherits
