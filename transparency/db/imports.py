@@ -77,15 +77,14 @@ async def content(pool: asyncpg.Pool, batch_id: UUID) -> AsyncIterator[bytes]:
         " from code_batches where id = $1",
         batch_id,
     )
-    oid = row["oid"] if row else None
-    if row is None or oid is None:  # stored whole, before uploads were large objects
+    if row is None or row["oid"] is None:  # stored whole, before uploads were large objects
         whole = await pool.fetchval(
             "select content from import_uploads where batch_id = $1", batch_id
         )
         if whole:
             yield whole
         return
-    inflater = zlib.decompressobj() if row["deflated"] else None
+    oid, inflater = row["oid"], zlib.decompressobj() if row["deflated"] else None
     offset = 0
     while True:
         chunk: bytes = await pool.fetchval("select lo_get($1, $2, $3)", oid, offset, CHUNK)
@@ -166,23 +165,20 @@ def _runs(rejections: Sequence[tuple[str, str, str]]) -> Iterator[list[str | int
     last ("line 8" after "line 7"), for the same reason and detail, adds one to the run's
     count."""
     run: list[Any] | None = None  # [first position, reason, detail, count]
-    last: tuple[str, int] | None = None  # the run's position: text before its number, number
+    first: tuple[str, int] | None = None  # the run's first position: text, then number
     for position, reason, detail in rejections:
         numbered = _numbered(position)
         if (
             run is not None
-            and last is not None
-            and numbered is not None
-            and reason == run[1]
-            and detail == run[2]
-            and numbered == (last[0], last[1] + 1)
+            and first is not None
+            and (reason, detail) == (run[1], run[2])
+            and numbered == (first[0], first[1] + run[3])
         ):
             run[3] += 1
-            last = numbered
             continue
         if run is not None:
             yield run if run[3] > 1 else run[:3]
-        run, last = [position, reason, detail, 1], numbered
+        run, first = [position, reason, detail, 1], numbered
     if run is not None:
         yield run if run[3] > 1 else run[:3]
 
