@@ -54,6 +54,8 @@ import httpx
 from service import Service, free_port, wait_ready
 
 from loadtest.prepare import forge, prepare
+from transparency.db.scans import _CLAIM  # the tote statement itself: its ceiling
+from transparency.domain.codes import parse
 from transparency.serve import embedded
 
 HERE = Path(__file__).resolve().parent
@@ -428,9 +430,6 @@ def raw_totes(dsn: str, scans: list[str], gtin: str) -> float:
     """Units claimed per second by the tote's own statement (``scans._CLAIM``, what the
     batch endpoint sends) from a bare asyncpg client: totes of 1000 fresh codes from
     RAW_CONNECTIONS connections, no HTTP, no tag check, no JSON. The ceiling of totes."""
-    from transparency.db.scans import _CLAIM
-    from transparency.domain.codes import parse
-
     keys = [parse(s).text for s in scans]
     totes = iter([keys[n : n + 1000] for n in range(0, len(keys) - 999, 1000)])
 

@@ -8,6 +8,7 @@ import io
 import os
 import signal
 import struct
+import tempfile
 import threading
 import zlib
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import numpy
 import pytest
 
 from tests.support.asgi import make_client
@@ -345,9 +347,8 @@ async def test_a_decoder_is_bulk_work_from_its_first_instruction() -> None:
 
 def _written() -> int:
     """Bytes this process has sent to storage (counted when a page is dirtied)."""
-    io_counters = Path("/proc/self/io").read_text()
-    return int(next(line for line in io_counters.splitlines() if line.startswith("write_bytes"))
-               .split()[1])  # fmt: skip
+    counters = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    return int(counters["write_bytes"])
 
 
 async def test_a_large_photo_is_never_written_to_disk(
@@ -356,16 +357,12 @@ async def test_a_large_photo_is_never_written_to_disk(
     """A photo is read whole right after its form is parsed: spooling it to a file past
     1 MB (Starlette's default) wrote every large photo to disk, and the disk's writeback
     took a core's worth of kernel time from the claims under a flood of them."""
-    import tempfile
-
-    import numpy as np
-
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a spool would roll over
     before = _written()
     (tmp_path / "probe").write_bytes(os.urandom(2 << 20))
     assert _written() - before >= 2 << 20, "this file system does not count written bytes"
 
-    noise = np.random.default_rng(5).integers(0, 255, (900, 900, 3), dtype=np.uint8)
+    noise = numpy.random.default_rng(5).integers(0, 255, (900, 900, 3), dtype=numpy.uint8)
     photo = png(noise)  # noise does not compress: 2.4 MB
     assert len(photo) > 2 << 20
 
