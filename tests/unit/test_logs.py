@@ -19,6 +19,9 @@ def test_a_sink_that_does_not_read_never_blocks_the_logger_and_drops_are_told() 
     handler.setFormatter(JsonFormatter())
     log = logging.getLogger("test.handoff")
     log.propagate = False
+    # Its own level: otherwise the root's, which any in-process app sets (logs.configure);
+    # a level above WARNING would let no line through, and nothing would drop.
+    log.setLevel(logging.WARNING)
     log.addHandler(handler)
     try:
         started = time.monotonic()
