@@ -21,7 +21,9 @@ an open-loop generator (``_openloop``): requests are scheduled at fixed interval
 not earlier ones have been answered, sent over --connections keep-alive HTTP/1.1 sockets,
 and each latency is measured from the request's scheduled time, so a stalled server shows
 up as latency instead of as fewer requests (no coordinated omission). The first second of
-each run is warm-up and not counted. Every answer's body is checked (a fresh code must pass,
+each run is warm-up and not counted. The single claims' p99 is compared with the bare app's
+at one rate, 70% of the lower of their two maxima: past its own maximum an app's queue
+grows without bound, and a tail measured there says nothing about the other. Every answer's body is checked (a fresh code must pass,
 a forged one must fail "forged", a customer check must carry a verdict).
 
 The customer rate limit is raised for the service under test: all load comes from one
@@ -446,9 +448,11 @@ def raw_totes(dsn: str, scans: list[str], gtin: str) -> float:
                 claimed = 0
                 for n, tote in enumerate(totes):
                     site, key = station["site_id"], station["id"]
+                    each = len(tote)
                     rows = await conn.fetch(
-                        _CLAIM, tote, [gtin] * len(tote), site, f"raw{lane}-{n}", key
-                    )
+                        _CLAIM, tote, [gtin] * each, [site] * each, [f"raw{lane}-{n}"] * each,
+                        [key] * each,
+                    )  # fmt: skip
                     if any(row["reason"] is not None for row in rows):
                         raise SystemExit("a fresh code did not pass the raw tote statement")
                     claimed += len(rows)
@@ -515,10 +519,21 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
         cursor += len(pending)
         row(f"fulfilment single: p99 at 70% of max ({rate:,.0f}/s)", single_latency["p99"], "ms",
             "<= 50", single_latency["p99"] <= 50, 1)  # fmt: skip
-        # The same open-loop rate against the bare app: the tail this machine gives even a
-        # read-only lookup, with the load generator, the app and PostgreSQL on its cores.
-        floor = runs.at_rate(Target(bare.port, ""), lookups, '"state":', rate, seconds)
-        row("  ceiling: bare app's p99 at the same rate", floor["p99"], "ms", "-", None, 1)
+        # The tail against the bare app's at one open-loop rate: the tail this machine gives
+        # even a read-only lookup, with the load generator, the app and PostgreSQL on its
+        # cores. At 70% of the lower of the two maxima: past the bare app's own maximum its
+        # queue grows without bound, and a ratio against that would flatter the service.
+        shared = 0.7 * min(single["rate"], ceiling["rate"])
+        compared = single_latency
+        if shared < rate:
+            seconds = min(args.seconds, (len(fresh) - args.batch_codes - cursor) / shared)
+            pending = fresh[cursor : cursor + int(shared * seconds)]
+            reqs = [claim(c, gtin, f"m{i}") for i, c in enumerate(pending)]
+            compared = runs.at_rate(api, reqs, '"result":"pass"', shared, seconds)
+            cursor += len(pending)
+            row(f"fulfilment single: p99 at {shared:,.0f}/s", compared["p99"], "ms", "-", None, 1)
+        floor = runs.at_rate(Target(bare.port, ""), lookups, '"state":', shared, seconds)
+        row(f"  ceiling: bare app's p99 at {shared:,.0f}/s", floor["p99"], "ms", "-", None, 1)
         bare.stop()
         bare = None
         shipped = list(data.shipped) + fresh[:cursor]
@@ -543,8 +558,8 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
             units >= 0.6 * raw)  # fmt: skip
         row("single claims / bare look-up", 100 * single["rate"] / ceiling["rate"], "%",
             ">= 90%", single["rate"] >= 0.9 * ceiling["rate"])  # fmt: skip
-        row("single p99 at 70% / bare app's", single_latency["p99"] / floor["p99"], "x",
-            "<= 1.3x", single_latency["p99"] <= 1.3 * floor["p99"], 2)  # fmt: skip
+        row(f"single p99 / bare app's, both at {shared:,.0f}/s", compared["p99"] / floor["p99"],
+            "x", "<= 1.3x", compared["p99"] <= 1.3 * floor["p99"], 2)  # fmt: skip
         shipped += unclaimed[: 1000 * batch["taken"]]
         shipped = [*shipped, *raw_share]
 
@@ -599,8 +614,8 @@ def main() -> None:
     parser.add_argument(
         "--latency-codes",
         type=int,
-        default=60_000,
-        help="fresh codes for the fixed-rate single run",
+        default=100_000,
+        help="fresh codes for the fixed-rate single runs",
     )
     parser.add_argument(
         "--batch-codes", type=int, default=400_000, help="fresh codes for the batch run"

@@ -553,8 +553,9 @@ class _RolledBack(Exception):
 async def test_the_single_and_the_batch_claims_decide_alike(
     client: httpx.AsyncClient, world: World, dsn: str
 ) -> None:
-    """Two statements make the same decision (one code, and many): for every unit state,
-    a wrong product, the same shipment retried and an unknown code, they must agree."""
+    """Three statements make the same decision (one code; a tote; single claims claimed
+    together): for every unit state, a wrong product, the same shipment retried and an
+    unknown code, they must agree."""
     from transparency.db import scans
     from transparency.domain.lifecycle import UnitState
 
@@ -565,18 +566,24 @@ async def test_the_single_and_the_batch_claims_decide_alike(
 
     async def both(code: str, gtin: str, shipment: str) -> tuple[tuple[Any, ...], ...]:
         answers = []
-        for one in (True, False):
+        for statement in ("one", "tote", "each"):
             try:
                 async with conn.transaction():
-                    if one:
+                    if statement == "one":
                         got = await scans.claim_one(
                             conn, code, gtin, site_id=site, api_key_id="k", shipment_id=shipment
                         )
-                    else:
+                    elif statement == "tote":
                         (got,) = await scans.claim(
                             conn, [(code, gtin)], site_id=site, api_key_id="k",
                             shipment_id=shipment,
                         )  # fmt: skip
+                    else:  # single claims claimed together (runtime.claims)
+                        (each,) = await scans.claim_each(
+                            conn, [scans.Wanted(code, gtin, site, "k", shipment)]
+                        )
+                        assert each is not None  # nothing else holds the unit
+                        got = each
                     after = await conn.fetchval(
                         "select state::text from units where code = $1", code
                     )
@@ -602,8 +609,8 @@ async def test_the_single_and_the_batch_claims_decide_alike(
                 code, unit_state.value, site,
             )  # fmt: skip
             for gtin, shipment in ((gtin_a, "S-1"), (gtin_b, "S-1"), (gtin_a, "S-9")):
-                single, batch = await both(code, gtin, shipment)
-                assert single == batch, (unit_state, gtin, shipment)
+                single, batch, each = await both(code, gtin, shipment)
+                assert single == batch == each, (unit_state, gtin, shipment)
                 seen.add(dict(single[0])["reason"])
         for status in ("pending", "running", "failed"):  # a batch not done: unknown
             await conn.execute("update units set state = 'active' where code = $1", code)
@@ -612,14 +619,14 @@ async def test_the_single_and_the_batch_claims_decide_alike(
                 "update code_batches b set status = $2 from code_batches o"
                 " where b.id = $1 and o.id = b.id returning o.status", batch, status,
             )  # fmt: skip
-            single, batch_answer = await both(code, gtin_a, "S-1")
+            single, batch_answer, each = await both(code, gtin_a, "S-1")
             await conn.execute("update code_batches set status = $2 where id = $1", batch, old)
-            assert single == batch_answer, status
+            assert single == batch_answer == each, status
             assert dict(single[0])["reason"] == "unknown"
             assert dict(single[0])["gtin"] is None  # nothing about an unreleased batch
         unknown = codes.sign_transparency(codes.Payload(1, 999), b"k" * 32)
-        single, batch = await both(unknown, gtin_a, "S-1")
-        assert single == batch
+        single, batch, each = await both(unknown, gtin_a, "S-1")
+        assert single == batch == each
         seen.add(dict(single[0])["reason"])
         assert seen >= {None, "unknown", "wrong_product", "already_shipped", "revoked",
                         "recalled", "not_active"}  # fmt: skip
@@ -748,12 +755,13 @@ async def test_the_claim_and_customer_statements_answer_their_records_fields(dsn
     try:
         columns = {
             sql: [a.name for a in (await conn.prepare(sql)).get_attributes()]
-            for sql in (scans._CLAIM, scans._CLAIM_ONE, scans._CUSTOMER)
+            for sql in (scans._CLAIM, scans._CLAIM_EACH, scans._CLAIM_ONE, scans._CUSTOMER)
         }
     finally:
         await conn.close()
     claimed = [f.name for f in fields(Claimed)]
-    assert columns[scans._CLAIM] == columns[scans._CLAIM_ONE] == claimed
+    assert columns[scans._CLAIM] == columns[scans._CLAIM_EACH] == claimed
+    assert columns[scans._CLAIM_ONE] == claimed
     customer = [f.name for f in fields(CustomerScan) if f.name not in ("history", "brand")]
     brand = ["brand_" + f.name.removeprefix("brand_") for f in fields(BrandFace)]
     history = ["customer_scans", "regions", "scans_after_shipping"]

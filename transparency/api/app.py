@@ -47,6 +47,7 @@ from transparency.api.routes import (
 from transparency.db.pool import open_pool
 from transparency.domain.reports import MAX_PHOTO_BYTES
 from transparency.runtime import logs
+from transparency.runtime.claims import ClaimQueue
 from transparency.runtime.events import EventBuffer
 from transparency.runtime.jobs import JobRunner
 from transparency.runtime.keyring import KeyRing
@@ -65,6 +66,7 @@ class State(TypedDict):
     keyring: KeyRing
     runner: JobRunner
     events: EventBuffer
+    claims: ClaimQueue
     key_cache: KeyCache
     listener: Listener
 
@@ -100,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
             jobs.register(runner, keyring, chunk_size=settings.job_chunk_size)
             metrics.watch_pool(pool)
             events = EventBuffer(pool)
+            claims = ClaimQueue(pool, concurrency=settings.pool_max_size)
             # What this process holds of keys is checked against the database twice per
             # bound, and after every reconnect of the listener (notifications.py).
             bound = settings.key_cache_seconds
@@ -125,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
                     "keyring": keyring,
                     "runner": runner,
                     "events": events,
+                    "claims": claims,
                     "key_cache": key_cache,
                     "listener": listener,
                 }

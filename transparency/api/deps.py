@@ -46,7 +46,7 @@ async def get_settings(request: Request) -> Settings:
 
 async def get_context(request: Request) -> Context:
     state = request.state
-    return Context(state.pool, state.keyring, state.events)
+    return Context(state.pool, state.keyring, state.events, state.claims)
 
 
 Keys = Annotated[KeyRing, Depends(get_keyring)]

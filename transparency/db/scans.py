@@ -8,6 +8,7 @@ appends the scan event, atomically and in one round trip for any number of codes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -55,38 +56,64 @@ _BLOCKING_CASE = (
 )
 
 
-def _reason(gtin: str) -> str:
+def _reason(gtin: str, site: str = "$3", shipment: str = "$4") -> str:
     return f"""case
             when d.code is null then 'unknown'
             when d.gtin <> {gtin} then 'wrong_product'
             when d.state = 'active' then null
-            when d.state = 'shipped' and d.shipment_id = $4 and d.shipped_site_id = $3 then null
+            when d.state = 'shipped' and d.shipment_id = {shipment}
+                 and d.shipped_site_id = {site} then null
             else {_BLOCKING_CASE}
         end"""
 
 
-_CLAIM = f"""
+# What a claim of many codes answers for one it did not decide: its unit was locked by
+# another transaction, and the statement skipped it rather than wait (see claim_each).
+BUSY = "busy"
+
+
+def _claims(*, skip_locked: bool) -> str:
+    """The claim of many codes, each with its own GTIN, site, shipment and station key.
+
+    ``skip_locked``: a unit another transaction holds is not waited for; its item answers
+    BUSY, has no event and changes nothing, so the caller claims it on its own."""
+    lock = "for update skip locked" if skip_locked else "for update"
+    reason = _reason("item.gtin", site="item.site_id", shipment="item.shipment")
+    if skip_locked:
+        reason = f"""case
+            when d.code is null and not exists (select from locked where locked.code = item.code)
+                 and exists (select from units where units.code = item.code) then '{BUSY}'
+            else {reason}
+        end"""
+    return f"""
 with item as (
-    select * from unnest($1::text[], $2::text[]) with ordinality as i(code, gtin, n)
+    select * from unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[])
+        with ordinality as i(code, gtin, site_id, shipment, api_key_id, n)
 ),
-u as (
+locked as (
     -- One locked look-up per code, pruned to its partition (see units.EXISTING), taken in
     -- code order whatever the order of the items: two totes sharing units in other orders
     -- would otherwise each hold a unit the other waits for (a deadlock).
+    select u.* from (select code from unnest($1::text[]) as c(code) order by code) as want
+    cross join lateral (select * from units where units.code = want.code {lock}) as u
+),
+u as (
     select u.code, u.state, u.shipped_at, u.shipped_site_id, u.shipment_id, u.brand_id,
            u.product_id, u.lot, u.expiry, p.gtin, p.name
-    from (select code from unnest($1::text[]) as c(code) order by code) as want
-    cross join lateral (select * from units where units.code = want.code for update) as u
+    from locked u
     join products p on p.id = u.product_id
     join code_batches b on b.id = u.batch_id and b.status = '{_DONE}'
 ),
 decision as (
-    select item.n, item.code as item_code, d.*, {_reason("item.gtin")} as reason
+    select item.n, item.code as item_code, item.site_id as item_site,
+           item.shipment as item_shipment, item.api_key_id as item_key, d.*,
+           {reason} as reason
     from item left join u as d on d.code = item.code
 ),
 upd as (
-    update units set state = 'shipped', shipped_at = now(), shipped_site_id = $3,
-                     shipment_id = $4, updated_at = now(), scans_since_shipping = 0
+    update units set state = 'shipped', shipped_at = now(), shipped_site_id = d.item_site,
+                     shipment_id = d.item_shipment, updated_at = now(),
+                     scans_since_shipping = 0
     from decision d
     where units.code = d.code and d.reason is null and d.state = 'active'
     returning units.code, units.shipped_at
@@ -96,15 +123,23 @@ ev as (
                              api_key_id, shipment_id)
     select d.item_code, 'fulfilment',
            case when d.reason is null then 'pass' else 'fail' end,
-           d.reason, d.brand_id, d.product_id, $3, $5, $4
+           d.reason, d.brand_id, d.product_id, d.item_site, d.item_key, d.item_shipment
     from decision d
+    where d.reason is distinct from '{BUSY}'
 )
 select d.reason, d.state::text as state, d.gtin, d.name, d.lot, d.expiry, d.product_id,
        d.brand_id, coalesce(upd.shipped_at, d.shipped_at) as shipped_at,
-       case when upd.code is not null then $3 else d.shipped_site_id end as shipped_site_id
+       case when upd.code is not null then d.item_site else d.shipped_site_id end
+           as shipped_site_id
 from decision d left join upd on upd.code = d.code
 order by d.n
 """
+
+
+# A tote: its codes wait for any unit another transaction holds, and are claimed together
+# or not at all. Single claims claimed together (runtime.claims) skip such units instead.
+_CLAIM = _claims(skip_locked=False)
+_CLAIM_EACH = _claims(skip_locked=True)
 
 
 # A tote on Citus: one call of the claim function per code, in code order (as _CLAIM
@@ -144,15 +179,54 @@ async def claim(
             return await claim(
                 held, items, site_id=site_id, api_key_id=api_key_id, shipment_id=shipment_id
             )
-    rows: list[asyncpg.Record] = await conn.fetch(
-        _CLAIM_CITUS if await is_citus(conn) else _CLAIM,
-        [code for code, _ in items],
-        [gtin for _, gtin in items],
-        site_id,
-        shipment_id,
-        api_key_id,
-    )
+    codes, gtins = [code for code, _ in items], [gtin for _, gtin in items]
+    if await is_citus(conn):
+        rows = await conn.fetch(_CLAIM_CITUS, codes, gtins, site_id, shipment_id, api_key_id)
+    else:
+        n = len(items)
+        rows = await conn.fetch(
+            _CLAIM, codes, gtins, [site_id] * n, [shipment_id] * n, [api_key_id] * n
+        )
     return [_claimed(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """One station's claim of one unit key, among others' claimed in the same statement."""
+
+    code: str
+    gtin: str
+    site_id: UUID
+    api_key_id: str
+    shipment_id: str
+
+
+async def claim_each(conn: Conn | asyncpg.Pool, wanted: Sequence[Wanted]) -> list[Claimed | None]:
+    """Claim units for several stations' requests in one statement (the codes distinct): one
+    answer per item, in order; None for a unit another transaction holds, which this
+    statement did not wait for and did not touch (claim it with ``claim_one``)."""
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as held:
+            return await claim_each(held, wanted)
+    if await is_citus(conn):
+        # A statement over many nodes would commit in two phases and wait for every unit;
+        # each claim is handed to its own unit's node instead.
+        return [
+            await claim_one(
+                conn, w.code, w.gtin, site_id=w.site_id, api_key_id=w.api_key_id,
+                shipment_id=w.shipment_id,
+            )
+            for w in wanted
+        ]  # fmt: skip
+    rows = await conn.fetch(
+        _CLAIM_EACH,
+        [w.code for w in wanted],
+        [w.gtin for w in wanted],
+        [w.site_id for w in wanted],
+        [w.shipment_id for w in wanted],
+        [w.api_key_id for w in wanted],
+    )
+    return [None if row[0] == BUSY else _claimed(row) for row in rows]
 
 
 # One code: the station's everyday request. The same decisions as _CLAIM, with scalar

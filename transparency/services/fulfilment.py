@@ -122,12 +122,18 @@ async def verify_many(
     if empty:
         await _without_code(ctx, actor, empty, shipment_id, replies)
     answers: list[Claimed] = []
-    if len(to_claim) == 1:  # the one-code statement: a station's everyday single check
+    if len(to_claim) == 1:  # a station's everyday single check
         ((_, code, gtin),) = to_claim
-        answers = [await scans.claim_one(
-            conn or ctx.pool, code, gtin, site_id=actor.site_id, api_key_id=actor.key_id,
-            shipment_id=shipment_id,
-        )]  # fmt: skip
+        site, key = actor.site_id, actor.key_id
+        if conn is None:  # with other stations' claims of the moment, if any wait
+            claimed = await ctx.claims.claim(
+                code, gtin, site_id=site, api_key_id=key, shipment_id=shipment_id
+            )
+        else:  # in the caller's transaction
+            claimed = await scans.claim_one(
+                conn, code, gtin, site_id=site, api_key_id=key, shipment_id=shipment_id
+            )
+        answers = [claimed]
     elif to_claim:
         answers = await scans.claim(
             ctx.pool,

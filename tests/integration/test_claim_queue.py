@@ -1,0 +1,146 @@
+"""Single claims that wait for a slot are claimed together (runtime/claims.py), each with
+its own answer, shipment and event; a unit held elsewhere delays only its own claim; a
+statement that fails fails each of its claims and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.support.world import World, issue_codes
+from transparency.db.pool import open_pool
+from transparency.domain.verification import Claimed, Reason
+from transparency.runtime.claims import ClaimQueue
+
+
+@pytest.fixture
+async def queue(dsn: str) -> AsyncIterator[ClaimQueue]:
+    """One slot: the first claim goes alone, the others wait for it and go together."""
+    async with open_pool(dsn, min_size=1, max_size=2) as pool:
+        yield ClaimQueue(pool, concurrency=1)
+
+
+async def fresh(client: httpx.AsyncClient, world: World, n: int) -> list[str]:
+    return [row["code"] for row in await issue_codes(client, world, n)]
+
+
+async def test_claims_waiting_for_a_slot_go_together_each_with_its_own_shipment(
+    client: httpx.AsyncClient, world: World, dsn: str, queue: ClaimQueue
+) -> None:
+    codes = await fresh(client, world, 20)
+    gtin, site = world.product_a["gtin"], uuid.UUID(world.site_id)
+    answers = await asyncio.gather(*(
+        queue.claim(code, gtin, site_id=site, api_key_id=f"k{i}", shipment_id=f"S-{i}")
+        for i, code in enumerate(codes)
+    ))  # fmt: skip
+    assert [a.reason for a in answers] == [None] * 20
+    assert all(a.shipped_at is not None and a.shipped_site_id == site for a in answers)
+    assert queue.statements == 2  # the first alone, the 19 that waited for it together
+    conn = await asyncpg.connect(dsn)
+    try:
+        units = await conn.fetch(
+            "select code, state::text, shipment_id from units where code = any($1)", codes
+        )
+        events = await conn.fetch(
+            "select code, result, shipment_id, api_key_id, site_id from scan_events"
+            " where code = any($1)",
+            codes,
+        )
+    finally:
+        await conn.close()
+    shipment = {code: f"S-{i}" for i, code in enumerate(codes)}
+    assert {(u["code"], u["state"], u["shipment_id"]) for u in units} == {
+        (code, "shipped", shipment[code]) for code in codes
+    }
+    assert sorted(tuple(e) for e in events) == sorted(
+        (code, "pass", shipment[code], f"k{i}", site) for i, code in enumerate(codes)
+    )
+
+
+async def test_two_claims_of_one_code_never_share_a_statement(
+    client: httpx.AsyncClient, world: World, queue: ClaimQueue
+) -> None:
+    first, twice, other = await fresh(client, world, 3)
+    gtin, site = world.product_a["gtin"], uuid.UUID(world.site_id)
+
+    def claim(code: str, shipment: str) -> asyncio.Future[Claimed]:
+        return asyncio.ensure_future(
+            queue.claim(code, gtin, site_id=site, api_key_id="k", shipment_id=shipment)
+        )
+
+    answers = await asyncio.gather(
+        claim(first, "S-0"), claim(twice, "S-1"), claim(twice, "S-2"), claim(other, "S-3")
+    )
+    assert [a.reason for a in answers] == [None, None, Reason.ALREADY_SHIPPED, None]
+    assert queue.statements == 3  # alone; the first of the code with the other; its copy
+
+
+async def test_a_unit_held_elsewhere_delays_only_its_own_claim(
+    client: httpx.AsyncClient, world: World, dsn: str, queue: ClaimQueue
+) -> None:
+    """A recall of a whole batch holds its units until it commits: the stations claiming
+    other units in the same statement are answered meanwhile; the held unit's claim waits
+    for it and is then decided, as a claim alone always was."""
+    first, held, *others = await fresh(client, world, 5)
+    gtin, site = world.product_a["gtin"], uuid.UUID(world.site_id)
+
+    def claim(code: str) -> asyncio.Task[Claimed]:
+        return asyncio.create_task(
+            queue.claim(code, gtin, site_id=site, api_key_id="k", shipment_id="S-1")
+        )
+
+    holder = await asyncpg.connect(dsn)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("select from units where code = $1 for update", held)
+        waiting = [claim(first), claim(held), *(claim(code) for code in others)]
+        answered = await asyncio.wait_for(asyncio.gather(waiting[0], *waiting[2:]), 30)
+        assert [a.reason for a in answered] == [None] * 4
+        assert not waiting[1].done()  # still waiting for the holder
+        await holder.execute(
+            "update units set state = 'recalled' where code = $1", held
+        )  # what the recall did with it
+        await transaction.commit()
+        assert (await waiting[1]).reason is Reason.RECALLED
+    finally:
+        await holder.close()
+    assert queue.statements == 3  # alone; together, without the held unit; it alone
+
+
+async def test_a_failed_statement_fails_each_of_its_claims_and_changes_nothing(
+    client: httpx.AsyncClient, world: World, dsn: str, queue: ClaimQueue
+) -> None:
+    """PostgreSQL refuses a NUL in text (the API refuses it long before; here it breaks
+    one claim's statement on purpose): every claim of that statement gets the error, and
+    none of its units changed; the statement after it is not touched by it."""
+    first, *together = await fresh(client, world, 4)
+    gtin, site = world.product_a["gtin"], uuid.UUID(world.site_id)
+    shipments = ["S-0", "S-1", "S-\x00", "S-3"]
+    answers = await asyncio.gather(
+        *(
+            queue.claim(code, gtin, site_id=site, api_key_id="k", shipment_id=shipment)
+            for code, shipment in zip([first, *together], shipments, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(answers[0], Claimed) and answers[0].reason is None
+    failed = answers[1:]
+    assert all(isinstance(a, asyncpg.PostgresError) for a in failed), failed
+    conn = await asyncpg.connect(dsn)
+    try:
+        states = await conn.fetch(
+            "select state::text from units where code = any($1)", together
+        )
+        events = await conn.fetchval(
+            "select count(*) from scan_events where code = any($1)", together
+        )
+    finally:
+        await conn.close()
+    assert [s[0] for s in states] == ["active"] * 3
+    assert events == 0
