@@ -21,10 +21,11 @@ an open-loop generator (``_openloop``): requests are scheduled at fixed interval
 not earlier ones have been answered, sent over --connections keep-alive HTTP/1.1 sockets,
 and each latency is measured from the request's scheduled time, so a stalled server shows
 up as latency instead of as fewer requests (no coordinated omission). The first second of
-each run is warm-up and not counted. The single claims' p99 is compared with the bare app's
-at one rate, 70% of the lower of their two maxima: past its own maximum an app's queue
-grows without bound, and a tail measured there says nothing about the other. Every answer's body is checked (a fresh code must pass,
-a forged one must fail "forged", a customer check must carry a verdict).
+each run is warm-up and not counted. Every answer's body is checked (a fresh code must
+pass, a forged one must fail "forged", a customer check must carry a verdict). The single
+claims' p99 is compared with the bare app's at one rate, 70% of the lower of their two
+maxima: past its own maximum an app's queue grows without bound, and a tail measured there
+says nothing about the other.
 
 The customer rate limit is raised for the service under test: all load comes from one
 address, and the figure wanted is the cost of a check, not the limiter's refusals. After the

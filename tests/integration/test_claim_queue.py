@@ -129,14 +129,13 @@ async def test_a_failed_statement_fails_each_of_its_claims_and_changes_nothing(
         ),
         return_exceptions=True,
     )
-    assert isinstance(answers[0], Claimed) and answers[0].reason is None
+    assert isinstance(answers[0], Claimed)
+    assert answers[0].reason is None
     failed = answers[1:]
     assert all(isinstance(a, asyncpg.PostgresError) for a in failed), failed
     conn = await asyncpg.connect(dsn)
     try:
-        states = await conn.fetch(
-            "select state::text from units where code = any($1)", together
-        )
+        states = await conn.fetch("select state::text from units where code = any($1)", together)
         events = await conn.fetchval(
             "select count(*) from scan_events where code = any($1)", together
         )
