@@ -155,12 +155,15 @@ order by i.n
 """
 
 
+# By value, for a tote's thousand rows: a dict look-up costs a fifth of calling the enum.
+_REASONS: dict[str | None, Reason | None] = {None: None, **{r.value: r for r in Reason}}
+_STATES: dict[str | None, UnitState | None] = {None: None, **{s.value: s for s in UnitState}}
+
+
 def _claimed(row: asyncpg.Record) -> Claimed:
-    """Both claim statements answer the columns of ``Claimed``, in its order."""
-    reason, state = row[0], row[1]
+    """Every claim statement answers the columns of ``Claimed``, in its order."""
     return Claimed(
-        None if reason is None else Reason(reason),
-        None if state is None else UnitState(state),
+        _REASONS[row[0]], _STATES[row[1]],
         row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
     )  # fmt: skip
 

@@ -51,7 +51,7 @@ def _reply(claimed: Claimed | None, reason: Reason | None) -> dict[str, Any]:
             "lot": claimed.lot,
             "expiry": claimed.expiry.isoformat() if claimed.expiry else None,
         }
-        if reason is Reason.ALREADY_SHIPPED or (reason is None and claimed.shipped_at):
+        if reason is Reason.ALREADY_SHIPPED:  # a pass names no first shipment
             site = claimed.shipped_site_id
             first = {
                 "at": claimed.shipped_at.isoformat() if claimed.shipped_at else None,
@@ -61,7 +61,7 @@ def _reply(claimed: Claimed | None, reason: Reason | None) -> dict[str, Any]:
         "result": result,
         "reason": None if reason is None else reason.value,
         "unit": unit,
-        "first_shipped": first if reason is not None else None,
+        "first_shipped": first,
     }
 
 
