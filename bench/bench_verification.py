@@ -619,7 +619,7 @@ def main() -> None:
         help="fresh codes for the fixed-rate single runs",
     )
     parser.add_argument(
-        "--batch-codes", type=int, default=400_000, help="fresh codes for the batch run"
+        "--batch-codes", type=int, default=600_000, help="fresh codes for the batch run"
     )
     args = parser.parse_args()
     for workers in (int(n) for n in args.workers.split(",")):
