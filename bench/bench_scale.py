@@ -475,7 +475,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="per run (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--tote", type=int, default=100, help="codes per tote (batch claim)")
-    parser.add_argument("--single-codes", type=int, default=40_000, help="for the max-rate run")
+    parser.add_argument("--single-codes", type=int, default=120_000, help="for the max-rate run")
     parser.add_argument("--latency-codes", type=int, default=30_000, help="fixed-rate run")
     parser.add_argument("--tote-codes", type=int, default=800_000, help="for both tote runs")
     parser.add_argument("--timed-codes", type=int, default=2000, help="statement timing")
