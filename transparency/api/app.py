@@ -44,7 +44,7 @@ from transparency.api.routes import (
     resolver,
     verification,
 )
-from transparency.db.pool import open_pool
+from transparency.db.pool import is_citus, open_pool
 from transparency.domain.reports import MAX_PHOTO_BYTES
 from transparency.runtime import logs
 from transparency.runtime.claims import ClaimQueue
@@ -102,7 +102,9 @@ def create_app(settings: Settings) -> FastAPI:
             jobs.register(runner, keyring, chunk_size=settings.job_chunk_size)
             metrics.watch_pool(pool)
             events = EventBuffer(pool)
-            claims = ClaimQueue(pool, concurrency=settings.pool_max_size)
+            async with pool.acquire() as conn:
+                citus = await is_citus(conn)
+            claims = ClaimQueue(pool, concurrency=settings.pool_max_size, together=not citus)
             # What this process holds of keys is checked against the database twice per
             # bound, and after every reconnect of the listener (notifications.py).
             bound = settings.key_cache_seconds

@@ -211,16 +211,8 @@ async def claim_each(conn: Conn | asyncpg.Pool, wanted: Sequence[Wanted]) -> lis
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as held:
             return await claim_each(held, wanted)
-    if await is_citus(conn):
-        # A statement over many nodes would commit in two phases and wait for every unit;
-        # each claim is handed to its own unit's node instead.
-        return [
-            await claim_one(
-                conn, w.code, w.gtin, site_id=w.site_id, api_key_id=w.api_key_id,
-                shipment_id=w.shipment_id,
-            )
-            for w in wanted
-        ]  # fmt: skip
+    if await is_citus(conn):  # runtime.claims sends Citus's claims alone
+        raise ValueError("single claims are not claimed together on Citus")
     rows = await conn.fetch(
         _CLAIM_EACH,
         [w.code for w in wanted],

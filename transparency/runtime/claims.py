@@ -45,11 +45,16 @@ class _Waiting:
 
 
 class ClaimQueue:
-    def __init__(self, pool: asyncpg.Pool, *, concurrency: int, limit: int = 64) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, concurrency: int, limit: int = 64, together: bool = True
+    ) -> None:
+        """``together``: False on Citus, where one statement over many nodes would commit in
+        two phases and wait for every unit; each claim then goes alone to its unit's node."""
         if concurrency < 1 or limit < 1:
             raise ValueError("a claim queue needs at least one slot and one claim a statement")
         self.pool = pool
         self.limit = limit
+        self.together = together
         self._free = concurrency
         self._waiting: deque[_Waiting] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -60,6 +65,8 @@ class ClaimQueue:
     ) -> Claimed:
         """Claim one unit key for a station's shipment: what ``scans.claim_one`` answers."""
         wanted = Wanted(code, gtin, site_id, api_key_id, shipment_id)
+        if not self.together:
+            return await self._alone(wanted)
         if self._free and not self._waiting:
             self._free -= 1
             try:
