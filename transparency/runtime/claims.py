@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -45,6 +46,8 @@ class _Waiting:
 
 
 class ClaimQueue:
+    """An API process's single claims: alone while a slot is free, together after."""
+
     def __init__(
         self, pool: asyncpg.Pool, *, concurrency: int, limit: int = 64, together: bool = True
     ) -> None:
@@ -58,7 +61,7 @@ class ClaimQueue:
         self._free = concurrency
         self._waiting: deque[_Waiting] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.statements = 0  # claim statements sent, alone or together (for tests, metrics)
+        self.statements = 0  # claim statements sent, alone or together
 
     async def claim(
         self, code: str, gtin: str, *, site_id: UUID, api_key_id: str, shipment_id: str
@@ -113,7 +116,7 @@ class ClaimQueue:
         self._waiting.extendleft(reversed(later))
         return batch
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)  # a reference, or the loop may collect the running task
         task.add_done_callback(self._tasks.discard)
