@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import suppress
 from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -183,11 +183,22 @@ class LazyPool:
         if self._pool is not None:
             # The executor's own table of its processes: no public way to end them.
             workers = list((self._pool._processes or {}).values())
+            results = self._pool._result_queue
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
             if kill:
                 for worker in workers:
                     worker.kill()
+                for worker in workers:
+                    worker.join()
+                # A worker killed while it wrote its result left half a message in the
+                # results pipe, and the executor's thread reading it waits for the rest,
+                # for ever: this process then never exits (its exit joins that thread; a
+                # killed job process's parent waited 30 s, then its test failed). With the
+                # last writer gone, the read ends (EOF) and the thread sees a broken pool.
+                # This process never writes results; its copy only served new workers.
+                if results is not None:
+                    cast(Any, results)._writer.close()
 
 
 class PoolBusy(Exception):
