@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
             events = EventBuffer(pool)
             async with pool.acquire() as conn:
                 citus = await is_citus(conn)
-            claims = ClaimQueue(pool, concurrency=settings.pool_max_size, together=not citus)
+            claims = ClaimQueue(pool, together=not citus)
             # What this process holds of keys is checked against the database twice per
             # bound, and after every reconnect of the listener (notifications.py).
             bound = settings.key_cache_seconds

@@ -207,12 +207,11 @@ class Wanted:
 async def claim_each(conn: Conn | asyncpg.Pool, wanted: Sequence[Wanted]) -> list[Claimed | None]:
     """Claim units for several stations' requests in one statement (the codes distinct): one
     answer per item, in order; None for a unit another transaction holds, which this
-    statement did not wait for and did not touch (claim it with ``claim_one``)."""
+    statement did not wait for and did not touch (claim it with ``claim_one``). Plain
+    PostgreSQL only: on Citus, runtime.claims sends each single claim alone."""
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as held:
             return await claim_each(held, wanted)
-    if await is_citus(conn):  # runtime.claims sends Citus's claims alone
-        raise ValueError("single claims are not claimed together on Citus")
     rows = await conn.fetch(
         _CLAIM_EACH,
         [w.code for w in wanted],

@@ -49,10 +49,18 @@ class ClaimQueue:
     """An API process's single claims: alone while a slot is free, together after."""
 
     def __init__(
-        self, pool: asyncpg.Pool, *, concurrency: int, limit: int = 64, together: bool = True
+        self,
+        pool: asyncpg.Pool,
+        *,
+        concurrency: int | None = None,
+        limit: int = 64,
+        together: bool = True,
     ) -> None:
-        """``together``: False on Citus, where one statement over many nodes would commit in
+        """``concurrency``: claim statements at once, by default the pool's size.
+        ``together``: False on Citus, where one statement over many nodes would commit in
         two phases and wait for every unit; each claim then goes alone to its unit's node."""
+        if concurrency is None:
+            concurrency = pool.get_max_size()
         if concurrency < 1 or limit < 1:
             raise ValueError("a claim queue needs at least one slot and one claim a statement")
         self.pool = pool
