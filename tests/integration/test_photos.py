@@ -300,6 +300,22 @@ async def test_a_task_past_its_time_limit_is_killed_with_its_worker() -> None:
         pool.shutdown()
 
 
+def test_a_task_and_a_reply_larger_than_a_socket_buffer_pass_under_uvloop() -> None:
+    """The served app runs on uvloop, which leaves a watched socket non-blocking: a photo
+    of a few MB failed to send (EAGAIN), was taken for a dead worker, and got 503."""
+    import uvloop
+
+    async def echo_back() -> bytes:
+        pool = KillablePool(1, 0)
+        try:
+            result: bytes = await pool.run(bytes.upper, b"x" * 3_000_000, time_limit=30)
+            return result
+        finally:
+            pool.shutdown()
+
+    assert uvloop.run(echo_back()) == b"X" * 3_000_000
+
+
 async def test_decoders_run_below_the_api_processes_priority() -> None:
     """A photo's decoding yields the cores to claims: its process runs at nice 10 more."""
     pool = KillablePool(1, 0)

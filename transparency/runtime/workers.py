@@ -247,7 +247,12 @@ def _serve(conn: Connection, parent: int, warm: str | None) -> None:
 
 
 async def _readable(fd: int, limit: float | None) -> None:
-    """Wait until ``fd`` can be read (or its peer is gone), at most ``limit`` seconds."""
+    """Wait until ``fd`` can be read (or its peer is gone), at most ``limit`` seconds.
+
+    ``fd`` is left blocking, as it was: uvloop (the served app's loop) makes a file
+    non-blocking when it watches it, and a photo larger than the socket's buffer then
+    failed to send with EAGAIN, was taken for a dead worker, and was answered 503 after
+    two workers were killed and started again (every phone photo of a megabyte or more)."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -261,6 +266,7 @@ async def _readable(fd: int, limit: float | None) -> None:
             await ready
     finally:
         loop.remove_reader(fd)
+        os.set_blocking(fd, True)
 
 
 class _Died(Exception):

@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from tests.support.database import pg_home
+from tests.support.paths import DATA
 from tests.support.photos import (
     blank_png,
     gone,
@@ -81,6 +82,14 @@ def test_a_decoder_killed_with_kill_9_is_replaced(service: Served, http: httpx.C
     for _ in range(3):
         still_serving(http)
     assert all(gone(process) for process in killed)
+
+
+def test_a_phone_sized_photo_is_decoded(http: httpx.Client) -> None:
+    """A real photo of 1.3 MB, larger than the socket to its decoder holds: before, it was
+    taken for a decoder dying twice and answered 503 (any photo past a few hundred KB)."""
+    r = photo(http, (DATA / "zxing" / "qrcode-2" / "6.png").read_bytes())
+    assert r.status_code == 200, r.text
+    assert [c["text"] for c in r.json()["codes"]] == ["http://d.kaywa.com/20207100"]
 
 
 def test_a_jpeg_of_a_thousand_scans_is_refused_from_its_header(
