@@ -112,8 +112,9 @@ def customer_of(request: Request) -> str:
 
 
 async def customer_limit(request: Request) -> None:
-    """Take a token of the calling client's customer budget (429 when spent)."""
-    request.app.state.customer_limiter.hit(customer_of(request))
+    """Take a token of the calling client's customer budget (429 when spent; a check past
+    the process's budget is shed, 503, before the client's address is read)."""
+    request.app.state.customer_limiter.hit(lambda: customer_of(request))
 
 
 CustomerLimit = Annotated[None, Depends(customer_limit)]
