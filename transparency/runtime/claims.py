@@ -137,8 +137,7 @@ class ClaimQueue:
                 self.statements += 1
                 answers = await scans.claim_each(self.pool, [w.wanted for w in batch])
         except BaseException as exc:
-            for waiting in batch:
-                _fail(waiting, exc)
+            _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -148,26 +147,31 @@ class ClaimQueue:
         for waiting, answer in zip(batch, answers, strict=True):
             if answer is None:  # its unit is held elsewhere: claimed alone, waiting for it
                 self._spawn(self._held(waiting))
-            elif not waiting.answer.done():
-                waiting.answer.set_result(answer)
+            else:
+                _settle(waiting, answer)
 
     async def _held(self, waiting: _Waiting) -> None:
         try:
             answer = await self._alone(waiting.wanted)
         except BaseException as exc:
-            _fail(waiting, exc)
+            _fail([waiting], exc)
             if not isinstance(exc, Exception):
                 raise
         else:
-            if not waiting.answer.done():
-                waiting.answer.set_result(answer)
+            _settle(waiting, answer)
 
 
-def _fail(waiting: _Waiting, exc: BaseException) -> None:
-    """Tell a waiting claim that its statement failed (or, at shutdown, was cancelled)."""
-    if waiting.answer.done():
-        return
-    if isinstance(exc, asyncio.CancelledError):
-        waiting.answer.cancel()
-    else:
-        waiting.answer.set_exception(exc)
+def _settle(waiting: _Waiting, answer: Claimed) -> None:
+    if not waiting.answer.done():  # else its request was cancelled: nobody waits for it
+        waiting.answer.set_result(answer)
+
+
+def _fail(batch: list[_Waiting], exc: BaseException) -> None:
+    """Tell waiting claims that their statement failed (or, at shutdown, was cancelled)."""
+    for waiting in batch:
+        if waiting.answer.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            waiting.answer.cancel()
+        else:
+            waiting.answer.set_exception(exc)
