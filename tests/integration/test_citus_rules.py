@@ -23,13 +23,13 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 import httpx
 import pytest
 
+from tests.support.paths import ROOT
 from tests.support.world import World, issue_codes
 from transparency.db import scans
 from transparency.db.pool import connect
@@ -42,7 +42,6 @@ pytestmark = pytest.mark.skipif(
     bool(os.environ.get("TEST_CITUS_URL")), reason="checks the plain schema that CI migrates"
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 DB = ROOT / "transparency" / "db"
 PLACEMENT = DB / "migrations" / "0030_citus.sql"
 GUIDE = ROOT / "deploy" / "citus.md"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 # A job process stopping: its pool's worker is killed while it sends a large result back,
 # then the process ends as the job process does, by returning from its main code.
