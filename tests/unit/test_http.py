@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
-from transparency.serve.http import CoalescingHttpTools, Limits
+from transparency.serve.http import MAX_UNREAD_BODY, CoalescingHttpTools, Limits
 
 
 class Recorder(asyncio.Transport):
@@ -67,6 +67,10 @@ async def echo(request: Request) -> Response:
     return PlainTextResponse(await request.body())
 
 
+async def refuse(_: Request) -> Response:
+    return PlainTextResponse("no", status_code=429)  # answered without reading the body
+
+
 async def late_echo(request: Request) -> Response:
     await asyncio.sleep(0.5)  # the app takes its time before it asks for the body
     return PlainTextResponse(await request.body())
@@ -78,6 +82,7 @@ APP = Starlette(
         Route("/chunks", chunks),
         Route("/echo", echo, methods=["POST"]),
         Route("/late-echo", late_echo, methods=["POST"]),
+        Route("/refuse", refuse, methods=["POST"]),
     ]
 )
 
@@ -288,3 +293,43 @@ async def test_a_connection_past_the_limit_gets_503_and_is_closed() -> None:
     assert all(b"200 OK" in b"".join(transport.sent) for _, transport in held)
     for protocol, _ in held:
         protocol.connection_lost(None)
+
+
+async def refused_upload(length: int, sent: int, chunked: bool = False) -> Recorder:
+    """A POST to /refuse announcing ``length`` bytes of body, of which ``sent`` arrive
+    before the app answers (without reading any)."""
+    protocol, transport = connect(Limits(header_seconds=10, body_seconds=10))
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % length
+    body = b"%x\r\n%s\r\n" % (sent, b"x" * sent) if chunked else b"x" * sent
+    protocol.data_received(b"POST /refuse HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n" + body)
+    deadline = asyncio.get_running_loop().time() + 5
+    while b"no" not in b"".join(transport.sent):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    return transport
+
+
+async def test_an_answer_before_a_large_body_is_read_closes_the_connection() -> None:
+    """uvicorn read the rest of a body the app never asked for, to keep the connection:
+    a client refused at once could make the process read all it sent, again and again."""
+    transport = await refused_upload(10 * MAX_UNREAD_BODY, 64 * 1024)
+    lines, body = head_and_body(b"".join(transport.sent))
+    assert lines[0] == b"HTTP/1.1 429 Too Many Requests"
+    assert b"connection: close" in lines
+    assert body == b"no"
+    assert transport.closed
+
+
+async def test_an_answer_before_a_chunked_body_is_read_closes_the_connection() -> None:
+    transport = await refused_upload(0, 1024, chunked=True)
+    assert b"connection: close" in head_and_body(b"".join(transport.sent))[0]
+    assert transport.closed
+
+
+async def test_an_answer_with_little_of_the_body_left_keeps_the_connection() -> None:
+    transport = await refused_upload(MAX_UNREAD_BODY + 1024, 2048)  # 256 KB still to come
+    lines, _ = head_and_body(b"".join(transport.sent))
+    assert lines[0] == b"HTTP/1.1 429 Too Many Requests"
+    assert b"connection: close" not in lines
+    assert not transport.closed
