@@ -127,8 +127,7 @@ class CoalescingHttpTools(HttpToolsProtocol):
         self._reading: str | None = None  # the part of a request still arriving, if any
         self._since = 0.0  # when that part began (loop time)
         self._received = 0  # body bytes received so far
-        self._length: int | None = 0  # the body's Content-Length (None: chunked)
-        self._got = 0  # of it, received so far
+        self._left: int | None = 0  # body bytes still to come (None: chunked, unknown)
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -157,14 +156,15 @@ class CoalescingHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self._begin(_BODY)
-        self._length, self._got = _content_length(self.headers), 0
-        if self._length is None or self._length > MAX_UNREAD_BODY:
+        self._left = _content_length(self.headers)
+        if self._left is None or self._left > MAX_UNREAD_BODY:
             self._close_if_unread(self.cycle)
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
         self._received += len(body)
-        self._got += len(body)
+        if self._left is not None:
+            self._left -= len(body)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -195,7 +195,7 @@ class CoalescingHttpTools(HttpToolsProtocol):
         """Whether more than MAX_UNREAD_BODY of ``cycle``'s body is still to come."""
         if cycle is not self.cycle or self._reading != _BODY:
             return False  # its body is all in: the parser went on (or finished it)
-        return self._length is None or self._length - self._got > MAX_UNREAD_BODY
+        return self._left is None or self._left > MAX_UNREAD_BODY
 
     def _begin(self, part: str) -> None:
         self._reading, self._since, self._received = part, self.loop.time(), 0
