@@ -28,7 +28,10 @@ PACKAGES = ("transparency", "codegen", "scanner", "loadtest")
 LAYERS: dict[str, frozenset[str]] = {
     "transparency.domain": frozenset({"transparency.domain"}),
     "transparency.db": frozenset({"transparency.db", "transparency.domain"}),
-    "transparency.labels": frozenset({"transparency.labels", "transparency.domain"}),
+    "transparency.labels": frozenset(
+        # its worker process takes bulk turns like every bulk process (stdlib only)
+        {"transparency.labels", "transparency.domain", "transparency.runtime.turns"}
+    ),
     "transparency.runtime": frozenset(
         {"transparency.runtime", "transparency.db", "transparency.domain"}
     ),

@@ -23,10 +23,14 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from transparency.labels import BAD_LABEL
 from transparency.labels.render import Label, SheetLayout, Symbology, write_pdf, write_zip
+from transparency.runtime.turns import turns
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 
 def labels(lines: BinaryIO, call_to_action: str = "") -> Iterator[Label]:
@@ -49,6 +53,18 @@ def render(source: BinaryIO, out: BinaryIO) -> None:
     out.flush()
 
 
+class _Waiting(io.FileIO):
+    """A pipe whose reads and writes, which may wait on the other end, hold no bulk turn."""
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        with turns().released():
+            return super().readinto(buffer)
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        with turns().released():
+            return super().write(data)
+
+
 def main(argv: list[str]) -> int:
     # Below the API processes and PostgreSQL: a label file is bulk work, a claim is not.
     # SCHED_IDLE, on the bulk CPUs the parent names, as runtime.workers.background says why
@@ -59,10 +75,15 @@ def main(argv: list[str]) -> int:
     if argv and argv[0]:
         with contextlib.suppress(AttributeError, OSError, ValueError):
             os.sched_setaffinity(0, {int(cpu) for cpu in argv[0].split(",")})
+    # Rendering holds a bulk turn (one bulk task per bulk CPU, turns.py), given back while
+    # this process waits on its pipes: a client that stops reading keeps no turn.
+    bulk = turns()
+    source = io.BufferedReader(_Waiting(sys.stdin.fileno(), "rb", closefd=False), 1 << 16)
     # 64 KiB writes: the pipe's size, so the parent reads whole pieces.
-    out = io.BufferedWriter(io.FileIO(sys.stdout.fileno(), "wb", closefd=False), 1 << 16)
+    out = io.BufferedWriter(_Waiting(sys.stdout.fileno(), "wb", closefd=False), 1 << 16)
     try:
-        render(sys.stdin.buffer, out)
+        with bulk.turn():
+            render(source, out)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return BAD_LABEL

@@ -24,7 +24,7 @@ import asyncpg
 from transparency.db import batches
 from transparency.domain.batches import Job, JobKind
 from transparency.runtime.notifications import Listener
-from transparency.runtime.workers import LazyPool, release_memory
+from transparency.runtime.workers import LazyPool, in_turn, release_memory
 
 log = logging.getLogger("transparency.runtime.jobs")
 
@@ -85,7 +85,8 @@ class JobRunner:
 
     def cpu(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run pure CPU work (code generation, file parsing) in a worker process."""
-        return asyncio.get_running_loop().run_in_executor(self._workers.get(), fn, *args)
+        # Each piece takes a bulk turn in its worker: one at a time per bulk CPU (turns.py).
+        return asyncio.get_running_loop().run_in_executor(self._workers.get(), in_turn, fn, *args)
 
     async def _loop(self) -> None:
         while True:

@@ -19,6 +19,8 @@ from contextlib import suppress
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar, cast
 
+from transparency.runtime.turns import turns
+
 T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
@@ -157,8 +159,17 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
+def in_turn(function: Callable[..., T], *args: Any) -> T:
+    """In a pool worker: ``function(*args)`` while holding a bulk turn (turns.py)."""
+    with turns().turn():
+        return function(*args)
+
+
 def _pool_worker(parent: int) -> None:
     die_with_parent(parent)
+    # Bulk work wherever the pool was started (the job process is already, an app running
+    # its jobs in-process is not), and on the bulk CPUs: as many turns as they are.
+    background()
     # Ctrl-C reaches the whole process group: a worker interrupted in the pool's queue
     # printed a KeyboardInterrupt trace at every `make serve` stop. The pool stops it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -230,8 +241,10 @@ def _serve(conn: Connection, parent: int, warm: str | None) -> None:
     # machine a station's claim must not wait behind somebody's photo (bench_faults.py:
     # hostile photos at equal priority raised the claims' p99 about 7 times).
     background()
+    bulk = turns()
     if warm is not None:
-        importlib.import_module(warm)
+        with bulk.turn():  # its imports are a fifth of a second of CPU
+            importlib.import_module(warm)
     conn.send_bytes(_READY)
     while True:
         try:
@@ -240,7 +253,9 @@ def _serve(conn: Connection, parent: int, warm: str | None) -> None:
             return
         function, args = pickle.loads(message)  # noqa: S301 (from the pool that spawned us)
         try:
-            reply = pickle.dumps((True, function(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+            with bulk.turn():
+                value = function(*args)
+            reply = pickle.dumps((True, value), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # sent as text: not every exception unpickles
             reply = pickle.dumps((False, f"{type(exc).__name__}: {exc}"))
         conn.send_bytes(reply)
