@@ -19,8 +19,7 @@ import pytest
 
 from tests.support.paths import ROOT
 from tests.support.pool_tasks import interval
-from transparency.runtime import turns as turns_module
-from transparency.runtime.turns import TURNS_VARIABLE, Turns, bulk_cpu_count, turn_taking_loop
+from transparency.runtime.turns import TURNS_VARIABLE, Turns, bulk_cpu_count
 from transparency.runtime.workers import KillablePool
 
 
@@ -160,28 +159,3 @@ def _feed(stdin: IO[bytes], header: dict[str, object], label: list[object], coun
         stdin.close()
     except BrokenPipeError:
         pass
-
-
-def test_the_job_process_loop_holds_a_turn_only_while_it_runs(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The job process's own bookkeeping is bulk work (an import's rows), so its event loop
-    runs callbacks in a turn; while it waits (for PostgreSQL, for its workers, which need
-    a turn of their own) the turn is free."""
-    monkeypatch.setattr(turns_module, "_turns", Turns(tmp_path, 1))
-    other = Turns(tmp_path, 1)
-
-    def take_and_give_back() -> None:
-        other.take()  # possible only while the loop sleeps
-        other.give_back()
-
-    async def main() -> None:
-        await asyncio.sleep(0.01)
-        assert turns_module.turns().held
-        assert not other.take(wait=False)
-        await asyncio.wait_for(asyncio.to_thread(take_and_give_back), 30)
-        assert not other.take(wait=False)  # running again: its turn again
-
-    with asyncio.Runner(loop_factory=turn_taking_loop) as runner:
-        runner.run(main())
-    assert turns_module.turns().held  # the loop's last wait ended in a turn

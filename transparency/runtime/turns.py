@@ -27,9 +27,7 @@ Where files cannot be locked (no ``fcntl``, an unwritable directory) turns are n
 
 from __future__ import annotations
 
-import asyncio
 import os
-import selectors
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -145,24 +143,3 @@ def turns() -> Turns:
         directory = Path(configured) if configured else default_directory()
         _turns = Turns(directory, bulk_cpu_count())
     return _turns
-
-
-class _TurnTakingSelector(selectors.DefaultSelector):
-    """An event loop's selector that gives the turn back while the loop sleeps."""
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is not None and timeout <= 0:  # ready callbacks waiting: no sleep
-            return super().select(timeout)
-        bulk = turns()
-        bulk.give_back()
-        try:
-            return super().select(timeout)
-        finally:
-            bulk.take()
-
-
-def turn_taking_loop() -> asyncio.AbstractEventLoop:
-    """An event loop for a process that is bulk work as a whole (the job process): it runs
-    its callbacks in a turn and gives the turn back whenever it waits (for PostgreSQL, for
-    its workers, which take turns of their own). Its first wait's end takes the first."""
-    return asyncio.SelectorEventLoop(_TurnTakingSelector())

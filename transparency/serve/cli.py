@@ -262,7 +262,7 @@ def jobs_command(settings: Settings) -> None:
     logs.configure(settings.log_level, settings.log_format)
     load_master_key(settings)  # a bad master key: one line now, not a failure per job
     jobs.lower_priority()
-    jobs.run_in_turns(settings)
+    asyncio.run(jobs.run(settings))
 
 
 def new_key() -> None:

@@ -28,7 +28,6 @@ from transparency.runtime.jobs import JobRunner
 from transparency.runtime.keyring import KeyRing
 from transparency.runtime.notifications import JOBS_APPLICATION_NAME, Listener
 from transparency.runtime.settings import Settings, load_master_key
-from transparency.runtime.turns import turn_taking_loop
 from transparency.runtime.workers import background, name_process
 from transparency.services import jobs
 
@@ -70,13 +69,6 @@ async def run(settings: Settings, *, started: Callable[[], None] = lambda: None)
             started()
             await stop.wait()
     log.info("job process stopped")
-
-
-def run_in_turns(settings: Settings, *, started: Callable[[], None] = lambda: None) -> None:
-    """``run`` on an event loop that takes bulk turns (runtime/turns.py): this process's
-    own bookkeeping (an import's million rows) is bulk work like its workers'."""
-    with asyncio.Runner(loop_factory=turn_taking_loop) as runner:
-        runner.run(run(settings, started=started))
 
 
 def lower_priority() -> None:

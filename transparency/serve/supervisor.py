@@ -18,6 +18,7 @@ finish). Each process dies with the supervisor, even if the supervisor is killed
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing
@@ -84,7 +85,7 @@ def _run_jobs(parent: int, started: Event) -> None:
     jobs.lower_priority()
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_format)
-    jobs.run_in_turns(settings, started=started.set)
+    asyncio.run(jobs.run(settings, started=started.set))
 
 
 class _Child:
