@@ -284,17 +284,7 @@ async def _send_bytes(fd: int, data: bytes) -> None:
 
 
 async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_writer(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_writer(fd)
+    await _watched(fd, loop.add_writer, loop.remove_writer, None)
 
 
 async def _readable(fd: int, limit: float | None) -> None:
@@ -305,19 +295,32 @@ async def _readable(fd: int, limit: float | None) -> None:
     failed to send with EAGAIN, was taken for a dead worker, and was answered 503 after
     two workers were killed and started again (every phone photo of a megabyte or more)."""
     loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
+    try:
+        await _watched(fd, loop.add_reader, loop.remove_reader, limit)
+    finally:
+        os.set_blocking(fd, True)
+
+
+async def _watched(
+    fd: int,
+    watch: Callable[..., object],
+    unwatch: Callable[[int], object],
+    limit: float | None,
+) -> None:
+    """Until the loop's ``watch`` (add_reader or add_writer) reports ``fd`` ready, at most
+    ``limit`` seconds."""
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def wake() -> None:
         if not ready.done():
             ready.set_result(None)
 
-    loop.add_reader(fd, wake)
+    watch(fd, wake)
     try:
         async with asyncio.timeout(limit):
             await ready
     finally:
-        loop.remove_reader(fd)
-        os.set_blocking(fd, True)
+        unwatch(fd)
 
 
 class _Died(Exception):
