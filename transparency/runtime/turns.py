@@ -5,11 +5,12 @@ Bulk work already runs SCHED_IDLE on the CPUs the claims leave it (``workers.bac
 yet how many bulk processes are runnable at once still shows in the claims. On the 2-core
 development machine, one CPU given to bulk work, the stations' claim p99 was 1.5x its
 value with no bulk work beside one SCHED_IDLE busy loop, 2.2x beside two and 2.8x beside
-three (medians of four runs). Hostile photos kept three or four decoders runnable (two per
-API process) and cost 3.5x; the same decoders taking turns cost what one loop costs
-(1.5x). Most likely the scheduler's load balancer counts runnable tasks whatever their
-policy: a CPU with two SCHED_IDLE tasks looks overloaded, and a claim's process woken on
-the other, busy, CPU waits there rather than be moved over.
+three (medians of four runs). Three decoders decoding in a loop cost 3.2x, the same three
+taking turns 1.5x, what one loop costs; hostile photos, which kept three or four decoders
+runnable (two per API process), cost 2.3x to 3.9x before and 1.1x to 2.0x after. Most
+likely the scheduler's load balancer counts runnable tasks whatever their policy: a CPU
+with two SCHED_IDLE tasks looks overloaded, and a claim's process woken on the other,
+busy, CPU waits there rather than be moved over.
 
 A turn is an exclusive ``flock`` on one of as many files as there are bulk CPUs (the
 calling process's own CPUs: bulk processes are pinned to them), so a process killed while
