@@ -94,7 +94,7 @@ class Turns:
         return True
 
     def give_back(self) -> None:
-        if self._held is not None and fcntl is not None:
+        if self._held is not None:  # only ever set where fcntl locks
             fd, self._held = self._held, None
             fcntl.flock(fd, fcntl.LOCK_UN)
 

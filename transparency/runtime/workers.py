@@ -161,7 +161,7 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def in_turn(function: Callable[..., T], *args: Any) -> T:
-    """In a pool worker: ``function(*args)`` while holding a bulk turn (turns.py)."""
+    """In a bulk worker: ``function(*args)`` while holding a bulk turn (turns.py)."""
     with turns().turn():
         return function(*args)
 
@@ -226,10 +226,6 @@ class TaskFailed(Exception):
 
 
 _READY = b"ready"
-# A task up to this size is written straight into the socket (its buffer holds it, and the
-# worker is waiting to read); a larger one, a photo of megabytes, as the socket takes it,
-# from the event loop, which never waits on the worker to read.
-_INLINE_BYTES = 64 * 1024
 
 
 def _serve(conn: Connection, parent: int, warm: str | None) -> None:
@@ -242,10 +238,8 @@ def _serve(conn: Connection, parent: int, warm: str | None) -> None:
     # machine a station's claim must not wait behind somebody's photo (bench_faults.py:
     # hostile photos at equal priority raised the claims' p99 about 7 times).
     background()
-    bulk = turns()
     if warm is not None:
-        with bulk.turn():  # its imports are a fifth of a second of CPU
-            importlib.import_module(warm)
+        in_turn(importlib.import_module, warm)  # its imports are a fifth of a second of CPU
     conn.send_bytes(_READY)
     while True:
         try:
@@ -254,9 +248,7 @@ def _serve(conn: Connection, parent: int, warm: str | None) -> None:
             return
         function, args = pickle.loads(message)  # noqa: S301 (from the pool that spawned us)
         try:
-            with bulk.turn():
-                value = function(*args)
-            reply = pickle.dumps((True, value), protocol=pickle.HIGHEST_PROTOCOL)
+            reply = pickle.dumps((True, in_turn(function, *args)), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # sent as text: not every exception unpickles
             reply = pickle.dumps((False, f"{type(exc).__name__}: {exc}"))
         conn.send_bytes(reply)
@@ -264,7 +256,8 @@ def _serve(conn: Connection, parent: int, warm: str | None) -> None:
 
 async def _send_bytes(fd: int, data: bytes) -> None:
     """``data`` framed as ``Connection.send_bytes`` frames it (a 4-byte big-endian length,
-    then the bytes), written from the event loop as fast as the worker reads it.
+    then the bytes), written from the event loop as fast as the worker reads it: a task
+    that fits the socket's buffer at once, a photo of megabytes a piece at a time.
 
     Not from a thread: a photo of 2 MB took about ten writes, each of which woke the
     thread and took the GIL from the event loop; from the loop it is ten callbacks."""
@@ -278,13 +271,9 @@ async def _send_bytes(fd: int, data: bytes) -> None:
                 try:
                     piece = piece[os.write(fd, piece) :]
                 except BlockingIOError:
-                    await _writable(loop, fd)
+                    await _watched(fd, loop.add_writer, loop.remove_writer, None)
     finally:
         os.set_blocking(fd, True)
-
-
-async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    await _watched(fd, loop.add_writer, loop.remove_writer, None)
 
 
 async def _readable(fd: int, limit: float | None) -> None:
@@ -370,10 +359,7 @@ class _Worker:
                     raise _Died("spoke before it was ready")
                 self.ready = True
             async with asyncio.timeout(time_limit):
-                if len(message) <= _INLINE_BYTES:
-                    self.conn.send_bytes(message)
-                else:
-                    await _send_bytes(fd, message)
+                await _send_bytes(fd, message)
                 await _readable(fd, None)
             return self.conn.recv_bytes()
         except TimeoutError:  # an OSError: keep it apart from a broken socket
