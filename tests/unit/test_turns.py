@@ -57,6 +57,40 @@ def test_a_turn_released_around_a_wait_is_free_meanwhile(tmp_path: Path) -> None
     assert other.take(wait=False)
 
 
+def _blocked_on(path: Path) -> bool:
+    """Whether some process (or thread) waits in flock for the file at ``path``."""
+    inode = f":{path.stat().st_ino} "
+    locks = Path("/proc/locks").read_text().splitlines()
+    return any("->" in line and inode in line for line in locks)
+
+
+def test_a_holder_taking_its_turn_again_at_once_goes_behind_a_waiter(tmp_path: Path) -> None:
+    """A label render gives its turn back around each write and takes it again at once:
+    a process already waiting must get the turn first. Without doors the holder won it back
+    before the waiter woke, and a render kept every decode and render waiting for minutes
+    (a stalled-download test's second label file waited past its 30 s)."""
+    holder, waiter = Turns(tmp_path, 1), Turns(tmp_path, 1)
+    ran: list[str] = []
+
+    def wait_then_run() -> None:
+        waiter.take()
+        ran.append("waiter")
+        waiter.give_back()
+
+    assert holder.take(wait=False)
+    taker = threading.Thread(target=wait_then_run, daemon=True)
+    taker.start()
+    deadline = time.monotonic() + 10
+    while not _blocked_on(tmp_path / "turn-0"):
+        assert time.monotonic() < deadline, "the waiter never waited for the turn"
+        time.sleep(0.01)
+    holder.give_back()
+    holder.take()
+    assert ran == ["waiter"]  # it ran in between, and holds nothing now
+    holder.give_back()
+    taker.join(10)
+
+
 _HOLDER = """
 import sys, time
 from pathlib import Path

@@ -21,6 +21,14 @@ A task holds its turn only while it computes (a decode is bounded by its time li
 job's piece by the chunk size): ``released()`` gives it back around a read or write that
 may wait on the other end, a label download's slow client.
 
+Each turn has a door, a second file: whoever waits for a turn holds its door meanwhile,
+and whoever takes a turn passes its door first. A holder that gives its turn back and
+takes it again at once (a label render does, around each 64 KiB it writes) therefore
+waits behind a process already waiting, rather than win the turn back before that one
+wakes: without doors, a label download drawn for minutes kept every photo decode and
+every other render waiting for as long (flock itself promises no order). Among several
+waiters at one door the kernel picks; none is passed by the same holder twice in a row.
+
 The files live in ``TRANSPARENCY_BULK_TURNS`` (a directory), by default one per user in the
 temporary directory: every service of the machine shares its CPUs, so it shares the turns.
 Where files cannot be locked (no ``fcntl``, an unwritable directory) turns are not taken.
@@ -62,7 +70,7 @@ class Turns:
     def __init__(self, directory: Path, count: int) -> None:
         self.directory = directory
         self.count = count
-        self._files: list[int] | None = None
+        self._files: list[tuple[int, int]] | None = None
         self._held: int | None = None
 
     @property
@@ -79,18 +87,25 @@ class Turns:
             return True
         first = os.getpid() % len(files)
         order = files[first:] + files[:first]
-        for fd in order:  # a free one at once, if any
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        for turn, door in order:  # a free one at once, if any, whose door nobody waits at
+            if not _lock(door, wait=False):
                 continue
-            self._held = fd
-            return True
+            try:
+                if _lock(turn, wait=False):
+                    self._held = turn
+                    return True
+            finally:
+                fcntl.flock(door, fcntl.LOCK_UN)
         if not wait:
             return False
-        # Every one taken: wait on one (spread by process id; a turn is short).
-        fcntl.flock(order[0], fcntl.LOCK_EX)
-        self._held = order[0]
+        # Every one taken: wait on one (spread by process id; a turn is short), in its door.
+        turn, door = order[0]
+        _lock(door, wait=True)
+        try:
+            _lock(turn, wait=True)
+        finally:
+            fcntl.flock(door, fcntl.LOCK_UN)
+        self._held = turn
         return True
 
     def give_back(self) -> None:
@@ -120,16 +135,29 @@ class Turns:
         finally:
             self.take()
 
-    def _open(self) -> list[int]:
+    def _open(self) -> list[tuple[int, int]]:
+        """Each turn's file and its door's."""
         if self._files is None:
             self._files = []
             if fcntl is not None:
                 with suppress(OSError):
                     self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                     for n in range(self.count):
-                        path = self.directory / f"turn-{n}"
-                        self._files.append(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+                        turn, door = self.directory / f"turn-{n}", self.directory / f"door-{n}"
+                        self._files.append((_file(turn), _file(door)))
         return self._files
+
+
+def _file(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+def _lock(fd: int, *, wait: bool) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 _turns: Turns | None = None
