@@ -52,10 +52,9 @@ from transparency.runtime.events import EventBuffer
 from transparency.runtime.jobs import JobRunner
 from transparency.runtime.keyring import KeyRing
 from transparency.runtime.notifications import Listener
-from transparency.runtime.pace import BytePace
 from transparency.runtime.settings import Settings, get_settings, load_master_key
 from transparency.runtime.workers import KillablePool
-from transparency.services import exports, imports, jobs
+from transparency.services import exports, jobs
 from transparency.services.auth import KeyCache
 
 # A report's photo and its form fields (place, note: 2.5 kB of text at most, encoded).
@@ -152,7 +151,6 @@ def create_app(settings: Settings) -> FastAPI:
         settings.scan_workers, settings.scan_queue, warm="scanner"
     )
     app.state.label_renders = exports.Renders(settings.label_renders)
-    app.state.import_pace = BytePace(settings.import_bytes_per_second, imports.BURST)
     shared = os.environ.get(SHARED_FILE_ENV)  # several API processes: one budget per client
     app.state.customer_limiter = RateLimiter(
         settings.customer_rate_per_minute,

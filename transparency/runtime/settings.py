@@ -166,13 +166,6 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(
         default=268_435_456, ge=1024, description="Larger serial-import files get 413."
     )
-    import_bytes_per_second: int = Field(
-        default=4_000_000,
-        ge=10_000,
-        description="Serial-import uploads are read at most this fast in all, per API process"
-        " (their first MiB without a wait): an upload costs the claims on its process a thin"
-        " share of a core, not most of one for as long as it arrives.",
-    )
     max_import_rows: int = Field(
         default=1_000_000,
         ge=1,

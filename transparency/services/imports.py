@@ -32,7 +32,6 @@ from transparency.domain.errors import InvalidCode, InvalidInput, LimitExceeded
 from transparency.domain.identity import Principal
 from transparency.domain.imports import ImportKind, ImportMode, Upload
 from transparency.runtime.jobs import JobRunner
-from transparency.runtime.pace import BytePace
 from transparency.services.products import get_product
 
 _KIND_BY_MEDIA = {
@@ -56,9 +55,6 @@ _FIRST = 100  # refused rows named in the batch's report; rejections.csv has the
 # process's event loop never wait for them (bench_faults.py's hostile import: 12 MB files,
 # one a second, took a quarter of one process's loop in 64 KB steps of about 1 ms).
 _HANDOFF = 1 << 20
-# Bytes of an upload read without a wait after a quiet spell (runtime/pace.py): a small file
-# is never slowed, a large one is read at the pace from its second MiB.
-BURST = 1 << 20
 
 
 class _Packer:
@@ -109,7 +105,6 @@ async def create_import(
     product_id: UUID,
     *,
     body: AsyncIterator[bytes],
-    pace: BytePace,
     kind: ImportKind,
     mode: ImportMode,
     max_jobs: int,
@@ -131,7 +126,7 @@ async def create_import(
         packer = _Packer(spool, f"{kind.value}\0{mode.value}\0".encode())
         held: list[bytes] = []
         size = handed = 0
-        async for chunk in pace.paced(body):
+        async for chunk in body:
             held.append(chunk)
             size += len(chunk)
             if size - handed >= _HANDOFF:

@@ -24,7 +24,6 @@ from transparency.domain.errors import InvalidInput, NotFound
 from transparency.domain.imports import ImportKind, ImportMode
 from transparency.labels.content import Gs1Symbol, LabelLine, Language
 from transparency.labels.sheets import DEFAULT_PRESET, Preset, layout_of
-from transparency.runtime.pace import BytePace
 from transparency.services import batches, exports, imports, keys
 
 router = APIRouter(prefix="/v1", tags=["codes"])
@@ -80,14 +79,6 @@ async def get_renders(request: Request) -> exports.Renders:
 
 
 Renders = Annotated[exports.Renders, Depends(get_renders)]
-
-
-async def get_import_pace(request: Request) -> BytePace:
-    pace: BytePace = request.app.state.import_pace
-    return pace
-
-
-ImportPace = Annotated[BytePace, Depends(get_import_pace)]
 
 
 @router.get("/code-batches/{batch_id}/labels.{kind}", response_class=StreamingResponse)
@@ -180,14 +171,13 @@ async def create_import(
     pool: Pool,
     runner: Runner,
     settings: SettingsDep,
-    pace: ImportPace,
     actor: BrandKey,
     mode: ImportMode = ImportMode.ALL_OR_NOTHING,
     kind: ImportKind | None = None,
 ) -> BatchOut:
     batch, new = await imports.create_import(
         pool, runner, actor, product_id,
-        body=request.stream(), pace=pace,
+        body=request.stream(),
         kind=imports.kind_of(request.headers.get("content-type"), kind),
         mode=mode, max_jobs=settings.max_jobs_per_brand, max_rows=settings.max_import_rows,
     )  # fmt: skip
