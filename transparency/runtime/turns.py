@@ -87,24 +87,16 @@ class Turns:
             return True
         first = os.getpid() % len(files)
         order = files[first:] + files[:first]
-        for turn, door in order:  # a free one at once, if any, whose door nobody waits at
-            if not _lock(door, wait=False):
-                continue
-            try:
-                if _lock(turn, wait=False):
-                    self._held = turn
-                    return True
-            finally:
-                fcntl.flock(door, fcntl.LOCK_UN)
+        # A free one at once, if any (one whose door a waiter holds is not free), else wait
+        # for one (spread by process id; a turn is short) at its door.
+        for turn, door in order:
+            if _through(door, turn, wait=False):
+                self._held = turn
+                return True
         if not wait:
             return False
-        # Every one taken: wait on one (spread by process id; a turn is short), in its door.
         turn, door = order[0]
-        _lock(door, wait=True)
-        try:
-            _lock(turn, wait=True)
-        finally:
-            fcntl.flock(door, fcntl.LOCK_UN)
+        _through(door, turn, wait=True)
         self._held = turn
         return True
 
@@ -150,6 +142,17 @@ class Turns:
 
 def _file(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+def _through(door: int, turn: int, *, wait: bool) -> bool:
+    """Take ``turn`` holding its ``door`` meanwhile (so that no one passes a waiter); with
+    ``wait=False`` only if both are free now."""
+    if not _lock(door, wait=wait):
+        return False
+    try:
+        return _lock(turn, wait=wait)
+    finally:
+        fcntl.flock(door, fcntl.LOCK_UN)
 
 
 def _lock(fd: int, *, wait: bool) -> bool:
