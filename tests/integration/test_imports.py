@@ -7,6 +7,7 @@ import csv
 import io
 import itertools
 import json
+import os
 import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from transparency.domain import codes, epcis, gs1
 from transparency.domain import imports as rules
 from transparency.domain.errors import InvalidInput
 from transparency.runtime.settings import Settings
+from transparency.runtime.workers import bulk_cpus
 from transparency.services import imports as service
 
 DATA = paths.DATA / "epcis"
@@ -422,6 +424,30 @@ async def test_a_file_of_one_serial_repeated_costs_the_database_almost_nothing(
     # every repeat names the file's first line, in every piece (each piece's worker saw
     # only its own piece, and named that piece's first row of the serial)
     assert {r["detail"] for r in refused} == {"serial already at line 2"}
+
+
+async def test_an_uploads_deflate_and_hash_run_as_bulk_work(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deflating a file of serials costs about 10 ms of CPU a megabyte: from a plain
+    thread that was taken at the claims' own priority, on their core, and a 12 MB file of
+    random serials posted once a second raised the claims' p99 1.8-2.5x with no job at all
+    (1.7x as bulk work)."""
+    seen: list[tuple[int, set[int]]] = []
+    add = service._Packer.add
+
+    def watched(self: service._Packer, pieces: list[bytes], *, last: bool = False) -> None:
+        seen.append((os.sched_getscheduler(0), os.sched_getaffinity(0)))
+        add(self, pieces, last=last)
+
+    monkeypatch.setattr(service._Packer, "add", watched)
+    monkeypatch.setattr(service, "_HANDOFF", 4096)  # a piece handed over before the last
+    content = "serial\n" + "".join(f"S{n:09d}\n" for n in range(2000))
+    batch = await post_import(client, world, content, "text/csv")
+    assert batch["report"]["accepted"] == 2000
+    assert len(seen) >= 2  # a piece as it came, and the last
+    assert {policy for policy, _ in seen} == {os.SCHED_IDLE}
+    assert all(cpus == bulk_cpus() for _, cpus in seen)
 
 
 def test_runs_of_refusals_read_back_row_for_row() -> None:

@@ -124,6 +124,17 @@ def _is_idle() -> bool:
 # (a fifth of a second of CPU, paid again after every decoder killed at its time limit)
 # already yield to the API processes, and the fork is not the event loop's to wait for.
 _SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="spawner", initializer=_idle_priority)
+# A request's own bulk steps (an upload's deflate and hash) run on this thread, as bulk
+# work runs everywhere: SCHED_IDLE, on the bulk CPUs. From a plain thread, a file of
+# serials cost the claims' core 10 ms of deflate a megabyte (zlib level 1 on random serials;
+# 1.3 ms on bench_faults.py's file of one serial), at the claims' own priority.
+_BULK_STEPS = ThreadPoolExecutor(1, thread_name_prefix="bulk", initializer=_idle_priority)
+
+
+async def bulk_step(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` on the API process's bulk thread (SCHED_IDLE, on the bulk CPUs);
+    for C work that lets go of the GIL, so the event loop keeps running meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(_BULK_STEPS, function, *args)
 
 
 def name_process(name: bytes) -> None:

@@ -16,6 +16,7 @@ import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from dataclasses import asdict, replace
+from functools import partial
 from itertools import repeat
 from typing import IO
 from uuid import UUID, uuid4
@@ -32,6 +33,7 @@ from transparency.domain.errors import InvalidCode, InvalidInput, LimitExceeded
 from transparency.domain.identity import Principal
 from transparency.domain.imports import ImportKind, ImportMode, Upload
 from transparency.runtime.jobs import JobRunner
+from transparency.runtime.workers import bulk_step
 from transparency.services.products import get_product
 
 _KIND_BY_MEDIA = {
@@ -51,9 +53,9 @@ MEDIA_TYPES = tuple(_KIND_BY_MEDIA)
 _PIECE = 262_144
 _AHEAD = 2  # pieces being read while one is written: both workers busy, memory bounded
 _FIRST = 100  # refused rows named in the batch's report; rejections.csv has them all
-# Bytes of an upload deflated and hashed at a time, in a thread: the claims on this API
-# process's event loop never wait for them (bench_faults.py's hostile import: 12 MB files,
-# one a second, took a quarter of one process's loop in 64 KB steps of about 1 ms).
+# Bytes of an upload deflated and hashed at a time, on the bulk thread: the claims on this
+# API process's event loop never wait for them (bench_faults.py's hostile import: 12 MB
+# files, one a second, took a quarter of one process's loop in 64 KB steps of about 1 ms).
 _HANDOFF = 1 << 20
 
 
@@ -63,8 +65,8 @@ class _Packer:
     Spooled and stored deflated (level 1): a file of serials takes a third of its size in
     the database's WAL and pages, and a file of one serial repeated a million times
     (bench_faults.py's hostile import) a thousandth, instead of keeping the disk's
-    writeback busy beside the claims. ``add`` runs in a thread: zlib and hashlib let go of
-    the GIL while they work on a piece."""
+    writeback busy beside the claims. ``add`` runs on the bulk thread (``bulk_step``): zlib
+    and hashlib let go of the GIL while they work on a piece."""
 
     def __init__(self, spool: IO[bytes], prefix: bytes) -> None:
         self._spool = spool
@@ -130,9 +132,9 @@ async def create_import(
             held.append(chunk)
             size += len(chunk)
             if size - handed >= _HANDOFF:
-                await asyncio.to_thread(packer.add, held)
+                await bulk_step(packer.add, held)
                 held, handed = [], size
-        await asyncio.to_thread(packer.add, held, last=True)
+        await bulk_step(partial(packer.add, held, last=True))
         if packer.blank:
             raise InvalidInput("the file is empty", field="file")
         digest = packer.digest
