@@ -8,6 +8,7 @@ percentile is taken over every request of a window, never averaged across worker
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -87,13 +88,20 @@ def timeline_json(timeline: Timeline) -> dict[str, dict[str, Any]]:
 
 
 def window(timeline: Timeline, start: float, end: float) -> dict[str, Bucket]:
-    """Every kind's requests in the seconds [start, end) merged into one bucket each."""
+    """Every kind's requests answered in [start, end) merged into one bucket each: the
+    seconds wholly inside it (a second that began before ``end`` and ended after it held a
+    ramp's next step's first clients, and their burst was counted against the step)."""
     merged: dict[str, Bucket] = {}
     for second, kinds in timeline.items():
-        if start <= second < end:
+        if start <= second and second + 1 <= end:
             for kind, bucket in kinds.items():
                 merged.setdefault(kind, Bucket()).merge(bucket)
     return merged
+
+
+def whole_seconds(start: float, end: float) -> int:
+    """How many seconds ``window`` takes from [start, end) (at least one)."""
+    return max(1, math.floor(end) - math.ceil(start))
 
 
 def is_5xx(reason: str) -> bool:

@@ -43,7 +43,16 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtest import figures
 from loadtest.data import LoadData, read, share
 from loadtest.errors import LoadTestError
-from loadtest.scenario import KINDS, MIN_ACHIEVED, Dealer, Scenario, parse
+from loadtest.scenario import (
+    KINDS,
+    MIN_ACHIEVED,
+    RAMP_LAG,
+    Dealer,
+    RampPlan,
+    Scenario,
+    Step,
+    parse,
+)
 
 # Workers report every second (locust's default is 3 s): the ramp judges a step on
 # reports that are at most a second late.
@@ -565,10 +574,10 @@ def _worker_report(data: dict[str, Any], **_: Any) -> None:
 
 class Plan(LoadTestShape):
     """The scenario's rate over time as a number of clients; a ramp stops at the first
-    step that breaks an SLO or falls short of its rate."""
+    step that breaks an SLO or falls short of its rate twice in a row (``RampPlan``)."""
 
-    LAG = 2.0  # seconds after a step ends before its last reports are in
     _period = 0.0  # the last period sent to the workers
+    _ramp: RampPlan | None = None
 
     def tick(self) -> tuple[int, float] | None:
         scenario = MASTER.scenario
@@ -577,16 +586,11 @@ class Plan(LoadTestShape):
         load = scenario.load
         shape: Any = self  # locust's LoadTestShape is untyped
         now = float(shape.get_run_time())
-        steps = load.steps()
         if load.shape == "ramp":
-            judged = len(MASTER.steps)
-            due = judged < len(steps) and now >= steps[judged].end + self.LAG
-            if due and not self._judge(scenario, steps[judged]):
-                return None
-        current = next((s for s in steps if s.start <= now < s.end), None)
+            current = self._ramp_step(scenario, now)
+        else:
+            current = next((s for s in load.steps() if s.start <= now < s.end), None)
         if current is None:
-            if load.shape == "ramp" and len(MASTER.steps) < len(steps):
-                return 1, 1.0  # the last step is being judged
             return None
         users = load.users(current.rate, MASTER.workers)
         period = users / current.rate
@@ -595,12 +599,27 @@ class Plan(LoadTestShape):
             self._period = period
         return users, float(users)  # all at once: a step is its rate from its start
 
-    def _judge(self, scenario: Scenario, step: Any) -> bool:
+    def _ramp_step(self, scenario: Scenario, now: float) -> Step | None:
+        """The ramp's step to run at ``now``: the first one not yet judged, run on past its
+        end until it is, so that the step after it (the next rate, or the same again)
+        starts once it is known; None once the ramp has stopped."""
+        if self._ramp is None:
+            self._ramp = RampPlan(scenario.load)
+        ramp = self._ramp
+        judged = len(MASTER.steps)
+        if judged < len(ramp.steps) and now >= ramp.steps[judged].end + RAMP_LAG:
+            step = ramp.steps[judged]
+            if not ramp.go_on(judged, self._judge(scenario, step, judged in ramp.repeats), now):
+                return None
+            judged += 1
+        return ramp.steps[judged] if judged < len(ramp.steps) else None
+
+    def _judge(self, scenario: Scenario, step: Step, again: bool) -> bool:
         # The step's first second is its clients starting; it is left out of its figures.
         start = MASTER.t0 + step.start + min(1.0, (step.end - step.start) / 4)
-        kinds = figures.window(MASTER.timeline, start, MASTER.t0 + step.end)
-        seconds = MASTER.t0 + step.end - start
-        achieved = sum(b.count for b in kinds.values()) / seconds
+        end = MASTER.t0 + step.end
+        kinds = figures.window(MASTER.timeline, start, end)
+        achieved = sum(b.count for b in kinds.values()) / figures.whole_seconds(start, end)
         results = figures.objectives(scenario, kinds)
         broken = [r.name for r in results if not r.ok]
         if achieved < MIN_ACHIEVED * step.rate:
@@ -609,7 +628,7 @@ class Plan(LoadTestShape):
             "target_rate": step.rate, "start": step.start, "end": step.end,
             "achieved_rate": round(achieved, 1),
             "p99": {k: b.percentile(0.99) for k, b in kinds.items()},
-            "ok": not broken, "broken": broken,
+            "ok": not broken, "broken": broken, "again": again,
         })  # fmt: skip
         return not broken
 

@@ -324,7 +324,9 @@ def _ramp(summary: Mapping[str, Any]) -> str:
         found = "<p>No step met every SLO: no saturation point was found.</p>"
     rows = [
         [
-            _row_header(f"{_number(step.get('target_rate'), 0)}/s"),
+            _row_header(
+                f"{_number(step.get('target_rate'), 0)}/s" + (" again" if step.get("again") else "")
+            ),
             _cell(f"{_number(step.get('achieved_rate'), 1)}/s"),
             *(_cell(_number(_mapping(step.get("p99")).get(kind), 1)) for kind in types),
             _ok(step.get("ok")),

@@ -81,10 +81,16 @@ def build(
                 "target_rate": best["target_rate"],
                 "achieved_rate": best["achieved_rate"],
             }
-        broken = next((s for s in steps if not s["ok"]), None)
-        if broken is not None:
+        for step, after in itertools.pairwise(steps):
+            if not step["ok"] and after.get("again") and after["ok"]:
+                reasons.append(
+                    f"the step at {step['target_rate']:g}/s broke ({'; '.join(step['broken'])})"
+                    " and met every SLO measured again"
+                )
+        if steps and not steps[-1]["ok"]:
+            last = steps[-1]
             reasons.append(
-                f"ramp stopped at {broken['target_rate']:g}/s: " + "; ".join(broken["broken"])
+                f"ramp stopped at {last['target_rate']:g}/s: " + "; ".join(last["broken"])
             )
         if saturation is None:
             reasons.append("no step met every SLO: no saturation point")

@@ -5,6 +5,7 @@ commands' errors. tests/e2e/test_loadtest_run.py runs it against a real service.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,17 @@ from loadtest.errors import DataError, PrepareError, ScenarioError
 from loadtest.faults import Fault
 from loadtest.prepare import prepare
 from loadtest.run import check_plan, used_marker
-from loadtest.scenario import DEFAULT_SLO, Dealer, Scenario, parse, seconds, with_plan
+from loadtest.scenario import (
+    DEFAULT_SLO,
+    RAMP_HOLD,
+    RAMP_REPEATS,
+    Dealer,
+    RampPlan,
+    Scenario,
+    parse,
+    seconds,
+    with_plan,
+)
 from loadtest.scenario import read as read_scenario
 
 ADMIN = "admin-key"
@@ -123,6 +134,89 @@ def test_each_shape_plans_its_rate_over_time() -> None:
     assert steps(shape="ramp", start=100, step=50, max_rate=200, step_duration=10) == [
         (0, 10, 100), (10, 20, 150), (20, 30, 200),
     ]  # fmt: skip
+
+
+def test_a_broken_ramp_step_is_measured_again_before_the_ramp_stops() -> None:
+    load = parse({"load": {"shape": "ramp", "start": 100, "step": 100, "max_rate": 400,
+                           "step_duration": 10}}).load  # fmt: skip
+    ramp = RampPlan(load)
+    assert ramp.go_on(0, ok=True, now=12)  # judged 2 s after its end: the next starts then
+    assert [(s.start, s.end, s.rate) for s in ramp.steps] == [
+        (0, 10, 100), (12, 22, 200), (22, 32, 300), (32, 42, 400),
+    ]  # fmt: skip
+    assert ramp.go_on(1, ok=False, now=25)  # one stall: 200/s again, then the rest
+    assert [(s.start, s.end, s.rate) for s in ramp.steps] == [
+        (0, 10, 100), (12, 22, 200), (25, 35, 200), (35, 45, 300), (45, 55, 400),
+    ]  # fmt: skip
+    assert ramp.repeats == {2}
+    assert ramp.go_on(2, ok=True, now=38)
+    assert ramp.go_on(3, ok=False, now=51)  # 300/s breaks, and breaks again: the limit
+    assert not ramp.go_on(4, ok=False, now=64)
+    assert [s.rate for s in ramp.steps] == [100, 200, 200, 300, 300, 400]
+
+
+def test_a_ramp_repeats_at_most_so_many_steps_a_run() -> None:
+    load = parse({"load": {"shape": "ramp", "start": 100, "step": 100, "max_rate": 900,
+                           "step_duration": 10}}).load  # fmt: skip
+    ramp = RampPlan(load)
+    index, now = 0, 0.0
+    for _ in range(RAMP_REPEATS):  # each broken step, then its repeat holds
+        now += 10 + RAMP_HOLD
+        assert ramp.go_on(index, ok=False, now=now)
+        now += 10 + RAMP_HOLD
+        assert ramp.go_on(index + 1, ok=True, now=now)
+        index += 2
+    assert not ramp.go_on(index, ok=False, now=now + 10 + RAMP_HOLD)  # no repeat left
+    # the longest a ramp runs: every step and every repeat held while judged
+    assert load.planned_duration == (9 + RAMP_REPEATS) * (10 + RAMP_HOLD)
+    assert ramp.steps[-1].end + RAMP_HOLD <= load.planned_duration
+
+
+def test_a_ramp_plans_codes_for_its_steps_held_and_its_repeats() -> None:
+    ramp = parse({"load": {"shape": "ramp", "start": 100, "step": 100, "max_rate": 200,
+                           "step_duration": 10}, "mix": {"claim": 1}})  # fmt: skip
+    steps = (100 + 200) * (10 + RAMP_HOLD)  # requests of the planned steps, held
+    repeats = RAMP_REPEATS * (10 + RAMP_HOLD) * 200  # so many steps again at the top rate
+    assert ramp.codes_needed() == math.ceil(round((steps + repeats) * 1.1, 6)) + 21
+
+
+def test_a_step_is_judged_on_the_seconds_wholly_inside_it() -> None:
+    """A second that began before a step's end and ended after it held the next step's
+    first clients: their burst once broke a cluster's step at 200 claims/s (p50 7 ms)."""
+    timeline: figures.Timeline = {}
+    for second, ms in ((100, 5), (101, 5), (102, 900)):
+        timeline.setdefault(second, {}).setdefault("claim", figures.Bucket()).add(ms, None)
+    assert figures.window(timeline, 100.0, 102.9)["claim"].percentile(0.99) == 5
+    assert (figures.window(timeline, 100.0, 103.0)["claim"].percentile(0.99) or 0) > 5
+    assert "claim" not in figures.window(timeline, 100.5, 101.9)
+    # a rate is taken over the seconds the window took: 100.2-102.9 took 101 alone
+    assert figures.whole_seconds(100.2, 102.9) == 1
+    assert figures.whole_seconds(100.0, 103.0) == 3
+
+
+def test_a_step_that_held_when_measured_again_does_not_stop_the_ramp() -> None:
+    step = {"start": 1.0, "end": 3.0, "achieved_rate": 100.0, "p99": {"claim": 5.0},
+            "ok": True, "broken": [], "again": False}  # fmt: skip
+    stalled = step | {"target_rate": 200.0, "ok": False, "broken": ["claim p99 <= 50 ms"]}
+    steps = [step | {"target_rate": 100.0}, stalled, step | {"target_rate": 200.0, "again": True},
+             step | {"target_rate": 300.0}]  # fmt: skip
+    ramp = Scenario(load=parse({"load": {"shape": "ramp"}}).load)
+    result = summary.build(
+        raw_run(cpu=20) | {"steps": steps}, ramp, run_id="r", api="http://x", workers=1,
+        prepared=10, faults=[], invariants=[],
+    )  # fmt: skip
+    assert result["verdict"] == "pass"
+    assert result["saturation"]["target_rate"] == 300.0
+    assert result["reasons"] == [
+        "the step at 200/s broke (claim p99 <= 50 ms) and met every SLO measured again"
+    ]
+    stopped = summary.build(
+        raw_run(cpu=20) | {"steps": [*steps, stalled | {"target_rate": 400.0},
+                                     stalled | {"target_rate": 400.0, "again": True}]},
+        ramp, run_id="r", api="http://x", workers=1, prepared=10, faults=[], invariants=[],
+    )  # fmt: skip
+    assert stopped["saturation"]["target_rate"] == 300.0
+    assert stopped["reasons"][-1] == "ramp stopped at 400/s: claim p99 <= 50 ms"
 
 
 def test_the_codes_a_plan_needs() -> None:
