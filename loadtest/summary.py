@@ -96,7 +96,7 @@ def build(
             reasons.append("no step met every SLO: no saturation point")
         # The objectives as the saturation step met them (the first step, if none did).
         best_rate = saturation["target_rate"] if saturation else None
-        shown = next((s for s in steps if s["target_rate"] == best_rate), None)
+        shown = next((s for s in steps if s["ok"] and s["target_rate"] == best_rate), None)
         shown = shown or (steps[0] if steps else None)
         kinds = run_kinds
         if shown is not None:

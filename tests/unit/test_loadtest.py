@@ -219,6 +219,29 @@ def test_a_step_that_held_when_measured_again_does_not_stop_the_ramp() -> None:
     assert stopped["reasons"][-1] == "ramp stopped at 400/s: claim p99 <= 50 ms"
 
 
+def test_the_objectives_shown_are_those_of_the_step_that_held() -> None:
+    raw = raw_run(cpu=20)
+    slow: figures.Timeline = {1005: {"claim": figures.Bucket()}}
+    for _ in range(100):
+        slow[1005]["claim"].add(900, None)  # a stall in the first run of the 200/s step
+    timeline: figures.Timeline = {}
+    figures.merge_into(timeline, raw["timeline"])
+    figures.merge_into(timeline, figures.timeline_json(slow))
+    step = {"achieved_rate": 100.0, "p99": {"claim": 5.0}, "broken": [], "again": False}
+    steps = [step | {"target_rate": 100.0, "start": 0.0, "end": 3.0, "ok": True},
+             step | {"target_rate": 200.0, "start": 3.0, "end": 7.0, "ok": False},
+             step | {"target_rate": 200.0, "start": 7.0, "end": 10.0, "ok": True,
+                     "again": True}]  # fmt: skip
+    result = summary.build(
+        raw | {"timeline": figures.timeline_json(timeline), "steps": steps},
+        Scenario(load=parse({"load": {"shape": "ramp"}}).load), run_id="r", api="http://x",
+        workers=1, prepared=10, faults=[], invariants=[],
+    )  # fmt: skip
+    assert result["saturation"]["target_rate"] == 200.0
+    p99 = next(o for o in result["slos"] if o["name"] == "claim p99 <= 50 ms")
+    assert p99 == {"name": "claim p99 <= 50 ms", "limit": 50.0, "measured": 5.0, "ok": True}
+
+
 def test_the_codes_a_plan_needs() -> None:
     # 10 claims, 1 tote of 20 and 9 customer checks in 20 requests: 30 codes / 20 requests.
     mix = {"claim": 10, "tote": 1, "customer_json": 9, "tote_size": 20}
