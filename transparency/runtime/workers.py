@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import suppress
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar, cast
 
@@ -131,10 +132,11 @@ _SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="spawner", initializer=_idle
 _BULK_STEPS = ThreadPoolExecutor(1, thread_name_prefix="bulk", initializer=_idle_priority)
 
 
-async def bulk_step(function: Callable[..., T], *args: Any) -> T:
-    """``function(*args)`` on the API process's bulk thread (SCHED_IDLE, on the bulk CPUs);
-    for C work that lets go of the GIL, so the event loop keeps running meanwhile."""
-    return await asyncio.get_running_loop().run_in_executor(_BULK_STEPS, function, *args)
+async def bulk_step(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``function(*args, **kwargs)`` on the API process's bulk thread (SCHED_IDLE, on the
+    bulk CPUs); for C work that lets go of the GIL, so the event loop runs meanwhile."""
+    call = partial(function, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_BULK_STEPS, call)
 
 
 def name_process(name: bytes) -> None:

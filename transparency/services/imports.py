@@ -16,7 +16,6 @@ import zlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from dataclasses import asdict, replace
-from functools import partial
 from itertools import repeat
 from typing import IO
 from uuid import UUID, uuid4
@@ -134,7 +133,7 @@ async def create_import(
             if size - handed >= _HANDOFF:
                 await bulk_step(packer.add, held)
                 held, handed = [], size
-        await bulk_step(partial(packer.add, held, last=True))
+        await bulk_step(packer.add, held, last=True)
         if packer.blank:
             raise InvalidInput("the file is empty", field="file")
         digest = packer.digest
