@@ -175,12 +175,11 @@ class RampPlan:
         """Step ``index`` was judged ``ok`` or not at ``now`` (it ran on at its rate until
         then): whether the ramp goes on. The next step starts at ``now``: a repeat of a
         broken step, or the next rate."""
-        step = self.steps[index]
         later = self.steps[index + 1 :]
         if not ok:
             if index in self.repeats or len(self.repeats) >= RAMP_REPEATS:
                 return False
-            later = [Step(step.start, step.end, step.rate), *later]
+            later = [self.steps[index], *later]  # the same step again, moved to start now
             self.repeats.add(index + 1)
         shift = now - later[0].start if later else 0.0
         self.steps[index + 1 :] = [Step(s.start + shift, s.end + shift, s.rate) for s in later]
@@ -205,8 +204,9 @@ class Scenario:
         return used / total
 
     def codes_needed(self, workers: int = 1) -> int:
-        """Fresh codes the whole plan uses, with headroom (a ramp: up to its last step),
-        and a tote more for each worker, which holds its own share."""
+        """Fresh codes the whole plan uses, with headroom (a ramp: up to its last step, each
+        step held while judged, and its repeats), and a tote more for each worker, which
+        holds its own share."""
         load = self.load
         steps = load.steps()
         requests = sum((s.end - s.start) * s.rate for s in steps)
