@@ -20,9 +20,9 @@ connection is closed. Time the server itself holds the body back (reading paused
 ``100 Continue`` not yet sent) does not count. A process accepts ``Limits.max_connections``
 connections; one more gets a 503 problem (with Retry-After) and is closed at once.
 
-A request answered while more than ``MAX_UNREAD_BODY`` of its body is still to come (a
-429 or a 413 given from its head) has its connection closed after the answer, which says
-so; uvicorn would read the whole body to keep the connection for the next request.
+A request answered while any of its body is still to come (a 429 or a 413 given from its
+head) has its connection closed after the answer, which says so; uvicorn would read the
+whole body to keep the connection for the next request.
 """
 
 from __future__ import annotations
@@ -41,10 +41,6 @@ from transparency.domain.errors import Overloaded, RequestTimeout, TransparencyE
 # A body must average at least this (bytes a second) after its first body_seconds: a slow
 # mobile uplink of 1 Mbit/s sends 125 kB/s, a tenth of it still passes.
 MIN_BODY_RATE = 10_000
-# Answered with more than this of its body still to come, a request's connection is closed
-# after the answer rather than read to the end of the body for the next request (Go's
-# net/http draws the line at the same 256 KB).
-MAX_UNREAD_BODY = 256 * 1024
 
 
 class _Coalescing:
@@ -99,16 +95,6 @@ class Limits:
 _HEAD, _BODY = "head", "body"
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """A request's body length from its headers: 0 for none, None for a chunked one."""
-    for name, value in headers:
-        if name == b"content-length" and value.isdigit():
-            return int(value)
-        if name == b"transfer-encoding":
-            return None
-    return 0
-
-
 class CoalescingHttpTools(HttpToolsProtocol):
     """HttpToolsProtocol over a transport that sends a response's writes in one piece, with
     read deadlines and a connection limit (see the module's docstring)."""
@@ -127,8 +113,8 @@ class CoalescingHttpTools(HttpToolsProtocol):
         self._reading: str | None = None  # the part of a request still arriving, if any
         self._since = 0.0  # when that part began (loop time)
         self._received = 0  # body bytes received so far
-        self._left: int | None = 0  # body bytes still to come (None: chunked, unknown)
         self._deadline: asyncio.TimerHandle | None = None
+        self._watched: Any = None  # the last request whose answer may close (_close_if_unread)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_Coalescing(transport, self.loop))  # type: ignore[arg-type]
@@ -144,6 +130,11 @@ class CoalescingHttpTools(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        # A request whose body is still to come once this read is parsed: its task has not
+        # run yet, so its answer is watched from its start. Most bodies arrive whole with
+        # their head, and their requests pass here untouched.
+        if self._reading == _BODY and self._watched is not self.cycle:
+            self._close_if_unread(self.cycle)
         # Most requests arrive whole in one read: only one left incomplete needs a timer.
         if self._reading is not None and self._deadline is None:
             self._arm()
@@ -156,15 +147,10 @@ class CoalescingHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self._begin(_BODY)
-        self._left = _content_length(self.headers)
-        if self._left is None or self._left > MAX_UNREAD_BODY:
-            self._close_if_unread(self.cycle)
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
         self._received += len(body)
-        if self._left is not None:
-            self._left -= len(body)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -172,16 +158,20 @@ class CoalescingHttpTools(HttpToolsProtocol):
         self._disarm()
 
     def _close_if_unread(self, cycle: Any) -> None:
-        """Have ``cycle``'s answer close the connection if it starts while more than
-        MAX_UNREAD_BODY of the request's body is still to come.
+        """Have ``cycle``'s answer close the connection if it starts while any of the
+        request's body is still to come.
 
         uvicorn reads the rest of a body the app never asked for, to keep the connection for
         the next request. A client refused at once (429, 413) could so make the process read
         and parse all it sent: four clients posting 2 MB photos in a loop, each refused at
-        once, took three quarters of an API core, and the stations' claim p99 rose 4x. The
-        answer says ``Connection: close`` and the kernel drops what is left unread, as nginx
-        and Go's net/http do with a large unread body.
+        once, took three quarters of an API core, and the stations' claim p99 rose 4x. Past
+        a 256 KB line (Go's net/http's) the same four posting 300 KB photos, 800 refusals a
+        second, still had each one's last 250 KB read: the claims' p99 3.0-4.9x, against
+        2.8-3.8x closing at any unread byte (bench_faults.py, alternating). The answer says
+        ``Connection: close`` and the kernel drops what is left unread; a refused client
+        connects again, as it would after any error.
         """
+        self._watched = cycle
         send = cycle.send
 
         async def send_closing(message: Any) -> None:
@@ -192,10 +182,9 @@ class CoalescingHttpTools(HttpToolsProtocol):
         cycle.send = send_closing
 
     def _unread(self, cycle: Any) -> bool:
-        """Whether more than MAX_UNREAD_BODY of ``cycle``'s body is still to come."""
-        if cycle is not self.cycle or self._reading != _BODY:
-            return False  # its body is all in: the parser went on (or finished it)
-        return self._left is None or self._left > MAX_UNREAD_BODY
+        """Whether any of ``cycle``'s body is still to come (else the parser went on, or
+        finished it)."""
+        return cycle is self.cycle and self._reading == _BODY
 
     def _begin(self, part: str) -> None:
         self._reading, self._since, self._received = part, self.loop.time(), 0
