@@ -119,6 +119,26 @@ async def customer_limit(request: Request) -> None:
 
 CustomerLimit = Annotated[None, Depends(customer_limit)]
 
+# What `serve` adds to each request's ASGI scope extensions: {"set": f(bytes)}, which caps
+# how much of the response the kernel holds for a client that is not reading (SO_SNDBUF).
+SEND_BUFFER = "transparency.send_buffer"
+# A label file is drawn at about 70 KB of PDF a second, a core's worth of bulk work; the
+# kernel buffered up to 4 MB for a client that had stopped reading (loopback's autotuning),
+# a minute of drawing for nobody. 32 KiB (doubled by Linux) still passes 320 KB/s over a
+# 200 ms round trip.
+_SLOW_SEND_BUFFER = 32 * 1024
+
+
+async def slow_response(request: Request) -> None:
+    """For a response drawn slowly by bulk work: the kernel holds little of it unsent, so
+    a client that stops reading stops the work within a few hundred KB."""
+    extension = request.scope.get("extensions", {}).get(SEND_BUFFER)
+    if extension is not None:
+        extension["set"](_SLOW_SEND_BUFFER)
+
+
+SlowResponse = Annotated[None, Depends(slow_response)]
+
 
 def thresholds(settings: Settings) -> CloneThresholds:
     return CloneThresholds(

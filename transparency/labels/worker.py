@@ -18,6 +18,7 @@ first page; if its parent dies, its pipes close and it ends.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from transparency.labels import BAD_LABEL
+from transparency.labels import BAD_LABEL, PIECE
 from transparency.labels.render import Label, SheetLayout, Symbology, write_pdf, write_zip
 from transparency.runtime.turns import turns
 
@@ -79,8 +80,12 @@ def main(argv: list[str]) -> int:
     # this process waits on its pipes: a client that stops reading keeps no turn.
     bulk = turns()
     source = io.BufferedReader(_Waiting(sys.stdin.fileno(), "rb", closefd=False), 1 << 16)
-    # 64 KiB writes: the pipe's size, so the parent reads whole pieces.
-    out = io.BufferedWriter(_Waiting(sys.stdout.fileno(), "wb", closefd=False), 1 << 16)
+    # Little of the file waits anywhere for a client that stopped reading (a second of
+    # drawing in each of these buffers, the pipe's, the parent's and the socket's): 16 KiB
+    # writes, into a pipe of 16 KiB, which the parent reads whole.
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(sys.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIECE)
+    out = io.BufferedWriter(_Waiting(sys.stdout.fileno(), "wb", closefd=False), PIECE)
     try:
         with bulk.turn():
             render(source, out)

@@ -28,13 +28,17 @@ whole body to keep the connection for the next request.
 from __future__ import annotations
 
 import asyncio
+import socket
+from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from transparency.api.deps import SEND_BUFFER
 from transparency.api.problems import problem
 from transparency.domain.errors import Overloaded, RequestTimeout, TransparencyError
 
@@ -146,6 +150,11 @@ class CoalescingHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        # After super(), which made the request's cycle (its scope is this same dict) and
+        # whose task has not run yet.
+        self.scope.setdefault("extensions", {})[SEND_BUFFER] = {
+            "set": partial(self._slow_response, self.cycle)
+        }
         self._begin(_BODY)
 
     def on_body(self, body: bytes) -> None:
@@ -156,6 +165,17 @@ class CoalescingHttpTools(HttpToolsProtocol):
         super().on_message_complete()
         self._reading = None
         self._disarm()
+
+    def _slow_response(self, cycle: Any, size: int) -> None:
+        """Cap the kernel's buffer for ``cycle``'s response at ``size`` (SO_SNDBUF), and
+        close the connection after it: a socket keeps a cap for good (Linux stops tuning
+        its buffer), and the next response on it may be a large file for a distant client."""
+        cycle.keep_alive = False
+        self.transport.set_write_buffer_limits(high=size // 2)  # and little held here
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     def _close_if_unread(self, cycle: Any) -> None:
         """Have ``cycle``'s answer close the connection if it starts while any of the

@@ -43,7 +43,7 @@ from transparency.domain.batches import Batch
 from transparency.domain.codes import CodeFormat
 from transparency.domain.errors import Conflict, InvalidInput, RenderersBusy
 from transparency.domain.identity import Principal
-from transparency.labels import BAD_LABEL
+from transparency.labels import BAD_LABEL, PIECE
 from transparency.labels.content import (
     CALL_TO_ACTION,
     Gs1Symbol,
@@ -416,7 +416,7 @@ async def labels_file(
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "transparency.labels.worker", _cpu_list(bulk_cpus()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, limit=PIECE,  # at most 2 pieces read ahead
         )  # fmt: skip
     except BaseException:
         give_back()
@@ -486,7 +486,7 @@ async def _rendered(
     loop = asyncio.get_running_loop()
     feeding = asyncio.create_task(feed())
     try:
-        while chunk := await stdout.read(1 << 16):
+        while chunk := await stdout.read(PIECE):
             stall = loop.call_later(stall_seconds, abandon)
             yield chunk
             stall.cancel()

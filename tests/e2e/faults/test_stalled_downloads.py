@@ -178,3 +178,56 @@ def test_claims_keep_their_latency_while_eight_downloads_stall(data_home: Path) 
     assert max(during) < 2.0, during
     # Generous: a stalled download may cost a claim some CPU, never a wait for a connection.
     assert statistics.median(during) < 5 * statistics.median(before) + 0.05, (before, during)
+
+
+def unsent_bytes(server_port: int, client_port: int) -> int:
+    """What the kernel holds unsent on the server's side of one loopback connection
+    (/proc/net/tcp's tx_queue)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == (
+            client_port
+        ):
+            return int(queues.split(":")[0], 16)
+    raise AssertionError("the connection is not in /proc/net/tcp")
+
+
+def test_a_stalled_label_download_stops_its_renderer_within_a_few_hundred_kb(
+    data_home: Path,
+) -> None:
+    """A label file is drawn at about 70 KB a second by a core's worth of bulk work. A
+    client that stopped reading had the kernel buffer up to 4 MB of it (loopback's
+    autotuning), and the renderer drew for a minute for nobody; the socket grew past 1 MB
+    in 15 s. Now the response's socket holds little, and so does every buffer before it."""
+    admin = str(new_api_key())
+    served = Served(data_home, free_port(), TRANSPARENCY_ADMIN_KEY=admin, TRANSPARENCY_WORKERS="1")
+    served.wait_ready()
+    http = httpx.Client(base_url=served.url, timeout=30)
+    auth = {"Authorization": f"Bearer {admin}"}
+    r = http.post("/v1/brands", json={"name": "Acme", "gs1_prefixes": [TEST_PREFIX]}, headers=auth)
+    key = r.json()["api_key"]["key"]
+    brand = {"Authorization": f"Bearer {key}"}
+    gtin = gtin14("0950600013435")
+    product = http.post("/v1/products", json={"gtin": gtin, "name": "x"}, headers=brand).json()
+    labels = batch(http, brand, product["id"], count=20_000) + "/labels.pdf"
+    s, status = stalled_download(served.port, labels, key)
+    try:
+        assert status[9:12] == b"200", status
+        client_port = s.getsockname()[1]
+        # Until the renderer waits on its pipe (its CPU time still over a second), or the
+        # socket holds far more than it should: either ends this, whatever the machine's pace.
+        deadline = time.monotonic() + 300
+        drawn, still = -1.0, 0
+        while still < 2 and unsent_bytes(served.port, client_port) < 1 << 20:
+            assert time.monotonic() < deadline, "the renderer never stopped"
+            time.sleep(0.5)
+            (renderer,) = renderers(served.proc.pid)
+            now = sum(renderer.cpu_times()[:2])
+            drawn, still = now, still + 1 if now == drawn else 0
+        assert unsent_bytes(served.port, client_port) <= 128 * 1024
+        assert still == 2, "the renderer was still drawing"
+    finally:
+        s.close()
+        http.close()
+        served.stop()

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from transparency.api.deps import BrandKey, Keys, Pool, Runner, SettingsDep
+from transparency.api.deps import BrandKey, Keys, Pool, Runner, SettingsDep, SlowResponse
 from transparency.api.schemas import (
     BatchIn,
     BatchOut,
@@ -90,6 +90,7 @@ async def download_labels(
     renders: Renders,
     settings: SettingsDep,
     actor: BrandKey,
+    _: SlowResponse,
     preset: Annotated[Preset, Query(description="Label stock; the fields below change it.")] = (
         DEFAULT_PRESET
     ),
