@@ -122,11 +122,13 @@ cluster-test: deps cluster-deps
 	$(BIN)/pytest -p no:cacheprovider -s tests/cluster $(PYTEST_ARGS)
 
 # Debian's packages: the cluster runs nothing home-made.
-CLUSTER_PACKAGES := postgresql-15 patroni etcd-server haproxy pgbackrest
+# nginx is the edge deploy/nginx.conf configures, run as shipped by tests/e2e/test_edge.py.
+CLUSTER_PACKAGES := postgresql-15 patroni etcd-server haproxy pgbackrest nginx
 cluster-deps:
 	@if command -v patroni >/dev/null 2>&1 && command -v etcd >/dev/null 2>&1 && \
 	    command -v pgbackrest >/dev/null 2>&1 && \
 	    { command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy; } && \
+	    { command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } && \
 	    test -x /usr/lib/postgresql/15/bin/postgres; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing $(CLUSTER_PACKAGES) (the cluster and its failover tests need them)"; \

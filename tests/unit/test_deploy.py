@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.support import paths
-from transparency.domain.errors import PayloadTooLarge
+from transparency.domain.errors import PayloadTooLarge, RateLimited
 from transparency.runtime.settings import Settings
 
 NGINX = (paths.ROOT / "deploy" / "nginx.conf").read_text()
@@ -49,6 +49,20 @@ def test_nginx_import_location_matches_the_import_path() -> None:
 def test_nginx_refuses_a_large_body_with_the_services_problem() -> None:
     assert "error_page 413 = @payload_too_large;" in NGINX
     assert f'"type": "/problems/{PayloadTooLarge.slug}"' in NGINX
+
+
+def test_nginx_limits_anonymous_photos_at_the_services_customer_budget() -> None:
+    rate = re.search(r"limit_req_zone \$anonymous_client zone=photos:\w+ rate=(\d+)r/m;", NGINX)
+    burst = re.search(r"limit_req zone=photos burst=(\d+) nodelay;", NGINX)
+    assert rate is not None
+    assert burst is not None
+    assert int(rate.group(1)) == default("customer_rate_per_minute")
+    assert int(burst.group(1)) == default("customer_burst")
+    # Only requests without a key are counted: an empty key is never limited.
+    assert re.search(r'map \$http_authorization \$anonymous_client \{\s+""\s+\$binary_remote_addr;'
+                     r'\s+default "";', NGINX)  # fmt: skip
+    assert "error_page 429 = @rate_limited;" in NGINX
+    assert f'"type": "/problems/{RateLimited.slug}"' in NGINX
 
 
 def test_nginx_header_timeout_is_the_services() -> None:
