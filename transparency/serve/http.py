@@ -23,6 +23,10 @@ connections; one more gets a 503 problem (with Retry-After) and is closed at onc
 A request answered while any of its body is still to come (a 429 or a 413 given from its
 head) has its connection closed after the answer, which says so; uvicorn would read the
 whole body to keep the connection for the next request.
+
+Each request's scope carries one extension of ours (``api.deps.SEND_BUFFER``): a response
+drawn slowly by bulk work (a label file) caps what the kernel holds of it unsent, so a
+client that stops reading stops the work, and its connection closes after it.
 """
 
 from __future__ import annotations
