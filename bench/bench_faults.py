@@ -58,6 +58,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 from bench_verification import Req, Runs, Target, claim, ensure_wrk, row, settle
@@ -73,14 +74,10 @@ def hostile_jpeg(repeats: int = 1000) -> bytes:
     comes ``repeats`` times, about 300 KB, that a decoder would work through for tens of
     seconds. The service refuses it from its header (``scanner.images.MAX_JPEG_SCANS``)."""
     import numpy as np
-    from PIL import Image
 
     ramp = np.add.outer(np.linspace(0, 127, 240), np.linspace(0, 127, 320)).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(ramp).save(out, "JPEG", progressive=True, quality=90)
-    data = out.getvalue()
-    last = data.rfind(b"\xff\xda")  # the last start-of-scan marker
-    return data[:last] + data[last:-2] * repeats + data[-2:]
+    head, scan, end = _progressive(ramp)
+    return head + scan * repeats + end
 
 
 def heavy_jpeg() -> bytes:
@@ -88,16 +85,22 @@ def heavy_jpeg() -> bytes:
     every scan is large) of 49 scans, within the scan limit; a decoder spends about 0.3 s
     on it (60 ms of that in one call, libjpeg's)."""
     import numpy as np
+
+    pixels = np.random.default_rng(7).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    head, scan, end = _progressive(pixels)
+    return head + scan * 10 * max(1, 200_000 // len(scan)) + end
+
+
+def _progressive(pixels: Any) -> tuple[bytes, bytes, bytes]:
+    """``pixels`` as a progressive JPEG, in three parts: up to its last scan, that scan
+    (its SOS segment up to EOI), and EOI."""
     from PIL import Image
 
-    rng = np.random.default_rng(7)
-    pixels = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, "JPEG", progressive=True, quality=90)
     data = out.getvalue()
-    last = data.rfind(b"\xff\xda")
-    body, end = data[last:-2], data[-2:]
-    return data[:last] + body * 10 * max(1, 200_000 // len(body)) + end
+    last = data.rfind(b"\xff\xda")  # the last start-of-scan marker
+    return data[:last], data[last:-2], data[-2:]
 
 
 @contextmanager

@@ -6,7 +6,6 @@ loopback port, and the upstream is the test's `serve`.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -18,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
 
 from tests.support import paths
+from tests.support.photos import blank_png
 from tests.support.served import Served, free_port
 from tests.support.world import gtin14
 from transparency.domain.api_keys import new_api_key
@@ -78,16 +77,10 @@ def edge(tmp_path: Path, data_home: Path) -> Iterator[tuple[str, Served, str]]:
         served.stop()
 
 
-def photo() -> bytes:
-    out = io.BytesIO()
-    Image.new("L", (64, 64), 255).save(out, "PNG")
-    return out.getvalue()
-
-
 def post_photos(
     url: str, count: int, headers: dict[str, str], form: dict[str, str] | None = None
 ) -> list[httpx.Response]:
-    image = photo()
+    image = blank_png()
     files = {"image": ("p.png", image, "image/png")}
     with httpx.Client(base_url=url, timeout=30) as http:
         return [
