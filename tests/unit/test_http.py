@@ -15,6 +15,9 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
+from transparency.api.gate import HEAD_GATE, HeadGate
+from transparency.api.metrics import Metrics
+from transparency.api.ratelimit import LocalBuckets, RateLimiter
 from transparency.serve.http import CoalescingHttpTools, Limits
 
 
@@ -76,8 +79,17 @@ async def late_echo(request: Request) -> Response:
     return PlainTextResponse(await request.body())
 
 
+REACHED: list[str] = []  # what the app's customer-upload route was asked
+
+
+async def customer_upload(request: Request) -> Response:
+    REACHED.append(request.url.path)
+    return PlainTextResponse("app")
+
+
 APP = Starlette(
     routes=[
+        Route("/v1/scans", customer_upload, methods=["POST"]),
         Route("/hello", hello, methods=["GET", "HEAD"]),
         Route("/chunks", chunks),
         Route("/echo", echo, methods=["POST"]),
@@ -183,10 +195,14 @@ async def test_every_way_of_writing_keeps_the_order_and_close_sends_first() -> N
 FAST = Limits(header_seconds=0.2, body_seconds=0.2, max_connections=100)
 
 
-def connect(limits: Limits = FAST, state: ServerState | None = None) -> tuple[Any, Recorder]:
+def connect(
+    limits: Limits = FAST, state: ServerState | None = None, app_state: dict[str, Any] | None = None
+) -> tuple[Any, Recorder]:
     config = uvicorn.Config(APP, lifespan="off", log_config=None, server_header=False)
     config.load()
-    protocol = CoalescingHttpTools(config, state or ServerState(), app_state={}, limits=limits)
+    protocol = CoalescingHttpTools(
+        config, state or ServerState(), app_state=app_state or {}, limits=limits
+    )
     transport = Recorder()
     protocol.connection_made(transport)
     return protocol, transport
@@ -358,4 +374,79 @@ async def test_a_body_that_arrives_in_pieces_and_is_read_keeps_the_connection() 
     assert (lines[0], body) == (b"HTTP/1.1 200 OK", b"abcdef")
     assert b"connection: close" not in lines
     assert not transport.closed
+    protocol.connection_lost(None)
+
+
+# --- The head gate (api.gate) --------------------------------------------------------------
+
+SPENT_PHOTO = b"POST /v1/scans HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n"
+
+
+def gated() -> tuple[HeadGate, dict[str, Any]]:
+    """A gate whose one client (the Recorder's peer) has spent its budget."""
+    limiter = RateLimiter(per_minute=1, burst=1)
+    limiter.hit("127.0.0.1")
+    gate = HeadGate(limiter, Metrics())
+    return gate, {HEAD_GATE: gate}
+
+
+async def test_a_request_the_gate_refuses_is_answered_from_its_head_alone() -> None:
+    """Four clients past their budget posting photos in a loop took 700 µs of an API
+    process for each refusal, through the app's whole stack: the claims' p99 rose 4.2x."""
+    REACHED.clear()
+    _, app_state = gated()
+    protocol, transport = connect(app_state=app_state)
+    # The head, some of the body and, in the same read, the start of another request.
+    protocol.data_received(SPENT_PHOTO + b"\r\n" + b"x" * 65536 + b"GET /hello HTTP/1.1\r\n")
+    assert transport.closed  # at once: no task was made for it
+    assert len(transport.sent) == 1
+    lines, body = problem_of(transport.sent)
+    assert lines[0] == b"HTTP/1.1 429 Too Many Requests"
+    assert b"retry-after: 60" in lines
+    assert any(line.startswith(b"x-request-id: ") for line in lines)
+    assert body["type"] == "/problems/rate-limited"
+    await asyncio.sleep(0.05)
+    assert REACHED == []  # the app never saw it
+    assert len(transport.sent) == 1  # the rest of the read was dropped, not answered
+
+
+async def test_the_gate_lets_through_what_it_does_not_refuse() -> None:
+    REACHED.clear()
+    gate, app_state = gated()
+    keyed = SPENT_PHOTO.replace(b"300000", b"3") + b"Authorization: Bearer k\r\n\r\nabc"
+    other_path = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+    for request in (keyed, other_path):  # a station's photo; not a customer upload
+        protocol, transport = connect(app_state=app_state)
+        protocol.data_received(request)
+        await asyncio.sleep(0.05)
+        lines, body = head_and_body(b"".join(transport.sent))
+        assert lines[0] == b"HTTP/1.1 200 OK"
+        assert body in (b"app", b"abc")
+        protocol.connection_lost(None)
+    assert REACHED == ["/v1/scans"]
+    gate.limiter.buckets = LocalBuckets()  # a fresh budget: the photo passes
+    protocol, transport = connect(app_state=app_state)
+    protocol.data_received(SPENT_PHOTO.replace(b"300000", b"3") + b"\r\nabc")
+    await asyncio.sleep(0.05)
+    lines, body = head_and_body(b"".join(transport.sent))
+    assert (lines[0], body) == (b"HTTP/1.1 200 OK", b"app")
+    assert REACHED == ["/v1/scans", "/v1/scans"]
+    protocol.connection_lost(None)
+
+
+async def test_a_request_pipelined_behind_an_unanswered_one_waits_for_the_app() -> None:
+    """The gate answers only when nothing else is being answered on the connection: its
+    answer would otherwise go out before the earlier request's."""
+    REACHED.clear()
+    _, app_state = gated()
+    protocol, transport = connect(app_state=app_state)
+    slow = b"POST /late-echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nslow"
+    protocol.data_received(slow + SPENT_PHOTO.replace(b"300000", b"3") + b"\r\nabc")
+    deadline = asyncio.get_running_loop().time() + 5
+    while b"app" not in b"".join(transport.sent):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    sent = b"".join(transport.sent)
+    assert sent.index(b"slow") < sent.index(b"app")
+    assert REACHED == ["/v1/scans"]
     protocol.connection_lost(None)

@@ -18,6 +18,7 @@ from transparency.api.console import links as console_links
 from transparency.api.console import routes as console
 from transparency.api.fastpath import lean
 from transparency.api.fastpath.lane import LaneApp
+from transparency.api.gate import HeadGate
 from transparency.api.metrics import Metrics
 from transparency.api.middleware import BodyLimit, RequestContext
 from transparency.api.pages import routes as pages
@@ -69,6 +70,7 @@ class State(TypedDict):
     claims: ClaimQueue
     key_cache: KeyCache
     listener: Listener
+    head_gate: HeadGate  # gate.HEAD_GATE: the server asks it before a request's task starts
 
 
 def from_environment() -> FastAPI:
@@ -133,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
                     "claims": claims,
                     "key_cache": key_cache,
                     "listener": listener,
+                    "head_gate": HeadGate(app.state.customer_limiter, metrics),
                 }
             metrics.watch_pool(None)
             app.state.scan_workers.shutdown()

@@ -207,10 +207,16 @@ class RateLimiter:
         return client_address(peer, forwarded_for, self.trusted_proxies)
 
     def hit(
-        self, client: str | Callable[[], str], now: float | None = None, tokens: int = 1
+        self,
+        client: str | Callable[[], str],
+        now: float | None = None,
+        tokens: int = 1,
+        *,
+        spend: bool = True,
     ) -> None:
         """Take ``tokens`` (all or none) for ``client`` or raise RateLimited with the
         seconds to wait (more than the burst never fit: the wait is then for a full bucket).
+        With ``spend`` false it only raises what taking them would raise (``api.gate``).
 
         ``client`` may be a function that gives the key: it is called only for a check the
         process's budget admits. Reading a client's address (``client_address``) was a
@@ -232,9 +238,10 @@ class RateLimiter:
                     retry_after=1,
                 )
         key = client if isinstance(client, str) else client()
-        held = self.buckets.take(key, moment, self.rate, self.burst, tokens)
+        # Taking none leaves a bucket as it was: refilled to now, which is the same budget.
+        held = self.buckets.take(key, moment, self.rate, self.burst, tokens if spend else 0)
         if held < tokens:
             wait = math.ceil((min(tokens, self.burst) - held) / self.rate)
             raise RateLimited("too many checks from this address; retry later", retry_after=wait)
-        if self.process_rate:
+        if self.process_rate and spend:
             self._process = (room - tokens, moment)

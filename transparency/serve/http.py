@@ -38,11 +38,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from starlette.responses import Response
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from transparency.api.deps import SEND_BUFFER
+from transparency.api.gate import HEAD_GATE
 from transparency.api.problems import problem
 from transparency.domain.errors import Overloaded, RequestTimeout, TransparencyError
 
@@ -123,6 +125,7 @@ class CoalescingHttpTools(HttpToolsProtocol):
         self._received = 0  # body bytes received so far
         self._deadline: asyncio.TimerHandle | None = None
         self._watched: Any = None  # the last request whose answer may close (_close_if_unread)
+        self._gated = False  # a request's head was answered: the parser's rest is ignored
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_Coalescing(transport, self.loop))  # type: ignore[arg-type]
@@ -153,6 +156,8 @@ class CoalescingHttpTools(HttpToolsProtocol):
             self._begin(_HEAD)
 
     def on_headers_complete(self) -> None:
+        if self._at_gate():
+            return
         super().on_headers_complete()
         # After super(), which made the request's cycle (its scope is this same dict) and
         # whose task has not run yet.
@@ -162,13 +167,35 @@ class CoalescingHttpTools(HttpToolsProtocol):
         self._begin(_BODY)
 
     def on_body(self, body: bytes) -> None:
+        if self._gated:
+            return
         super().on_body(body)
         self._received += len(body)
 
     def on_message_complete(self) -> None:
+        if self._gated:
+            return
         super().on_message_complete()
         self._reading = None
         self._disarm()
+
+    def _at_gate(self) -> bool:
+        """Whether the app's head gate (``api.gate``) answered the request whose head just
+        arrived: then it was answered, and the connection closes, before any task or any of
+        its body. A request behind one still being answered (pipelined) waits its turn."""
+        gate = self.app_state.get(HEAD_GATE)
+        if gate is None or (self.cycle is not None and not self.cycle.response_complete):
+            return False
+        peer = self.client[0] if self.client else None
+        answer = gate(self.parser.get_method(), self.url, self.headers, peer)
+        if answer is None:
+            return False
+        self._gated = True
+        self._reading = None
+        self._disarm()
+        self._send_closing(answer)
+        self.transport.close()
+        return True
 
     def _slow_response(self, cycle: Any, size: int) -> None:
         """Cap the kernel's buffer for ``cycle``'s response at ``size`` (SO_SNDBUF), and
@@ -256,13 +283,16 @@ class CoalescingHttpTools(HttpToolsProtocol):
         self._reading = None
         self._disarm()
         if free:
-            response = problem(error)
-            head = [STATUS_LINE[response.status_code]]
-            for name, value in response.raw_headers:
-                head += [name, b": ", value, b"\r\n"]
-            head.append(b"connection: close\r\n\r\n")
-            self.transport.write(b"".join(head) + response.body)
+            self._send_closing(problem(error))
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the app's receive() answers http.disconnect
             cycle.message_event.set()
         self.transport.close()
+
+    def _send_closing(self, response: Response) -> None:
+        """Write ``response`` whole, saying the connection closes after it."""
+        head = [STATUS_LINE[response.status_code]]
+        for name, value in [*self.server_state.default_headers, *response.raw_headers]:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"connection: close\r\n\r\n")
+        self.transport.write(b"".join(head) + response.body)

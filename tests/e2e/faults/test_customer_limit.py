@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from pathlib import Path
 
@@ -119,3 +121,40 @@ def test_a_flood_from_many_addresses_is_shed_and_stations_keep_claiming(tmp_path
     assert {a.json()["type"].rsplit("/", 1)[-1] for a in shed} == {"customer-checks-busy"}
     assert {a.headers["retry-after"] for a in shed} == {"1"}
     assert [c.json()["result"] for c in claims] == ["pass"] * len(codes), [c.text for c in claims]
+
+
+def answer_to_head(served: Served, path: str) -> bytes:
+    """What the service answers a customer upload of 1 MB whose body never comes."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
+        s.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := s.recv(65536):  # to the end: the service closes the connection
+            answer += chunk
+    return answer
+
+
+def test_an_upload_past_the_customer_budget_is_refused_before_its_body(tmp_path: Path) -> None:
+    """A report had its whole form read before its budget was looked at: a client past its
+    budget could make the service read megabytes for each refusal, or wait for them (here
+    the body never comes: the answer was a 408 after 30 s). Both customer uploads are now
+    refused from their head."""
+    served = Served(
+        tmp_path / "data", free_port(), TRANSPARENCY_LOG_LEVEL="ERROR",
+        TRANSPARENCY_CUSTOMER_BURST="1", TRANSPARENCY_CUSTOMER_RATE_PER_MINUTE="1",
+    )  # fmt: skip
+    served.wait_ready()
+    spent = statuses(served, [""])
+    answers = {path: answer_to_head(served, path) for path in ("/v1/reports", "/v1/scans")}
+    code, _, err = served.stop()
+    assert code == 0, err
+    assert spent != [429]
+    for path, answer in answers.items():
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.lower().split(b"\r\n")
+        assert lines[0] == b"http/1.1 429 too many requests", (path, lines)
+        assert b"connection: close" in lines
+        assert any(line.startswith(b"retry-after: ") for line in lines)
+        assert json.loads(body)["type"] == "/problems/rate-limited"
