@@ -250,11 +250,8 @@ async def reverse(
     """Undo a pass: the unit goes back on the shelf (same site, shipment, within the window)."""
     actor.require(Role.STATION)
     unit_key = _unit_key(ctx, scan)
-    # Reservation, claim and stored reply commit together. Committed apart, a primary lost
-    # between them (a failover, found by tests/cluster) left a reservation without a reply:
-    # the retry got 409 for _RESERVATION_SECONDS though the unit may have shipped. Now a
-    # lost transaction takes its reservation with it, and a concurrent request with the
-    # same key waits on the reservation's row and then replays the reply.
+    # The unit's row is locked while its rules are checked and its move recorded: two
+    # stations taking one unit back at once are answered one after the other.
     async with ctx.pool.acquire() as conn, conn.transaction():
         unit = await _locked_unit(conn, unit_key)
         if unit.state is not UnitState.SHIPPED:
@@ -280,11 +277,8 @@ async def take_back(
     by the site that shipped the unit, naming its shipment, within the window."""
     actor.require(Role.STATION)
     unit_key = _unit_key(ctx, scan)
-    # Reservation, claim and stored reply commit together. Committed apart, a primary lost
-    # between them (a failover, found by tests/cluster) left a reservation without a reply:
-    # the retry got 409 for _RESERVATION_SECONDS though the unit may have shipped. Now a
-    # lost transaction takes its reservation with it, and a concurrent request with the
-    # same key waits on the reservation's row and then replays the reply.
+    # The unit's row is locked while its rules are checked and its move recorded: two
+    # stations taking one unit back at once are answered one after the other.
     async with ctx.pool.acquire() as conn, conn.transaction():
         unit = await _locked_unit(conn, unit_key)
         state = _taken_back(actor, unit, event, shipment_id, window)
