@@ -7,8 +7,10 @@ stack: uvicorn's request task, the app's middleware, routing, dependencies. Four
 posting the audit's photo in a loop, each past its budget, were refused about 1,000 times
 a second at about 700 µs of an API process each, and the stations' claim p99 rose 4.2x
 (bench_faults.py's hostile photos). The server (``serve.http``) asks this gate instead,
-once a request's head is in and before it makes the request's task: a refusal there cost
-about 280 µs, most of it the connection's own, and the claims' p99 rose 1.75x. A report
+once a request's head is in and before it makes the request's task: a refusal there costs
+about 300 µs, nearly all of it the connection's own (accepting it, reading what came,
+closing it), and the same attack raised the claims' p99 2.4x (medians of three pairs;
+the Python clients took a core's worth of the same two cores). A report
 (``POST /v1/reports``) had its whole form read before its budget was looked at (FastAPI
 reads a form before the dependencies run): the gate refuses it before its body is sent.
 
