@@ -96,14 +96,17 @@ def test_the_edge_refuses_anonymous_photos_past_the_customer_budget_itself(
     Past the budget nginx answers, with the service's problem, and the service never sees
     the request (nginx's own answers carry no X-Request-ID from the service)."""
     url, _, _ = edge
+    started = time.monotonic()
     answers = post_photos(url, 30, {})
+    took = time.monotonic() - started
     reached = [r for r in answers if "x-request-id" in r.headers]
     refused = [r for r in answers if "x-request-id" not in r.headers]
-    # nginx lets the first and its burst of 20 through; the service's own bucket (20)
-    # may refuse the last of those.
-    assert 20 <= len(reached) <= 21, [r.status_code for r in answers]
+    # nginx lets the first and its burst of 20 through at once, and one more for each
+    # second the posts took (60 a minute: a busy machine took over a second for the 30);
+    # the service's own bucket (20, refilled as fast) may refuse the last of those.
+    assert 20 <= len(reached) <= 21 + took, ([r.status_code for r in answers], took)
     assert all(r.status_code == 200 for r in reached[:20]), [r.text for r in reached]
-    assert len(refused) >= 9
+    assert refused, took
     for r in refused:
         assert r.status_code == 429
         assert r.headers["content-type"] == "application/problem+json"
