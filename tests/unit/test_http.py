@@ -410,6 +410,20 @@ async def test_a_request_the_gate_refuses_is_answered_from_its_head_alone() -> N
     assert len(transport.sent) == 1  # the rest of the read was dropped, not answered
 
 
+async def test_a_request_pipelined_behind_a_refused_one_is_never_run() -> None:
+    """Its connection closes with the refusal: a claim run there would never be answered."""
+    REACHED.clear()
+    _, app_state = gated()
+    protocol, transport = connect(app_state=app_state)
+    keyed = b"POST /v1/scans HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+    refused = SPENT_PHOTO.replace(b"300000", b"3") + b"\r\nabc"
+    protocol.data_received(refused + keyed + b"Content-Length: 3\r\n\r\nabc")
+    await asyncio.sleep(0.05)
+    assert REACHED == []
+    assert len(transport.sent) == 1
+    assert head_and_body(transport.sent[0])[0][0] == b"HTTP/1.1 429 Too Many Requests"
+
+
 async def test_the_gate_lets_through_what_it_does_not_refuse() -> None:
     REACHED.clear()
     gate, app_state = gated()

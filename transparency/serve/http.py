@@ -156,7 +156,9 @@ class CoalescingHttpTools(HttpToolsProtocol):
             self._begin(_HEAD)
 
     def on_headers_complete(self) -> None:
-        if self._at_gate():
+        # A request after one the gate answered, in the same read: its connection is
+        # closing, and no task may act on what it could never be told of.
+        if self._gated or self._at_gate():
             return
         super().on_headers_complete()
         # After super(), which made the request's cycle (its scope is this same dict) and
