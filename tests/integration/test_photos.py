@@ -10,6 +10,7 @@ import signal
 import struct
 import tempfile
 import threading
+import time
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +36,7 @@ from tests.support.photos import (
 from tests.support.world import World, bearer, issue_codes
 from transparency.api.app import create_app
 from transparency.runtime.settings import Settings
-from transparency.runtime.workers import KillablePool, WorkerLost
+from transparency.runtime.workers import KillablePool, PoolBusy, WorkerLost
 
 
 def bomb_png(width: int = 20_000, height: int = 20_000) -> bytes:
@@ -285,9 +286,52 @@ async def test_a_task_that_kills_its_worker_twice_is_refused(tmp_path: Path) -> 
         pool.shutdown()
 
 
-async def test_a_task_past_its_time_limit_is_killed_with_its_worker() -> None:
-    import time
+def appears(path: Path, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
 
+
+async def test_a_task_is_refused_by_a_worker_still_starting_which_goes_on_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder replacing one killed at its time limit got no CPU to start while the
+    cores were busy, and each photo waited for it 60 s, twice."""
+    mark = tmp_path / "ready"
+    monkeypatch.setenv("SLOW_START_MARK", str(mark))
+    pool = KillablePool(1, 0, warm="tests.support.slow_start", start_wait=0.5)
+    try:
+        with pytest.raises(PoolBusy):
+            await pool.run(str.upper, "first", time_limit=30)
+        assert not mark.exists()  # refused while the worker was starting, not after
+        (starting,) = pool.pids()
+        await asyncio.to_thread(appears, mark)
+        assert await pool.run(str.upper, "next", time_limit=30) == "NEXT"
+        assert pool.pids() == [starting]  # the same worker: its start was not thrown away
+    finally:
+        pool.shutdown()
+
+
+async def test_a_worker_not_ready_within_the_start_limit_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLOW_START_MARK", str(tmp_path / "ready"))
+    pool = KillablePool(1, 0, warm="tests.support.slow_start", start_wait=0.2, start_limit=1)
+    try:
+        with pytest.raises(PoolBusy):
+            await pool.run(str.upper, "first", time_limit=30)
+        (stuck,) = pool.pids()
+        await asyncio.sleep(1.2)  # past its start limit
+        with pytest.raises(PoolBusy):  # its replacement is still starting in turn
+            await pool.run(str.upper, "second", time_limit=30)
+        assert gone(stuck)
+        assert pool.pids() != [stuck]
+    finally:
+        pool.shutdown()
+
+
+async def test_a_task_past_its_time_limit_is_killed_with_its_worker() -> None:
     pool = KillablePool(1, 0)
     try:
         assert await pool.run(str.upper, "warm", time_limit=30) == "WARM"

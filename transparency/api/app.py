@@ -58,6 +58,9 @@ from transparency.runtime.workers import KillablePool
 from transparency.services import exports, jobs
 from transparency.services.auth import KeyCache
 
+# Seconds a photo waits for a decoder that is still starting (see create_app).
+DECODER_START_WAIT = 15.0
+
 # A report's photo and its form fields (place, note: 2.5 kB of text at most, encoded).
 REPORT_MAX_BYTES = MAX_PHOTO_BYTES + 65_536
 
@@ -150,8 +153,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     app.state.settings = settings
     # Decoders are started on the first photo and killed past the time limit (workers.py).
+    # One starts in 0.3-1.4 s on the 2-core development machine, busy with the test suite;
+    # a photo waits for one at most DECODER_START_WAIT, then is refused (503, Retry-After).
     app.state.scan_workers = KillablePool(
-        settings.scan_workers, settings.scan_queue, warm="scanner"
+        settings.scan_workers, settings.scan_queue, warm="scanner", start_wait=DECODER_START_WAIT
     )
     app.state.label_renders = exports.Renders(settings.label_renders)
     shared = os.environ.get(SHARED_FILE_ENV)  # several API processes: one budget per client

@@ -9,6 +9,7 @@ import importlib
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -227,7 +228,8 @@ class LazyPool:
 
 
 class PoolBusy(Exception):
-    """Every worker is busy and as many tasks as the queue holds are already waiting."""
+    """Every worker is busy and as many tasks as the queue holds are already waiting, or
+    the worker free for the task is still starting past the pool's ``start_wait``."""
 
 
 class WorkerLost(Exception):
@@ -289,6 +291,11 @@ async def _send_bytes(fd: int, data: bytes) -> None:
         os.set_blocking(fd, True)
 
 
+def _polled(fd: int) -> bool:
+    """Whether ``fd`` can be read now (or its peer is gone), without waiting."""
+    return bool(select.select([fd], [], [], 0)[0])
+
+
 async def _readable(fd: int, limit: float | None) -> None:
     """Wait until ``fd`` can be read (or its peer is gone), at most ``limit`` seconds.
 
@@ -329,6 +336,10 @@ class _Died(Exception):
     """The worker's end of the socket closed: it is dead."""
 
 
+class _Starting(Exception):
+    """The worker has not said it is ready, and a task may not wait for it any longer."""
+
+
 class _Worker:
     def __init__(self, warm: str | None) -> None:
         context = multiprocessing.get_context("spawn")  # not fork: we have threads and a loop
@@ -343,7 +354,9 @@ class _Worker:
             finally:
                 theirs.close()  # the worker's end is the worker's alone: its death closes it
 
-        self.started = asyncio.get_running_loop().run_in_executor(_SPAWNER, start)
+        loop = asyncio.get_running_loop()
+        self.started = loop.run_in_executor(_SPAWNER, start)
+        self.born = loop.time()
         self.conn = ours
         self.ready = False
 
@@ -354,9 +367,13 @@ class _Worker:
             return True
         return self.started.exception() is None and self.process.is_alive()
 
-    async def call(self, message: bytes, time_limit: float, start_limit: float) -> bytes:
+    async def call(
+        self, message: bytes, time_limit: float, start_limit: float, start_wait: float
+    ) -> bytes:
         """Send a task, wait for its reply; TimeoutError past ``time_limit``, _Died if the
-        worker dies. Its start-up (imports, up to ``start_limit``) is not the task's time."""
+        worker dies or is not ready ``start_limit`` seconds after its spawn, _Starting if
+        it is not ready ``start_wait`` seconds after it. Its start-up is not the task's
+        time."""
         try:
             await self.started
         except OSError as exc:
@@ -364,10 +381,7 @@ class _Worker:
         fd = self.conn.fileno()
         try:
             if not self.ready:
-                try:
-                    await _readable(fd, start_limit)
-                except TimeoutError:
-                    raise _Died("never became ready") from None
+                await self._until_ready(fd, start_limit, start_wait)
                 if self.conn.recv_bytes() != _READY:
                     raise _Died("spoke before it was ready")
                 self.ready = True
@@ -379,6 +393,24 @@ class _Worker:
             raise
         except (EOFError, OSError) as exc:
             raise _Died(str(exc)) from exc
+
+    async def _until_ready(self, fd: int, start_limit: float, start_wait: float) -> None:
+        """Wait for the worker's ready message until ``start_wait`` seconds after its spawn
+        (a task that comes later only looks), then _Starting, or _Died past ``start_limit``.
+
+        A worker runs as bulk work from its first instruction, so it starts only when the
+        cores have time to spare. With every core busy at the claims' priority, a decoder
+        replacing one killed at its time limit got no CPU to import, and each photo waited
+        for it 60 s, twice (the task's retry): more than the phone's patience."""
+        loop = asyncio.get_running_loop()
+        wait = self.born + min(start_wait, start_limit) - loop.time()
+        if wait > 0 and not _polled(fd):
+            with suppress(TimeoutError):
+                await _readable(fd, wait)
+        if not _polled(fd):
+            if loop.time() - self.born >= start_limit:
+                raise _Died("never became ready")
+            raise _Starting
 
     async def stop(self) -> None:
         """Kill the process and wait (briefly) until it is gone: its CPU is free again."""
@@ -413,16 +445,25 @@ class KillablePool:
     and one dead worker breaks the whole pool for good.
 
     At most ``queue`` tasks wait for a free worker; the next one is refused at once
-    (PoolBusy), so a flood costs the callers a refusal, not a growing wait.
+    (PoolBusy), so a flood costs the callers a refusal, not a growing wait. A worker not
+    ready ``start_wait`` seconds after its spawn refuses its tasks (PoolBusy) and goes on
+    starting; one not ready after ``start_limit`` is taken for dead and replaced.
     """
 
     def __init__(
-        self, workers: int, queue: int, *, warm: str | None = None, start_limit: float = 60.0
+        self,
+        workers: int,
+        queue: int,
+        *,
+        warm: str | None = None,
+        start_limit: float = 60.0,
+        start_wait: float = 60.0,
     ) -> None:
         self.workers = workers
         self.queue = queue
         self.warm = warm
         self.start_limit = start_limit
+        self.start_wait = start_wait
         self._all: set[_Worker] = set()
         self._idle: list[_Worker] = []
         self._waiting: deque[asyncio.Future[_Worker]] = deque()
@@ -439,10 +480,13 @@ class KillablePool:
         for attempt in range(2):
             worker = await self._acquire(queued=attempt == 0)
             try:
-                reply = await worker.call(message, time_limit, self.start_limit)
+                reply = await worker.call(message, time_limit, self.start_limit, self.start_wait)
             except _Died:
                 await self._replace(worker)
                 continue
+            except _Starting:
+                self._release(worker)  # still starting: the next task looks again
+                raise PoolBusy("the worker free for this task is still starting") from None
             except BaseException:  # past its time, or its caller gone: it may still be busy
                 await asyncio.shield(self._replace(worker))
                 raise
