@@ -24,6 +24,10 @@ A request answered while any of its body is still to come (a 429 or a 413 given 
 head) has its connection closed after the answer, which says so; uvicorn would read the
 whole body to keep the connection for the next request.
 
+A request its head alone refuses (``api.gate``: a customer upload whose sender is past its
+budget) is answered as soon as its head is in, before any task is made for it or any of
+its body is read, and its connection closed; nothing after it on that connection runs.
+
 Each request's scope carries one extension of ours (``api.deps.SEND_BUFFER``): a response
 drawn slowly by bulk work (a label file) caps what the kernel holds of it unsent, so a
 client that stops reading stops the work, and its connection closes after it.
