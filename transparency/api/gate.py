@@ -14,9 +14,9 @@ the Python clients took a core's worth of the same two cores). A report
 (``POST /v1/reports``) had its whole form read before its budget was looked at (FastAPI
 reads a form before the dependencies run): the gate refuses it before its body is sent.
 
-The gate only looks: it raises what taking the request's token would raise, answers it with
-the same problem and Retry-After the app would give (a test holds them equal), and spends
-nothing, so a request it lets through is the app's, token and all, as before. It knows the
+The gate only looks: it finds what taking the request's token would raise, answers that
+with the same problem and Retry-After the app would give (a test holds them equal), and
+spends nothing, so a request it lets through is the app's, token and all, as before. It knows the
 customer uploads by method and exact path; another spelling of a path reaches the app,
 which refuses it the same way.
 """
