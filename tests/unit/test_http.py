@@ -17,7 +17,7 @@ from uvicorn.server import ServerState
 
 from transparency.api.gate import HEAD_GATE, HeadGate
 from transparency.api.metrics import Metrics
-from transparency.api.ratelimit import LocalBuckets, RateLimiter
+from transparency.api.ratelimit import RateLimiter
 from transparency.serve.http import CoalescingHttpTools, Limits
 
 
@@ -382,10 +382,11 @@ async def test_a_body_that_arrives_in_pieces_and_is_read_keeps_the_connection() 
 SPENT_PHOTO = b"POST /v1/scans HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n"
 
 
-def gated() -> tuple[HeadGate, dict[str, Any]]:
-    """A gate whose one client (the Recorder's peer) has spent its budget."""
+def gated(spent: bool = True) -> tuple[HeadGate, dict[str, Any]]:
+    """A gate whose one client (the Recorder's peer) has ``spent`` its budget, or not."""
     limiter = RateLimiter(per_minute=1, burst=1)
-    limiter.hit("127.0.0.1")
+    if spent:
+        limiter.hit("127.0.0.1")
     gate = HeadGate(limiter, Metrics())
     return gate, {HEAD_GATE: gate}
 
@@ -426,7 +427,7 @@ async def test_a_request_pipelined_behind_a_refused_one_is_never_run() -> None:
 
 async def test_the_gate_lets_through_what_it_does_not_refuse() -> None:
     REACHED.clear()
-    gate, app_state = gated()
+    _, app_state = gated()
     keyed = SPENT_PHOTO.replace(b"300000", b"3") + b"Authorization: Bearer k\r\n\r\nabc"
     other_path = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
     for request in (keyed, other_path):  # a station's photo; not a customer upload
@@ -438,8 +439,7 @@ async def test_the_gate_lets_through_what_it_does_not_refuse() -> None:
         assert body in (b"app", b"abc")
         protocol.connection_lost(None)
     assert REACHED == ["/v1/scans"]
-    gate.limiter.buckets = LocalBuckets()  # a fresh budget: the photo passes
-    protocol, transport = connect(app_state=app_state)
+    protocol, transport = connect(app_state=gated(spent=False)[1])  # the photo passes
     protocol.data_received(SPENT_PHOTO.replace(b"300000", b"3") + b"\r\nabc")
     await asyncio.sleep(0.05)
     lines, body = head_and_body(b"".join(transport.sent))

@@ -130,6 +130,8 @@ class CoalescingHttpTools(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._watched: Any = None  # the last request whose answer may close (_close_if_unread)
         self._gated = False  # a request's head was answered: the parser's rest is ignored
+        # The app's head gate, if it has one: its lifespan has run before any connection.
+        self._gate = app_state.get(HEAD_GATE)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_Coalescing(transport, self.loop))  # type: ignore[arg-type]
@@ -189,11 +191,10 @@ class CoalescingHttpTools(HttpToolsProtocol):
         """Whether the app's head gate (``api.gate``) answered the request whose head just
         arrived: then it was answered, and the connection closes, before any task or any of
         its body. A request behind one still being answered (pipelined) waits its turn."""
-        gate = self.app_state.get(HEAD_GATE)
-        if gate is None or (self.cycle is not None and not self.cycle.response_complete):
+        if self._gate is None or (self.cycle is not None and not self.cycle.response_complete):
             return False
         peer = self.client[0] if self.client else None
-        answer = gate(self.parser.get_method(), self.url, self.headers, peer)
+        answer = self._gate(self.parser.get_method(), self.url, self.headers, peer)
         if answer is None:
             return False
         self._gated = True
