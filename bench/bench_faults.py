@@ -172,22 +172,14 @@ def photos(port: int, wrk: str, image: bytes, work: Path) -> Callable[[threading
     loop, each as soon as its last post was answered (wrk's connections: an attacker's
     tool spends little of its own CPU on each post; a Python client spent a core's worth
     on the machine the service shares)."""
-    boundary = "photo-attack"
+    form = httpx.Request("POST", "/", files={"image": ("p.jpg", image, "image/jpeg")})
     body = work / f"photo-{len(image)}.form"
-    body.write_bytes(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n".encode()
-        + image
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body.write_bytes(form.read())
     script = work / f"photos-{len(image)}.lua"
     script.write_text(
-        f'body_path = "{body}"\n'
-        f'content_type = "multipart/form-data; boundary={boundary}"\n' + PHOTOS_LUA
+        f'body_path = "{body}"\ncontent_type = "{form.headers["content-type"]}"\n' + PHOTOS_LUA
     )
-    cmd = [wrk, f"-t{PHOTO_CLIENTS}", f"-c{PHOTO_CLIENTS}", "-d2s", "-s", str(script),
-           f"http://127.0.0.1:{port}"]  # fmt: skip
-    return _wrk_attack(cmd, "photos posted")
+    return _wrk_attack(wrk, port, script, PHOTO_CLIENTS, PHOTO_CLIENTS, "photos posted")
 
 
 FLOOD_LUA = r"""
@@ -211,15 +203,16 @@ def customer_flood(
     script = work / "flood.lua"
     pause_ms = max(1, round(1000 * FLOOD_CONNECTIONS / rate))
     script.write_text(f'code = "{code}"\npause_ms = {pause_ms}\n' + FLOOD_LUA)
-    cmd = [wrk, "-t1", f"-c{FLOOD_CONNECTIONS}", "-d2s", "-s", str(script),
+    return _wrk_attack(wrk, port, script, 1, FLOOD_CONNECTIONS, "checks sent")
+
+
+def _wrk_attack(
+    wrk: str, port: int, script: Path, threads: int, connections: int, what: str
+) -> Callable[[threading.Event], None]:
+    """wrk with ``script`` against the service, 2 s a run, again and again until the attack
+    stops; the rate it reached is printed then."""
+    cmd = [wrk, f"-t{threads}", f"-c{connections}", "-d2s", "-s", str(script),
            f"http://127.0.0.1:{port}"]  # fmt: skip
-
-    return _wrk_attack(cmd, "checks sent")
-
-
-def _wrk_attack(cmd: list[str], what: str) -> Callable[[threading.Event], None]:
-    """``cmd`` (wrk, 2 s a run) again and again until the attack stops; the rate it reached
-    is printed then."""
 
     def attack(stop: threading.Event) -> None:
         rates = []
