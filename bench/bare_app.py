@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
-from transparency.serve.supervisor import serve_processes
+from transparency.serve.supervisor import Group, serve_processes
 
 
 class LookupIn(BaseModel):
@@ -92,7 +92,7 @@ def main() -> None:
     if args.workers == 1:
         uvicorn.run(create_app(args.dsn, args.pool), **options)
     else:  # as `transparency serve` runs them: a socket each
-        serve_processes("bare_app:from_environment", args.workers, options)
+        serve_processes("bare_app:from_environment", [Group(options, args.workers)])
 
 
 if __name__ == "__main__":

@@ -22,11 +22,13 @@ import pytest
 from pydantic import SecretStr
 
 from tests.support import paths
+from tests.support.photos import qr_png
 from tests.support.served import Served, free_port
 from tests.support.world import bearer
 from transparency.domain.api_keys import new_api_key
 from transparency.runtime.envelope import MasterKey
 from transparency.runtime.settings import Settings
+from transparency.runtime.workers import bulk_cpus
 from transparency.serve import embedded, jobs
 from transparency.serve.cli import resolve
 from transparency.serve.supervisor import API_NAME
@@ -115,12 +117,17 @@ def test_admin_key_from_the_environment(data_dir: Path) -> None:
     assert key not in out + err
 
 
-def test_a_port_in_use_is_one_clear_line(data_dir: Path) -> None:
+@pytest.mark.parametrize("which", ["port", "stations' port"])
+def test_a_port_in_use_is_one_clear_line(data_dir: Path, which: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, _, err = Served(data_dir, port).finish()
+        if which == "port":
+            code, _, err = Served(data_dir, port).finish()
+        else:
+            served = Served(data_dir, free_port(), TRANSPARENCY_STATION_PORT=str(port))
+            code, _, err = served.finish()
     assert code == 1
     assert err.strip() == f"transparency: port {port} on 127.0.0.1 is already in use"
 
@@ -265,9 +272,9 @@ def test_an_api_process_that_dies_is_replaced(data_dir: Path) -> None:
 def test_a_process_killed_while_another_starts_is_replaced(tmp_path: Path, victim: str) -> None:
     port = free_port()
     code = (
-        "from transparency.serve.supervisor import serve_processes\n"
-        f"serve_processes('tests.support.supervised_app:app_factory', 2, {{'host': '127.0.0.1',"
-        f" 'port': {port}, 'log_config': None}})\n"
+        "from transparency.serve.supervisor import Group, serve_processes\n"
+        "serve_processes('tests.support.supervised_app:app_factory',"
+        f" [Group({{'host': '127.0.0.1', 'port': {port}, 'log_config': None}}, 2)])\n"
     )
     env = {**os.environ, "SUPERVISED_FIRST": str(tmp_path / "first")}
     supervisor = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=paths.ROOT)
@@ -318,6 +325,51 @@ def test_api_processes_die_with_serve_even_when_it_is_killed(data_dir: Path) -> 
     again.wait_ready()
     assert again.stop()[0] == 0
     assert not (data_dir / "pg" / "postmaster.pid").exists()
+
+
+def test_stations_get_a_port_whose_processes_the_public_ones_make_way_for(data_dir: Path) -> None:
+    """With TRANSPARENCY_STATION_PORT, stations' claims have API processes of their own, at
+    the CPU's normal priority; the public port's run SCHED_IDLE (``below_stations``), so
+    nothing the public sends takes a core from a claim (bench_faults.py measures what that
+    buys). A public process's own bulk work, a photo's decoder, still keeps to the bulk CPUs
+    at nice 10."""
+    key, stations = str(new_api_key()), free_port()
+    served = Served(
+        data_dir, free_port(), TRANSPARENCY_ADMIN_KEY=key, TRANSPARENCY_WORKERS="2",
+        TRANSPARENCY_STATION_PORT=str(stations),
+    )  # fmt: skip
+    served.wait_ready()
+    r = httpx.get(f"http://127.0.0.1:{stations}/metrics", headers=bearer(key), timeout=30)
+    assert r.status_code == 200, r.text
+
+    policies: dict[int, list[int]] = {}
+    deadline = time.monotonic() + 30
+    while sum(map(len, policies.values())) < 4:  # each process listens once it has started
+        assert time.monotonic() < deadline, policies
+        time.sleep(0.1)
+        policies = {}
+        for pid in api_processes(served):
+            for c in psutil.Process(pid).net_connections(kind="tcp"):
+                if c.status == psutil.CONN_LISTEN:
+                    policies.setdefault(c.laddr.port, []).append(os.sched_getscheduler(pid))
+    assert policies == {served.port: [os.SCHED_IDLE] * 2, stations: [os.SCHED_OTHER] * 2}
+
+    with httpx.Client(base_url=served.url, timeout=30) as http:
+        r = http.post("/v1/scans", files={"image": ("qr.png", qr_png("hello"), "image/png")})
+    assert r.status_code == 200, r.text
+    public = [
+        psutil.Process(pid) for pid in api_processes(served)
+        if any(c.laddr.port == served.port for c in psutil.Process(pid).net_connections("tcp"))
+    ]  # fmt: skip
+    decoders = [child.pid for process in public for child in process.children()]
+    assert decoders
+    for pid in decoders:
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 10
+        assert os.sched_getaffinity(pid) == bulk_cpus(), pid
+    code, out, err = served.stop()
+    assert code == 0, err
+    assert f"Stations' port http://127.0.0.1:{stations}  (2 API processes" in out
 
 
 def test_the_embedded_server_is_sized_for_the_machine(data_dir: Path) -> None:

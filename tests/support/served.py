@@ -36,6 +36,7 @@ class Served:
         environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         environment.update(TRANSPARENCY_DATA_DIR=str(data_dir), TRANSPARENCY_PORT=str(port), **env)
         self.port = port
+        self.stations = int(env.get("TRANSPARENCY_STATION_PORT", port))  # stations' port
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "transparency", "serve"],
             env=environment,

@@ -25,6 +25,7 @@ from transparency.runtime.settings import SettingsError, get_settings
         ("TRANSPARENCY_MAX_BODY_BYTES", "10", "TRANSPARENCY_MAX_BODY_BYTES: Input should be"),
         ("TRANSPARENCY_WORKERS", "0", "TRANSPARENCY_WORKERS: Input should be greater than"),
         ("TRANSPARENCY_WORKERS", "65", "TRANSPARENCY_WORKERS: Input should be less than"),
+        ("TRANSPARENCY_STATION_PORT", "8000", "TRANSPARENCY_STATION_PORT: Value error, must diff"),
     ],
 )
 def test_a_bad_value_names_the_variable(

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".data"), description="Embedded database and locks.")
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    station_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="A port for warehouse stations, served by API processes of their own "
+        "(as many as `workers`); the processes on `port` (customers, brands) then run only on "
+        "CPU the stations leave. Expose it to warehouses only. Unset: one port for all.",
+    )
     workers: int | None = Field(
         default=None,
         ge=1,
@@ -276,6 +284,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("station_port")
+    @classmethod
+    def _other_port(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value == info.data.get("port"):
+            raise ValueError("must differ from TRANSPARENCY_PORT")
+        return value
 
     @field_validator("admin_key")
     @classmethod

@@ -104,7 +104,9 @@ def _idle_priority() -> None:
     me = threading.get_native_id()
     # Pinned once, by the first bulk thread: a job's pool worker or a decoder inherits its
     # parent's bulk CPUs, and "auto" taken again from those would drop one more each time.
-    if not _is_idle() and (cpus := bulk_cpus()):
+    # A public API process runs SCHED_IDLE at nice 0, on every CPU (``below_stations``):
+    # its own bulk threads are pinned still.
+    if not _is_bulk() and (cpus := bulk_cpus()):
         with suppress(OSError):
             os.sched_setaffinity(0, cpus)
     with suppress(OSError):  # what stays if SCHED_IDLE is not to be had
@@ -113,12 +115,30 @@ def _idle_priority() -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
-def _is_idle() -> bool:
-    """Whether the calling thread already runs SCHED_IDLE (inherited from a bulk parent)."""
+def _is_bulk() -> bool:
+    """Whether the calling thread already runs as bulk work (inherited from a bulk parent):
+    SCHED_IDLE at nice 10 or more."""
     try:
-        return os.sched_getscheduler(0) == os.SCHED_IDLE
+        idle = os.sched_getscheduler(0) == os.SCHED_IDLE
+        return idle and os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) >= 10
     except (AttributeError, OSError):
         return False
+
+
+def below_stations() -> None:
+    """Run this process as a public API process beside stations' own (``serve`` with a
+    station port): SCHED_IDLE, so it runs only on CPU that the stations' API processes and
+    PostgreSQL leave, and is preempted the moment one of them wakes; but on every CPU, at
+    its own nice, and level with bulk work. Its bulk threads (``bulk_step``, the spawner of
+    decoders and renderers) are pinned to the bulk CPUs as in any API process.
+
+    SCHED_IDLE rather than a nice value, for the reason ``background`` gives: four clients
+    posting refused photos in a loop to API processes at nice 10 raised the claims' p99
+    1.3-3.6x (median 1.9x of five pairs), and 1.0-1.3x (median 1.2x) at SCHED_IDLE
+    (bench_faults.py, same session). Called before the process starts any thread: a thread
+    inherits its creator's policy. Linux only; elsewhere a no-op."""
+    with suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 # Killable workers are started from this thread, which runs SCHED_IDLE: a process inherits

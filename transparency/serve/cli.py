@@ -78,9 +78,11 @@ def resolve(settings: Settings) -> Settings:
     pool = settings.pool_max_size
     if "pool_max_size" not in settings.model_fields_set:  # not chosen: sized for these cores
         pool = max(embedded.pool_size(workers), settings.pool_min_size)
-    # Every API process's pool and its notification listener, and room for the CLI.
+    # Every API process's pool and its notification listener (a group of processes for each
+    # port), and room for the CLI.
     try:
-        uri = embedded.start(settings.data_dir, connections=workers * (pool + 2) + 20)
+        groups = 1 if settings.station_port is None else 2
+        uri = embedded.start(settings.data_dir, connections=groups * workers * (pool + 2) + 20)
     except embedded.NotInstalled as exc:
         raise CliError(str(exc)) from None
     update: dict[str, object] = {
@@ -141,8 +143,9 @@ def _port_free(host: str, port: int) -> bool:
 def serve(settings: Settings) -> None:
     logs.configure(settings.log_level, settings.log_format)
     with only_server(settings):
-        if not _port_free(settings.host, settings.port):
-            raise CliError(f"port {settings.port} on {settings.host} is already in use")
+        for port in filter(None, (settings.port, settings.station_port)):
+            if not _port_free(settings.host, port):
+                raise CliError(f"port {port} on {settings.host} is already in use")
         if settings.master_key is not None or settings.master_key_file is not None:
             # A master key given that cannot be read: one line now, before a database is
             # started for nothing (the embedded one's own key is made in resolve()).
@@ -151,14 +154,20 @@ def serve(settings: Settings) -> None:
         _, first_key = asyncio.run(prepare(resolved))
         base = f"http://{settings.host}:{settings.port}"
         processes = f"{resolved.workers} API process{'es' if resolved.workers != 1 else ''}"
+        stations = ""
+        if settings.station_port is not None:
+            stations = (
+                f"\nStations' port http://{settings.host}:{settings.station_port}  ({processes}"
+                " of its own; the public's run only on CPU these leave)"
+            )
         print(
             f"Transparency API on {base}  ({processes}; docs {base}/docs, ready {base}/readyz)"
-            f"\nLabels point at {settings.public_url} (TRANSPARENCY_PUBLIC_URL)",
+            f"{stations}\nLabels point at {settings.public_url} (TRANSPARENCY_PUBLIC_URL)",
             flush=True,
         )
         if first_key is not None:
             print(framed_admin_key(first_key), flush=True)
-        if resolved.workers == 1:
+        if resolved.workers == 1 and resolved.station_port is None:
             import uvicorn
 
             from transparency.api.app import create_app
@@ -221,12 +230,19 @@ def _server_options(settings: Settings) -> dict[str, Any]:
 
 def _serve_workers(settings: Settings) -> None:
     assert settings.workers is not None  # resolved
+    options = _server_options(settings)
+    groups = [supervisor.Group(options, settings.workers)]
+    if settings.station_port is not None:
+        # A bulkhead: the stations' claims never share an event loop, nor the CPU's
+        # priority, with what the public sends (bench_faults.py: four clients posting
+        # refused photos raised the claims' p99 2.1-2.3x on one port, 1.2-1.5x with two).
+        groups = [
+            supervisor.Group(options, settings.workers, below_stations=True),
+            supervisor.Group({**options, "port": settings.station_port}, settings.workers),
+        ]
     try:
         supervisor.serve_processes(
-            "transparency.api.app:from_environment",
-            settings.workers,
-            _server_options(settings),
-            job_process=True,
+            "transparency.api.app:from_environment", groups, job_process=True
         )
     except supervisor.StartupFailed as exc:
         raise CliError(str(exc)) from exc

@@ -1,4 +1,4 @@
-"""Several API processes on one port, each with its own listening socket (SO_REUSEPORT).
+"""Several API processes on a port, each with its own listening socket (SO_REUSEPORT).
 
 uvicorn's own supervisor shares one listening socket between its processes, and whichever
 process wakes first accepts every connection that is waiting: a station's (or a proxy's)
@@ -7,8 +7,11 @@ there. Measured on 2 cores: 32 connections opened together split 32/0, 28/4 or 6
 two processes. With a socket per process and SO_REUSEPORT, the kernel spreads connections
 over the processes by a hash of their addresses.
 
-The supervisor starts ``count`` processes, each running uvicorn on its own socket, and
-(``job_process``) one that runs the batch jobs (jobs.py). A process
+The supervisor starts a ``Group`` of processes for each port, each running uvicorn on its
+own socket, and (``job_process``) one that runs the batch jobs (jobs.py). With a station
+port (``TRANSPARENCY_STATION_PORT``), stations' fulfilment has a group of its own, and the
+public port's group runs below it (``workers.below_stations``): whatever the public sends,
+however fast, its processes only get the CPU the stations leave. A process
 that exits without ever serving, before all have started (its app, settings or database
 failed), stops them all and raises ``StartupFailed``; any other that dies (a signal killed
 it, or it had served) is replaced, after a pause that doubles (up to a minute) while
@@ -26,13 +29,14 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from types import FrameType
 from typing import Any
 
-from transparency.runtime.workers import die_with_parent, name_process
+from transparency.runtime.workers import below_stations, die_with_parent, name_process
 
 log = logging.getLogger("transparency.serve.supervisor")
 
@@ -55,12 +59,27 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_one(factory: str, options: dict[str, Any], parent: int, started: Event) -> None:
+@dataclass(frozen=True)
+class Group:
+    """``count`` API processes on one port (``options`` are uvicorn's, host and port
+    included); ``below_stations``: run as ``workers.below_stations`` says, to make way for
+    another group's."""
+
+    options: dict[str, Any]
+    count: int
+    below_stations: bool = False
+
+
+def _serve_one(
+    factory: str, options: dict[str, Any], below: bool, parent: int, started: Event
+) -> None:
     """One API process: uvicorn on a socket of its own; ``started`` once it serves."""
     import uvicorn
 
     die_with_parent(parent, signal.SIGTERM)  # requests in flight get their answers
     name_process(API_NAME)
+    if below:
+        below_stations()
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -101,13 +120,10 @@ class _Child:
         return _Child(context, self.target, *self.args)
 
 
-def serve_processes(
-    factory: str, count: int, options: dict[str, Any], *, job_process: bool = False
-) -> None:
-    """Serve ``factory`` (``module:function`` making the ASGI app) from ``count`` processes
-    until SIGINT or SIGTERM; ``options`` are uvicorn's (host and port included). With
-    ``job_process``, one more process runs the batch jobs (jobs.py), replaced like the
-    others when it dies."""
+def serve_processes(factory: str, groups: Sequence[Group], *, job_process: bool = False) -> None:
+    """Serve ``factory`` (``module:function`` making the ASGI app) from each group's
+    processes until SIGINT or SIGTERM. With ``job_process``, one more process runs the
+    batch jobs (jobs.py), replaced like the others when it dies."""
     context = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -116,15 +132,19 @@ def serve_processes(
         stopping = True  # a plain flag: a handler must take no lock its thread may hold
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # Holds the port while the processes start and restart; it never listens, so the
-    # kernel hands it no connection.
-    reserved = listening_socket(options["host"], options["port"])
+    # Hold the ports while the processes start and restart; they never listen, so the
+    # kernel hands them no connection.
+    reserved = [listening_socket(g.options["host"], g.options["port"]) for g in groups]
     children: list[_Child] = []
     failed = serving = False
     failure = ""
     pause, replaced_at = 1.0, 0.0
     try:
-        children = [_Child(context, _serve_one, factory, options) for _ in range(count)]
+        children = [
+            _Child(context, _serve_one, factory, group.options, group.below_stations)
+            for group in groups
+            for _ in range(group.count)
+        ]
         if job_process:
             children.append(_Child(context, _run_jobs))
         while not stopping:
@@ -163,6 +183,7 @@ def serve_processes(
                 child.process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        reserved.close()
+        for sock in reserved:
+            sock.close()
     if failed:
         raise StartupFailed(f"{failure} process failed to start (its error is logged above)")
