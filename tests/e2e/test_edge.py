@@ -1,7 +1,7 @@
 """deploy/nginx.conf as shipped, run by a real nginx in front of a real `serve`.
 
 Only what a test cannot run is rewritten: the TLS listener becomes a plain one on a free
-loopback port, and the upstream is the test's `serve`.
+loopback port, and the upstreams are the test's `serve`, its port and its stations' port.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.support import paths
@@ -26,30 +27,37 @@ from transparency.domain.api_keys import new_api_key
 from transparency.domain.errors import RateLimited
 
 
-def site_config(listen: int, upstream: int) -> str:
+def site_config(listen: int, served: Served) -> str:
     site = (paths.ROOT / "deploy" / "nginx.conf").read_text()
-    site, servers = re.subn(
-        r"(\s*server 127\.0\.0\.1:\d+[^;]*;)+", f"\n    server 127.0.0.1:{upstream};", site
-    )
+    counts = []
+    for upstream, port in (("transparency", served.port), ("stations", served.stations)):
+        site, servers = re.subn(
+            rf"(upstream {upstream} \{{[^}}]*?)(\s*server 127\.0\.0\.1:\d+[^;]*;)+",
+            rf"\g<1>\n    server 127.0.0.1:{port};",
+            site,
+        )
+        counts.append(servers)
     site, listens = re.subn(r"listen 443 ssl http2;", f"listen 127.0.0.1:{listen};", site)
     site, certificates = re.subn(r"\n\s*ssl_certificate(_key)?\s[^;]*;", "", site)
-    assert (servers, listens, certificates) == (1, 1, 2), "deploy/nginx.conf changed shape"
+    assert (*counts, listens, certificates) == (1, 1, 1, 2), "deploy/nginx.conf changed shape"
     return site
 
 
 @pytest.fixture
-def edge(tmp_path: Path, data_home: Path) -> Iterator[tuple[str, Served, str]]:
-    """nginx's URL, the `serve` behind it (which trusts it as a proxy), and an admin key."""
+def edge(tmp_path: Path, data_home: Path) -> Iterator[tuple[str, Served, str, int]]:
+    """nginx's URL, the `serve` behind it (which trusts it as a proxy, and has a port for
+    stations), an admin key and nginx's pid."""
     admin = str(new_api_key())
     served = Served(
         data_home, free_port(), TRANSPARENCY_ADMIN_KEY=admin, TRANSPARENCY_WORKERS="1",
+        TRANSPARENCY_STATION_PORT=str(free_port()),
         TRANSPARENCY_TRUSTED_PROXIES="127.0.0.1/32", TRANSPARENCY_LOG_LEVEL="ERROR",
     )  # fmt: skip
     served.wait_ready()
     port = free_port()
     home = tmp_path / "nginx"
     home.mkdir()
-    (home / "site.conf").write_text(site_config(port, served.port))
+    (home / "site.conf").write_text(site_config(port, served))
     temp = " ".join(f"{kind}_temp_path {home}/{kind};" for kind in
                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
     (home / "nginx.conf").write_text(
@@ -70,7 +78,7 @@ def edge(tmp_path: Path, data_home: Path) -> Iterator[tuple[str, Served, str]]:
             except OSError:
                 assert time.monotonic() < deadline, "nginx did not start"
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}", served, admin
+        yield f"http://127.0.0.1:{port}", served, admin, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -89,13 +97,13 @@ def post_photos(
 
 
 def test_the_edge_refuses_anonymous_photos_past_the_customer_budget_itself(
-    edge: tuple[str, Served, str],
+    edge: tuple[str, Served, str, int],
 ) -> None:
     """The service refused such a flood itself, and had each refused body read: four
     clients posting photos in a loop cost the claims 2.4-3.3x their p99 (bench_faults.py).
     Past the budget nginx answers, with the service's problem, and the service never sees
     the request (nginx's own answers carry no X-Request-ID from the service)."""
-    url, _, _ = edge
+    url, _, _, _ = edge
     started = time.monotonic()
     answers = post_photos(url, 30, {})
     took = time.monotonic() - started
@@ -114,14 +122,51 @@ def test_the_edge_refuses_anonymous_photos_past_the_customer_budget_itself(
         assert r.json()["type"] == f"/problems/{RateLimited.slug}"
 
 
-def test_the_edge_never_limits_a_station_by_its_address(edge: tuple[str, Served, str]) -> None:
-    url, served, admin = edge
+def station_key(served: Served, admin: str) -> dict[str, str]:
+    """The Authorization header of a new station's key."""
     with httpx.Client(base_url=served.url, timeout=30) as http:
         auth = {"Authorization": f"Bearer {admin}"}
         site = http.post("/v1/sites", json={"name": "DC"}, headers=auth).json()
         r = http.post("/v1/api-keys", json={"role": "station", "site_id": site["id"]}, headers=auth)
-        station = {"Authorization": f"Bearer {r.json()['key']}"}
+        return {"Authorization": f"Bearer {r.json()['key']}"}
+
+
+def test_the_edge_never_limits_a_station_by_its_address(edge: tuple[str, Served, str, int]) -> None:
+    url, served, admin, _ = edge
+    station = station_key(served, admin)
     form = {"gtin": gtin14("0950600013435"), "shipment_id": "TRUCK-1"}
     answers = post_photos(url, 30, station, form)
     assert [r.status_code for r in answers] == [200] * 30, [r.text for r in answers]
     assert all("x-request-id" in r.headers for r in answers)
+
+
+def upstream_ports(nginx: int) -> set[int]:
+    """The ports nginx's workers hold connections to (kept alive once a request is done)."""
+    workers = psutil.Process(nginx).children()
+    return {
+        c.raddr.port
+        for worker in workers
+        for c in worker.net_connections(kind="tcp")
+        if c.raddr and c.status == psutil.CONN_ESTABLISHED
+    }
+
+
+def test_the_edge_sends_fulfilment_to_the_stations_port_and_the_rest_to_the_public_one(
+    edge: tuple[str, Served, str, int],
+) -> None:
+    """Stations' claims reach API processes that the public's traffic cannot slow; every
+    other request reaches the public port's."""
+    url, served, admin, nginx = edge
+    station = station_key(served, admin)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        claim = {"scan": "TP-not-a-code", "gtin": gtin14("0950600013435"), "shipment_id": "T-1"}
+        r = http.post("/v1/fulfilment/verifications", json=claim, headers=station)
+        assert r.status_code == 200, r.text
+        assert r.json()["result"] == "fail"
+        assert upstream_ports(nginx) & {served.port, served.stations} == {served.stations}
+        r = http.get("/v1/verify", params={"code": "TP-not-a-code"})
+        assert r.status_code == 200, r.text
+        assert upstream_ports(nginx) & {served.port, served.stations} == {
+            served.port,
+            served.stations,
+        }

@@ -77,3 +77,18 @@ def test_systemd_stops_serve_with_sigterm_and_time_for_both_stops() -> None:
     found = re.search(r"TimeoutStopSec=(\d+)", unit)
     assert found is not None
     assert int(found.group(1)) > 30  # the servers' graceful shutdown, then PostgreSQL's stop
+
+
+def test_nginx_sends_fulfilment_to_the_systemd_instances_stations_ports() -> None:
+    """transparency@8001 serves stations on 18001: nginx's upstream "stations" holds the
+    station port of each instance its upstream "transparency" holds."""
+    unit = (paths.ROOT / "deploy" / "transparency@.service").read_text()
+    assert "Environment=TRANSPARENCY_STATION_PORT=1%i" in unit
+
+    def ports(upstream: str) -> list[str]:
+        block = re.search(rf"upstream {upstream} \{{([^}}]*)\}}", NGINX)
+        assert block is not None, upstream
+        return re.findall(r"server 127\.0\.0\.1:(\d+)", block.group(1))
+
+    assert ports("stations") == ["1" + port for port in ports("transparency")]
+    assert re.search(r"location /v1/fulfilment/ \{\s+proxy_pass http://stations;\s+\}", NGINX)

@@ -448,9 +448,13 @@ def test_compose_runs_the_clusters_topology() -> None:
 def test_compose_serves_through_nginx_conf_as_it_is() -> None:
     services = compose()["services"]
     nginx = (DEPLOY / "nginx.conf").read_text()
-    upstream = sorted(int(p) for p in re.findall(r"server 127\.0\.0\.1:(\d+)", nginx))
     api = {name: s for name, s in services.items() if "build" in s}
-    assert sorted(int(s["environment"]["TRANSPARENCY_PORT"]) for s in api.values()) == upstream
+    for upstream, setting in (("transparency", "TRANSPARENCY_PORT"),
+                              ("stations", "TRANSPARENCY_STATION_PORT")):  # fmt: skip
+        block = re.search(rf"upstream {upstream} \{{([^}}]*)\}}", nginx)
+        assert block is not None, upstream
+        ports = sorted(int(p) for p in re.findall(r"server 127\.0\.0\.1:(\d+)", block.group(1)))
+        assert sorted(int(s["environment"][setting]) for s in api.values()) == ports
     for service in api.values():
         assert service["network_mode"] == "service:lb"  # nginx's 127.0.0.1 is theirs
         assert service["build"]["dockerfile"] == "deploy/docker/Dockerfile"
