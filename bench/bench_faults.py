@@ -5,9 +5,12 @@ latency with no attack, measured in the same run.
     .venv/bin/python bench/bench_faults.py --rate 800 --seconds 10
     .venv/bin/python bench/bench_faults.py --only "hostile import"
     .venv/bin/python bench/bench_faults.py --pairs 3    # each row the median of 3 pairs
+    .venv/bin/python bench/bench_faults.py --one-port   # stations and the public together
 
 It starts the real service (`transparency serve`, its defaults: one API process per core,
-embedded PostgreSQL in a temporary directory), trusting 127.0.0.1 as a proxy so that the
+embedded PostgreSQL in a temporary directory) as the README deploys it: stations on a port
+of their own (TRANSPARENCY_STATION_PORT), every attack on the public port; ``--one-port``
+measures the service with one port for all. It trusts 127.0.0.1 as a proxy so that the
 customer flood can come from many client addresses, as it would through a load balancer.
 A station then claims fresh codes at a fixed rate (open loop, latency from each request's
 scheduled time, bench_verification.py's generator), for each attack in turn first with no
@@ -315,6 +318,11 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=everything, help="these attacks only")
     parser.add_argument("--pairs", type=int, default=1,
                         help="pairs per attack; the row is their median ratio")  # fmt: skip
+    parser.add_argument(
+        "--one-port",
+        action="store_true",
+        help="stations and the public on one port (no TRANSPARENCY_STATION_PORT)",
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
     attacks = args.only or everything
@@ -324,6 +332,7 @@ def main() -> None:
         work.chmod(0o755)
         service = Service(
             work / "data",
+            station_port=not args.one_port,
             TRANSPARENCY_TRUSTED_PROXIES="127.0.0.1/32",
             TRANSPARENCY_MAX_IMPORT_BYTES=str(64 * 2**20),
         )
@@ -335,7 +344,7 @@ def main() -> None:
                 batch_id = issue_batch(http, brand, product, 100_000)
             settle(service.dsn)
             runs = Runs(work, wrk, connections=32, seconds=args.seconds)
-            target = Target(service.port, data.station_key)
+            target = Target(service.stations, data.station_key)
             chunks = [
                 [claim(c, data.gtin, SHIPMENT) for c in data.codes[i * per_run : (i + 1) * per_run]]
                 for i in range(measurements)

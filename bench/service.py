@@ -44,10 +44,17 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
 
 
 class Service:
-    def __init__(self, data: Path, log: Path | None = None, **env_extra: str) -> None:
-        """``log``: a file for the service's output (none is kept by default)."""
+    def __init__(
+        self, data: Path, log: Path | None = None, *, station_port: bool = False, **env_extra: str
+    ) -> None:
+        """``log``: a file for the service's output (none is kept by default);
+        ``station_port``: stations get a port of their own (``self.stations``, else the
+        one port)."""
         self.data = data
-        self.port = free_port()
+        self.port = self.stations = free_port()
+        if station_port:
+            self.stations = free_port()
+            env_extra = {"TRANSPARENCY_STATION_PORT": str(self.stations), **env_extra}
         self.admin = str(new_api_key())
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env.update(
