@@ -363,9 +363,13 @@ def test_the_api_pods_probe_drain_and_run_unprivileged() -> None:
     assert "emptyDir" in volumes[tmp]  # the one place the service writes
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind])
-    port = container["ports"][0]["containerPort"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     config = one("ConfigMap")["data"]
-    assert int(config["TRANSPARENCY_PORT"]) == port == int(image_env()["TRANSPARENCY_PORT"])
+    assert int(config["TRANSPARENCY_PORT"]) == ports["http"]
+    assert ports["http"] == int(image_env()["TRANSPARENCY_PORT"])
+    assert int(config["TRANSPARENCY_STATION_PORT"]) == ports["stations"]
+    served = {p["targetPort"] for p in one("Service")["spec"]["ports"]}
+    assert served == {"http", "stations"}
 
 
 def test_service_pdb_and_autoscaler_select_the_api_pods() -> None:
