@@ -235,7 +235,7 @@ def _serve_workers(settings: Settings) -> None:
     if settings.station_port is not None:
         # A bulkhead: the stations' claims never share an event loop, nor the CPU's
         # priority, with what the public sends (bench_faults.py: four clients posting
-        # refused photos raised the claims' p99 2.1-2.3x on one port, 1.2-1.5x with two).
+        # refused photos raised the claims' p99 1.9-2.2x on one port, 1.2-2.0x with two).
         groups = [
             supervisor.Group(options, settings.workers, below_stations=True),
             supervisor.Group({**options, "port": settings.station_port}, settings.workers),
