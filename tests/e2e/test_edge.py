@@ -166,7 +166,5 @@ def test_the_edge_sends_fulfilment_to_the_stations_port_and_the_rest_to_the_publ
         assert upstream_ports(nginx) & {served.port, served.stations} == {served.stations}
         r = http.get("/v1/verify", params={"code": "TP-not-a-code"})
         assert r.status_code == 200, r.text
-        assert upstream_ports(nginx) & {served.port, served.stations} == {
-            served.port,
-            served.stations,
-        }
+        # The stations' connection may be gone by now (the service closes one idle for 5 s).
+        assert served.port in upstream_ports(nginx)
