@@ -111,6 +111,12 @@ def _idle_priority() -> None:
             os.sched_setaffinity(0, cpus)
     with suppress(OSError):  # what stays if SCHED_IDLE is not to be had
         os.setpriority(os.PRIO_PROCESS, me, max(10, os.getpriority(os.PRIO_PROCESS, me)))
+    _sched_idle()
+
+
+def _sched_idle() -> None:
+    """The calling thread (and the threads and processes it starts) at SCHED_IDLE; Linux
+    only, elsewhere no change."""
     with suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
@@ -137,8 +143,7 @@ def below_stations() -> None:
     1.3-3.6x (median 1.9x of five pairs), and 1.0-1.3x (median 1.2x) at SCHED_IDLE
     (bench_faults.py, same session). Called before the process starts any thread: a thread
     inherits its creator's policy. Linux only; elsewhere a no-op."""
-    with suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    _sched_idle()
 
 
 # Killable workers are started from this thread, which runs SCHED_IDLE: a process inherits

@@ -78,11 +78,10 @@ def resolve(settings: Settings) -> Settings:
     pool = settings.pool_max_size
     if "pool_max_size" not in settings.model_fields_set:  # not chosen: sized for these cores
         pool = max(embedded.pool_size(workers), settings.pool_min_size)
-    # Every API process's pool and its notification listener (a group of processes for each
-    # port), and room for the CLI.
+    # Every API process's pool and its notification listener, and room for the CLI.
     try:
-        groups = 1 if settings.station_port is None else 2
-        uri = embedded.start(settings.data_dir, connections=groups * workers * (pool + 2) + 20)
+        processes = len(_ports(settings)) * workers
+        uri = embedded.start(settings.data_dir, connections=processes * (pool + 2) + 20)
     except embedded.NotInstalled as exc:
         raise CliError(str(exc)) from None
     update: dict[str, object] = {
@@ -130,6 +129,12 @@ async def prepare(settings: Settings) -> tuple[list[str], str | None]:
         await conn.close()
 
 
+def _ports(settings: Settings) -> list[int]:
+    """The ports `serve` listens on: its own, and the stations' if they have one (each
+    served by ``workers`` API processes)."""
+    return [settings.port] + ([settings.station_port] if settings.station_port else [])
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -143,7 +148,7 @@ def _port_free(host: str, port: int) -> bool:
 def serve(settings: Settings) -> None:
     logs.configure(settings.log_level, settings.log_format)
     with only_server(settings):
-        for port in filter(None, (settings.port, settings.station_port)):
+        for port in _ports(settings):
             if not _port_free(settings.host, port):
                 raise CliError(f"port {port} on {settings.host} is already in use")
         if settings.master_key is not None or settings.master_key_file is not None:
@@ -231,8 +236,9 @@ def _server_options(settings: Settings) -> dict[str, Any]:
 def _serve_workers(settings: Settings) -> None:
     assert settings.workers is not None  # resolved
     options = _server_options(settings)
-    groups = [supervisor.Group(options, settings.workers)]
-    if settings.station_port is not None:
+    if settings.station_port is None:
+        groups = [supervisor.Group(options, settings.workers)]
+    else:
         # A bulkhead: the stations' claims never share an event loop, nor the CPU's
         # priority, with what the public sends (bench_faults.py: four clients posting
         # refused photos raised the claims' p99 1.9-2.2x on one port, 1.2-2.0x with two).

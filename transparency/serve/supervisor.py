@@ -70,15 +70,14 @@ class Group:
     below_stations: bool = False
 
 
-def _serve_one(
-    factory: str, options: dict[str, Any], below: bool, parent: int, started: Event
-) -> None:
-    """One API process: uvicorn on a socket of its own; ``started`` once it serves."""
+def _serve_one(factory: str, group: Group, parent: int, started: Event) -> None:
+    """One API process of ``group``: uvicorn on a socket of its own; ``started`` once it
+    serves."""
     import uvicorn
 
     die_with_parent(parent, signal.SIGTERM)  # requests in flight get their answers
     name_process(API_NAME)
-    if below:
+    if group.below_stations:
         below_stations()
 
     class Server(uvicorn.Server):
@@ -87,6 +86,7 @@ def _serve_one(
             if self.started:
                 started.set()
 
+    options = group.options
     sock = listening_socket(options["host"], options["port"])
     # Ctrl-C reaches every process of the group; uvicorn shuts down on it, then raises it
     # again, and each API process printed that KeyboardInterrupt's trace on the way out.
@@ -141,7 +141,7 @@ def serve_processes(factory: str, groups: Sequence[Group], *, job_process: bool 
     pause, replaced_at = 1.0, 0.0
     try:
         children = [
-            _Child(context, _serve_one, factory, group.options, group.below_stations)
+            _Child(context, _serve_one, factory, group)
             for group in groups
             for _ in range(group.count)
         ]
