@@ -342,26 +342,27 @@ def test_stations_get_a_port_whose_processes_the_public_ones_make_way_for(data_d
     r = httpx.get(f"http://127.0.0.1:{stations}/metrics", headers=bearer(key), timeout=30)
     assert r.status_code == 200, r.text
 
-    policies: dict[int, list[int]] = {}
+    port_of: dict[int, int] = {}  # each API process's listening port
     deadline = time.monotonic() + 30
-    while sum(map(len, policies.values())) < 4:  # each process listens once it has started
-        assert time.monotonic() < deadline, policies
+    while len(port_of) < 4:  # each process listens once it has started
+        assert time.monotonic() < deadline, port_of
         time.sleep(0.1)
-        policies = {}
-        for pid in api_processes(served):
-            for c in psutil.Process(pid).net_connections(kind="tcp"):
-                if c.status == psutil.CONN_LISTEN:
-                    policies.setdefault(c.laddr.port, []).append(os.sched_getscheduler(pid))
+        port_of = {
+            pid: c.laddr.port
+            for pid in api_processes(served)
+            for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN
+        }
+    policies: dict[int, list[int]] = {}
+    for pid, port in port_of.items():
+        policies.setdefault(port, []).append(os.sched_getscheduler(pid))
     assert policies == {served.port: [os.SCHED_IDLE] * 2, stations: [os.SCHED_OTHER] * 2}
 
     with httpx.Client(base_url=served.url, timeout=30) as http:
         r = http.post("/v1/scans", files={"image": ("qr.png", qr_png("hello"), "image/png")})
     assert r.status_code == 200, r.text
-    public = [
-        psutil.Process(pid) for pid in api_processes(served)
-        if any(c.laddr.port == served.port for c in psutil.Process(pid).net_connections("tcp"))
-    ]  # fmt: skip
-    decoders = [child.pid for process in public for child in process.children()]
+    public = [pid for pid, port in port_of.items() if port == served.port]
+    decoders = [child.pid for pid in public for child in psutil.Process(pid).children()]
     assert decoders
     for pid in decoders:
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE

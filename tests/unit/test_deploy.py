@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 
 from tests.support import paths
+from tests.support.nginx import NGINX, upstream_ports
 from transparency.domain.errors import PayloadTooLarge, RateLimited
 from transparency.runtime.settings import Settings
-
-NGINX = (paths.ROOT / "deploy" / "nginx.conf").read_text()
 
 
 def default(name: str) -> object:
@@ -85,10 +84,6 @@ def test_nginx_sends_fulfilment_to_the_systemd_instances_stations_ports() -> Non
     unit = (paths.ROOT / "deploy" / "transparency@.service").read_text()
     assert "Environment=TRANSPARENCY_STATION_PORT=1%i" in unit
 
-    def ports(upstream: str) -> list[str]:
-        block = re.search(rf"upstream {upstream} \{{([^}}]*)\}}", NGINX)
-        assert block is not None, upstream
-        return re.findall(r"server 127\.0\.0\.1:(\d+)", block.group(1))
-
-    assert ports("stations") == ["1" + port for port in ports("transparency")]
+    stations = [int(f"1{port}") for port in upstream_ports("transparency")]
+    assert upstream_ports("stations") == stations
     assert re.search(r"location /v1/fulfilment/ \{\s+proxy_pass http://stations;\s+\}", NGINX)

@@ -28,6 +28,7 @@ from yamllint import linter  # type: ignore[import-untyped]
 from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 
 from tests.support import paths
+from tests.support.nginx import upstream_ports
 from transparency.domain.api_keys import parse_api_key
 from transparency.runtime.envelope import MasterKey, MasterKeyError
 from transparency.runtime.settings import Settings
@@ -451,13 +452,10 @@ def test_compose_runs_the_clusters_topology() -> None:
 
 def test_compose_serves_through_nginx_conf_as_it_is() -> None:
     services = compose()["services"]
-    nginx = (DEPLOY / "nginx.conf").read_text()
     api = {name: s for name, s in services.items() if "build" in s}
     for upstream, setting in (("transparency", "TRANSPARENCY_PORT"),
                               ("stations", "TRANSPARENCY_STATION_PORT")):  # fmt: skip
-        block = re.search(rf"upstream {upstream} \{{([^}}]*)\}}", nginx)
-        assert block is not None, upstream
-        ports = sorted(int(p) for p in re.findall(r"server 127\.0\.0\.1:(\d+)", block.group(1)))
+        ports = sorted(upstream_ports(upstream))
         assert sorted(int(s["environment"][setting]) for s in api.values()) == ports
     for service in api.values():
         assert service["network_mode"] == "service:lb"  # nginx's 127.0.0.1 is theirs
