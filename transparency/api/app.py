@@ -102,7 +102,12 @@ def create_app(settings: Settings) -> FastAPI:
             statement_timeout=settings.statement_timeout_seconds,
             idle_in_transaction_timeout=settings.idle_in_transaction_timeout_seconds,
         ) as pool:
-            keyring = KeyRing(master_key)
+            # What this process holds of keys is checked against the database twice per
+            # bound, and after every reconnect of the listener (notifications.py); what a
+            # check or a request uses of it is never older than the bound (``current``,
+            # ``KeyCache.get``).
+            bound = settings.key_cache_seconds
+            keyring = KeyRing(master_key, max_age=bound)
             runner = JobRunner(pool, lease_seconds=settings.job_lease_seconds)
             jobs.register(runner, keyring, chunk_size=settings.job_chunk_size)
             metrics.watch_pool(pool)
@@ -110,9 +115,6 @@ def create_app(settings: Settings) -> FastAPI:
             async with pool.acquire() as conn:
                 citus = await is_citus(conn)
             claims = ClaimQueue(pool, together=not citus)
-            # What this process holds of keys is checked against the database twice per
-            # bound, and after every reconnect of the listener (notifications.py).
-            bound = settings.key_cache_seconds
             key_cache = KeyCache(max_age=bound)
             listener = Listener(dsn, catch_up_seconds=bound / 2)
             keyring.follow(listener, pool)

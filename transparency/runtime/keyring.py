@@ -7,6 +7,11 @@ was lost, and fully after every reconnect. Each look reads the ids and statuses 
 changed lately (an index range); only keys it has never seen are read whole and opened,
 in a thread, so a platform of a million keys neither reloads them all nor holds the event
 loop while it opens them. Checking a tag needs no database query.
+
+A check takes its look-up from ``current``, which holds the bound itself: a keyring whose
+last look is older than ``max_age`` looks again before it answers. Its catch-ups keep it
+well within the bound; ``current`` covers the process whose catch-ups fall behind (one
+starved of CPU, a catch-up failing while requests get through).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import os
+import time
 from datetime import datetime
 from uuid import UUID
 
@@ -23,6 +30,7 @@ import nacl.signing
 
 from transparency.db import signing_keys as db
 from transparency.db.pool import Conn
+from transparency.domain.authenticity import KeyLookup
 from transparency.domain.signing_keys import KeyStatus, SigningKey, StoredKey
 from transparency.runtime.envelope import MasterKey
 from transparency.runtime.notifications import Listener
@@ -37,11 +45,26 @@ def _context(brand_id: UUID, key_id: int) -> bytes:
 
 
 class KeyRing:
-    def __init__(self, master: MasterKey) -> None:
+    def __init__(self, master: MasterKey, *, max_age: float = math.inf) -> None:
         self._master = master
+        self.max_age = max_age
         self._keys: dict[int, SigningKey] = {}
         self._lock = asyncio.Lock()
         self._looked_at: datetime | None = None  # the database's time of the last look
+        self._vouched_at = -math.inf  # time.monotonic() when that look was asked
+
+    async def current(self, conn: Conn | asyncpg.Pool) -> KeyLookup:
+        """``get``, once the keyring has looked at the database within ``max_age`` seconds:
+        a look that is due is made here first (one at a time; the others wait for it).
+        Within the bound, as its catch-ups keep it, no query."""
+        if self._due():
+            async with self._lock:
+                if self._due():  # not looked meanwhile by a check that held the lock
+                    await self._look(conn, full=False)
+        return self.get
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._vouched_at > self.max_age
 
     def get(self, key_id: int) -> SigningKey | None:
         return self._keys.get(key_id)
@@ -77,20 +100,24 @@ class KeyRing:
         """Learn the keys made, retired or revoked since the last look (``full``: every
         key's status, as after a reconnect, when notifications may have been lost)."""
         async with self._lock:  # one load at a time: they may share a connection
-            since = None if full else self._looked_at
-            looked_at, statuses = await db.statuses(conn, since)
-            unknown = [key_id for key_id in statuses if key_id not in self._keys]
-            opened = await self._open_all(await db.sealed(conn, unknown)) if unknown else []
-            # In place when only a few changed: a copy of a million keys per look would
-            # hold the event loop longer than the look itself.
-            keys = self._keys if since is not None else {}
-            for key_id, status in statuses.items():
-                known = self._keys.get(key_id)
-                if known is not None:
-                    same = known.status is status
-                    keys[key_id] = known if same else dataclasses.replace(known, status=status)
-            keys.update((key.id, key) for key in opened)
-            self._keys, self._looked_at = keys, looked_at
+            await self._look(conn, full=full)
+
+    async def _look(self, conn: Conn | asyncpg.Pool, *, full: bool) -> None:
+        asked_at = time.monotonic()  # what the database vouches for is at least this fresh
+        since = None if full else self._looked_at
+        looked_at, statuses = await db.statuses(conn, since)
+        unknown = [key_id for key_id in statuses if key_id not in self._keys]
+        opened = await self._open_all(await db.sealed(conn, unknown)) if unknown else []
+        # In place when only a few changed: a copy of a million keys per look would hold
+        # the event loop longer than the look itself.
+        keys = self._keys if since is not None else {}
+        for key_id, status in statuses.items():
+            known = self._keys.get(key_id)
+            if known is not None:
+                same = known.status is status
+                keys[key_id] = known if same else dataclasses.replace(known, status=status)
+        keys.update((key.id, key) for key in opened)
+        self._keys, self._looked_at, self._vouched_at = keys, looked_at, asked_at
 
     async def _open_all(self, stored: list[StoredKey]) -> list[SigningKey]:
         # Opening a key (AES-GCM, then Ed25519's public point) takes about 0.1 ms: a

@@ -78,7 +78,7 @@ async def verify(
     the unit was made, say), keeping only text and numbers, then the unit's lot and expiry.
     Anyone holding the label reads them: they are for facts about the product, not people.
     """
-    checked = authenticity.check(scan, ctx.keyring.get)
+    checked = authenticity.check(scan, await ctx.keyring.current(ctx.pool))
     if checked.unit_key is None:
         reason = checked.reason or Reason.MALFORMED
         # A forgery naming a brand's key id is that brand's to see (no query: the keyring

@@ -101,12 +101,13 @@ async def verify_many(
     to_claim: list[tuple[int, str, str]] = []
     empty: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
+    key_of = await ctx.keyring.current(ctx.pool)
     for i, item in enumerate(claims):
         gtin = normalize_gtin(item.gtin, field=f"items[{i}].gtin")
         if not item.scan.strip():
             empty.append((i, gtin))
             continue
-        checked = authenticity.check(item.scan, ctx.keyring.get)
+        checked = authenticity.check(item.scan, key_of)
         if checked.reason is not None or checked.unit_key is None:
             reason = checked.reason or Reason.MALFORMED
             code = checked.unit_key or item.scan.strip()
