@@ -6,6 +6,7 @@ latency with no attack, measured in the same run.
     .venv/bin/python bench/bench_faults.py --only "hostile import"
     .venv/bin/python bench/bench_faults.py --pairs 3    # each row the median of 3 pairs
     .venv/bin/python bench/bench_faults.py --one-port   # stations and the public together
+    .venv/bin/python bench/bench_faults.py --keyed      # claims as stations send them
 
 It starts the real service (`transparency serve`, its defaults: one API process per core,
 embedded PostgreSQL in a temporary directory) as the README deploys it: stations on a port
@@ -14,7 +15,11 @@ measures the service with one port for all. It trusts 127.0.0.1 as a proxy so th
 customer flood can come from many client addresses, as it would through a load balancer.
 A station then claims fresh codes at a fixed rate (open loop, latency from each request's
 scheduled time, bench_verification.py's generator), for each attack in turn first with no
-attack, then during the attack:
+attack, then during the attack. ``--keyed`` sends each claim under an Idempotency-Key of its
+own, as the station software does (the service then reserves the key, claims and stores the
+reply in one transaction); without it, claims come without one, as a simple integration
+sends them (the service then claims in one statement, with other stations' claims of the
+moment).
 
 Every attack runs at nice 19 (its threads, or wrk): an attacker's tools would not share
 the service's cores, and here their CPU would otherwise count against the service.
@@ -39,6 +44,19 @@ the service's cores, and here their CPU would otherwise count against the servic
   photo decode costs the claims on this machine, whatever the code does;
 - paced floor: the same loop sleeping 1 ms after each 1 ms of work, so its core is idle
   half the time (no goal: it shows what the floor is made of).
+
+What the floor is made of (``perf sched`` on the 2-core development machine, claims at
+600/s beside one such loop): the claims' processes (their API process, PostgreSQL's
+backends) ran on the loop's CPU for 1-2% of their CPU time, against about half with no
+loop, so they queued on the other CPU; and one woken on the loop's CPU waited for the
+scheduler's next tick (HZ=250: 0.4-1.5 ms on average, up to 4 ms) before the loop gave
+way. Most likely the wake-up's search for an idle CPU, cut short when the CPUs' summed
+utilisation is high, counts SCHED_IDLE work in it; and a wake-up preempts a task running in
+user space only at the next tick or interrupt. The paced loop gives both back (the claims
+used its CPU again, their p99 as with no loop). A cgroup CPU quota of the same half
+(cpu.cfs_quota_us 1000 of 2000, or 5000 of 10000) did not bring the p99 down (1.6-1.9x): a
+quota is enforced at the tick, so the loop still runs in pieces of 4 ms. Neither did the
+loop in a cgroup with cpu.idle set, nor in a session of its own at autogroup nice 19.
 
 Goal: the p99 during each attack is at most twice the p99 with no attack measured just
 before it. A p99 of a few thousand claims moves with a single stall (the control's ratio
@@ -323,6 +341,9 @@ def main() -> None:
         action="store_true",
         help="stations and the public on one port (no TRANSPARENCY_STATION_PORT)",
     )
+    parser.add_argument(
+        "--keyed", action="store_true", help="each claim under an Idempotency-Key, as stations"
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
     attacks = args.only or everything
@@ -346,7 +367,10 @@ def main() -> None:
             runs = Runs(work, wrk, connections=32, seconds=args.seconds)
             target = Target(service.stations, data.station_key)
             chunks = [
-                [claim(c, data.gtin, SHIPMENT) for c in data.codes[i * per_run : (i + 1) * per_run]]
+                [
+                    claim(c, data.gtin, SHIPMENT, keyed=args.keyed)
+                    for c in data.codes[i * per_run : (i + 1) * per_run]
+                ]
                 for i in range(measurements)
             ]
 
@@ -391,7 +415,8 @@ def main() -> None:
             service.stop()
     print(
         f"\nclaims at {args.rate:g}/s for {args.seconds:g} s per measurement, "
-        f"open loop; {os.cpu_count()} cores shared by the service, PostgreSQL and the attacks."
+        f"open loop{', each under an Idempotency-Key' if args.keyed else ''}; "
+        f"{os.cpu_count()} cores shared by the service, PostgreSQL and the attacks."
     )
 
 

@@ -129,6 +129,7 @@ class Req:
     method: str
     path: str
     body: str = ""
+    idempotency_key: str | None = None  # sent by the open-loop generator only (at_rate)
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ class Runs:
     def _file(self, reqs: list[Req]) -> Path:
         self.count += 1
         path = self.work / f"requests-{self.count}.tsv"
+        assert not any(r.idempotency_key for r in reqs), "wrk's script sends no Idempotency-Key"
         path.write_text("".join(f"{r.method}\t{r.path}\t{r.body}\n" for r in reqs))
         return path
 
@@ -204,7 +206,8 @@ class Runs:
         if target.key:
             head += f"Authorization: Bearer {target.key}\r\n"
         raw = [
-            f"{r.method} {r.path} HTTP/1.1\r\n{head}Content-Length: {len(r.body)}\r\n\r\n{r.body}"
+            f"{r.method} {r.path} HTTP/1.1\r\n{head}{_keyed(r)}Content-Length: {len(r.body)}"
+            f"\r\n\r\n{r.body}"
             for r in reqs[: int(rate * seconds)]
         ]
         spec = self.work / f"openloop-{self.count}.json"
@@ -383,8 +386,16 @@ class BareApp:
         self.proc.wait(timeout=30)
 
 
-def claim(code: str, gtin: str, shipment: str) -> Req:
-    return Req("POST", SINGLE, json.dumps({"scan": code, "gtin": gtin, "shipment_id": shipment}))
+def claim(code: str, gtin: str, shipment: str, *, keyed: bool = False) -> Req:
+    """A single claim; ``keyed``: under an Idempotency-Key of its own, as a station sends
+    every claim (scanner/client.py), which the service answers in a transaction that also
+    reserves the key and stores the reply."""
+    body = json.dumps({"scan": code, "gtin": gtin, "shipment_id": shipment})
+    return Req("POST", SINGLE, body, f"claim-{code}" if keyed else None)
+
+
+def _keyed(r: Req) -> str:
+    return f"Idempotency-Key: {r.idempotency_key}\r\n" if r.idempotency_key else ""
 
 
 def batch_body(codes: list[str], gtin: str, shipment: str) -> str:
