@@ -14,6 +14,7 @@ from tests.support.asgi import make_client
 from tests.support.world import (
     World,
     bearer,
+    claim,
     issue_codes,
     make_product,
     make_station,
@@ -22,23 +23,6 @@ from tests.support.world import (
 from transparency.api.app import create_app
 from transparency.domain import codes
 from transparency.runtime.settings import Settings
-
-
-async def claim(
-    client: httpx.AsyncClient, world: World, scan: str, *, gtin: str | None = None,
-    shipment: str = "S-1", key: str | None = None, idem: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    headers = bearer(key or world.station)
-    if idem:
-        headers["Idempotency-Key"] = idem
-    r = await client.post(
-        "/v1/fulfilment/verifications",
-        json={"scan": scan, "gtin": gtin or world.product_a["gtin"], "shipment_id": shipment},
-        headers=headers,
-    )
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 async def claim_tote(

@@ -11,8 +11,8 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
-from tests.support.world import World, issue_codes
-from transparency.domain import codes
+from tests.support.keys import issued_with_key, revoke_unheard
+from tests.support.world import World
 from transparency.domain.signing_keys import KeyStatus
 from transparency.runtime.keyring import KeyRing
 from transparency.runtime.notifications import APPLICATION_NAME, Listener
@@ -21,18 +21,14 @@ from transparency.runtime.notifications import APPLICATION_NAME, Listener
 async def test_a_revocation_made_behind_the_keyrings_back_is_learnt_incrementally(
     app: FastAPI, client: httpx.AsyncClient, world: World
 ) -> None:
-    rows = await issue_codes(client, world, 2)
-    key_id = codes.parse(rows[0]["code"]).key_id
-    assert key_id is not None
+    _, key_id = await issued_with_key(client, world, 2)
     keyring: KeyRing = app.state.lifespan_state["keyring"]
     pool: asyncpg.Pool = app.state.lifespan_state["pool"]
     before = keyring.get(key_id)
     assert before is not None
     assert before.status is KeyStatus.ACTIVE
 
-    await pool.execute(
-        "update signing_keys set status = 'revoked', revoked_at = now() where id = $1", key_id
-    )  # no NOTIFY: as if it had been lost
+    await revoke_unheard(pool, key_id)
     await keyring.load(pool)
 
     after = keyring.get(key_id)

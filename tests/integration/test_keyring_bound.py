@@ -10,15 +10,14 @@ cache (``KeyCache.get``) already held its own bound at look-up.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.support.world import World, bearer, issue_codes
-from transparency.domain import codes
+from tests.support.keys import issued_with_key, revoke_unheard
+from tests.support.world import World, claim
 from transparency.runtime.keyring import KeyRing
 from transparency.runtime.settings import Settings
 
@@ -37,30 +36,10 @@ async def stop_catching_up() -> None:
     await asyncio.wait([catch_ups])
 
 
-async def revoke_unheard(pool: asyncpg.Pool, key_id: int) -> None:
-    """Revoke a signing key as another process would, its notification lost."""
-    await pool.execute(
-        "update signing_keys set status = 'revoked', revoked_at = now() where id = $1", key_id
-    )
-
-
-async def claim(client: httpx.AsyncClient, world: World, code: str) -> dict[str, Any]:
-    r = await client.post(
-        "/v1/fulfilment/verifications",
-        json={"scan": code, "gtin": world.product_a["gtin"], "shipment_id": "S-1"},
-        headers=bearer(world.station),
-    )
-    assert r.status_code == 200, r.text
-    reply: dict[str, Any] = r.json()
-    return reply
-
-
 async def test_a_check_in_a_process_behind_on_its_catch_ups_holds_the_bound(
     app: FastAPI, client: httpx.AsyncClient, world: World
 ) -> None:
-    rows = await issue_codes(client, world, 3)
-    key_id = codes.parse(rows[0]["code"]).key_id
-    assert key_id is not None
+    rows, key_id = await issued_with_key(client, world, 3)
     pool: asyncpg.Pool = app.state.lifespan_state["pool"]
     assert (await claim(client, world, rows[0]["code"]))["result"] == "pass"
 
@@ -80,9 +59,7 @@ async def test_within_the_bound_a_check_asks_the_database_nothing_of_keys(
 ) -> None:
     """The bound costs a check nothing while the keyring is within it, as its catch-ups
     (twice per bound) keep it: a revocation unheard and not yet looked for is not seen."""
-    rows = await issue_codes(client, world, 2)
-    key_id = codes.parse(rows[0]["code"]).key_id
-    assert key_id is not None
+    _, key_id = await issued_with_key(client, world, 2)
     keyring: KeyRing = app.state.lifespan_state["keyring"]
     pool: asyncpg.Pool = app.state.lifespan_state["pool"]
     await stop_catching_up()

@@ -166,14 +166,28 @@ async def issue_codes(
     return list(csv.DictReader(io.StringIO(text)))
 
 
-async def ship(client: httpx.AsyncClient, world: World, code: str) -> None:
-    """Pass ``code`` (of product A) at fulfilment."""
+async def claim(
+    client: httpx.AsyncClient, world: World, scan: str, *, gtin: str | None = None,
+    shipment: str = "S-1", key: str | None = None, idem: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A station's single claim of ``scan`` (for product A unless ``gtin``); its reply."""
+    headers = bearer(key or world.station)
+    if idem:
+        headers["Idempotency-Key"] = idem
     r = await client.post(
         "/v1/fulfilment/verifications",
-        json={"scan": code, "gtin": world.product_a["gtin"], "shipment_id": "S"},
-        headers=bearer(world.station),
+        json={"scan": scan, "gtin": gtin or world.product_a["gtin"], "shipment_id": shipment},
+        headers=headers,
     )
-    assert r.json()["result"] == "pass", r.text
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def ship(client: httpx.AsyncClient, world: World, code: str) -> None:
+    """Pass ``code`` (of product A) at fulfilment."""
+    reply = await claim(client, world, code, shipment="S")
+    assert reply["result"] == "pass", reply
 
 
 async def sell_checked_only(client: httpx.AsyncClient, world: World) -> None:
