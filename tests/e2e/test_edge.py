@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -43,10 +44,17 @@ def site_config(listen: int, served: Served) -> str:
     return site
 
 
+@dataclass(frozen=True)
+class Edge:
+    url: str  # nginx's
+    served: Served  # behind it: trusts it as a proxy, and has a port for stations
+    admin: str  # an admin key of ``served``
+    nginx: int  # nginx's pid
+
+
 @pytest.fixture
-def edge(tmp_path: Path, data_home: Path) -> Iterator[tuple[str, Served, str, int]]:
-    """nginx's URL, the `serve` behind it (which trusts it as a proxy, and has a port for
-    stations), an admin key and nginx's pid."""
+def edge(tmp_path: Path, data_home: Path) -> Iterator[Edge]:
+    """nginx with deploy/nginx.conf in front of a `serve`."""
     admin = str(new_api_key())
     served = Served(
         data_home, free_port(), TRANSPARENCY_ADMIN_KEY=admin, TRANSPARENCY_WORKERS="1",
@@ -78,7 +86,7 @@ def edge(tmp_path: Path, data_home: Path) -> Iterator[tuple[str, Served, str, in
             except OSError:
                 assert time.monotonic() < deadline, "nginx did not start"
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}", served, admin, proc.pid
+        yield Edge(f"http://127.0.0.1:{port}", served, admin, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -96,16 +104,13 @@ def post_photos(
         ]
 
 
-def test_the_edge_refuses_anonymous_photos_past_the_customer_budget_itself(
-    edge: tuple[str, Served, str, int],
-) -> None:
+def test_the_edge_refuses_anonymous_photos_past_the_customer_budget_itself(edge: Edge) -> None:
     """The service refused such a flood itself, and had each refused body read: four
     clients posting photos in a loop cost the claims 2.4-3.3x their p99 (bench_faults.py).
     Past the budget nginx answers, with the service's problem, and the service never sees
     the request (nginx's own answers carry no X-Request-ID from the service)."""
-    url, _, _, _ = edge
     started = time.monotonic()
-    answers = post_photos(url, 30, {})
+    answers = post_photos(edge.url, 30, {})
     took = time.monotonic() - started
     reached = [r for r in answers if "x-request-id" in r.headers]
     refused = [r for r in answers if "x-request-id" not in r.headers]
@@ -131,16 +136,15 @@ def station_key(served: Served, admin: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {r.json()['key']}"}
 
 
-def test_the_edge_never_limits_a_station_by_its_address(edge: tuple[str, Served, str, int]) -> None:
-    url, served, admin, _ = edge
-    station = station_key(served, admin)
+def test_the_edge_never_limits_a_station_by_its_address(edge: Edge) -> None:
+    station = station_key(edge.served, edge.admin)
     form = {"gtin": gtin14("0950600013435"), "shipment_id": "TRUCK-1"}
-    answers = post_photos(url, 30, station, form)
+    answers = post_photos(edge.url, 30, station, form)
     assert [r.status_code for r in answers] == [200] * 30, [r.text for r in answers]
     assert all("x-request-id" in r.headers for r in answers)
 
 
-def upstream_ports(nginx: int) -> set[int]:
+def connected_ports(nginx: int) -> set[int]:
     """The ports nginx's workers hold connections to (kept alive once a request is done)."""
     workers = psutil.Process(nginx).children()
     return {
@@ -152,19 +156,19 @@ def upstream_ports(nginx: int) -> set[int]:
 
 
 def test_the_edge_sends_fulfilment_to_the_stations_port_and_the_rest_to_the_public_one(
-    edge: tuple[str, Served, str, int],
+    edge: Edge,
 ) -> None:
     """Stations' claims reach API processes that the public's traffic cannot slow; every
     other request reaches the public port's."""
-    url, served, admin, nginx = edge
-    station = station_key(served, admin)
-    with httpx.Client(base_url=url, timeout=30) as http:
+    served = edge.served
+    station = station_key(served, edge.admin)
+    with httpx.Client(base_url=edge.url, timeout=30) as http:
         claim = {"scan": "TP-not-a-code", "gtin": gtin14("0950600013435"), "shipment_id": "T-1"}
         r = http.post("/v1/fulfilment/verifications", json=claim, headers=station)
         assert r.status_code == 200, r.text
         assert r.json()["result"] == "fail"
-        assert upstream_ports(nginx) & {served.port, served.stations} == {served.stations}
+        assert connected_ports(edge.nginx) & {served.port, served.stations} == {served.stations}
         r = http.get("/v1/verify", params={"code": "TP-not-a-code"})
         assert r.status_code == 200, r.text
         # The stations' connection may be gone by now (the service closes one idle for 5 s).
-        assert served.port in upstream_ports(nginx)
+        assert served.port in connected_ports(edge.nginx)
