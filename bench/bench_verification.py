@@ -522,9 +522,9 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
         single = runs.max_rate(api, [claim(c, gtin, f"s{i}") for i, c in enumerate(singles)],
                                '"result":"pass"', once=True)  # fmt: skip
         cursor = single["taken"]
-        goal = 0.6 * ceiling["rate"]
+        claims_goal = 0.6 * ceiling["rate"]  # single claims', keyed or not
         row("fulfilment single: max rate", single["rate"], "req/s",
-            f">= 60% of ceiling ({goal:,.0f})", single["rate"] >= goal)  # fmt: skip
+            f">= 60% of ceiling ({claims_goal:,.0f})", single["rate"] >= claims_goal)  # fmt: skip
         if single["exhausted"]:
             print(f"  (all {args.single_codes:,} codes used: the run was shorter)")
         # Put aside for the keyed run, made last: its stored replies (one row a claim) would
@@ -597,9 +597,9 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
 
         forged = [claim(forge(c), gtin, f"f{i}") for i, c in enumerate(fresh[:2000])]
         refused = runs.max_rate(api, forged, '"reason":"forged"', once=False)
-        goal = 3 * single["rate"]
+        forged_goal = 3 * single["rate"]
         row("forged code check: max rate", refused["rate"], "req/s",
-            f">= 3x single ({goal:,.0f})", refused["rate"] >= goal)  # fmt: skip
+            f">= 3x single ({forged_goal:,.0f})", refused["rate"] >= forged_goal)  # fmt: skip
 
         # As the station software sends every claim (scanner/client.py): under an
         # Idempotency-Key, which the service answers in a transaction of its own (reserve
@@ -609,9 +609,8 @@ def bench(args: argparse.Namespace, work: Path, workers: int) -> None:
             api, [claim(c, gtin, f"k{i}", keyed=True) for i, c in enumerate(keyed_codes)],
             '"result":"pass"', once=True,
         )  # fmt: skip
-        goal = 0.6 * ceiling["rate"]
         row("fulfilment single, keyed as stations send: max rate", keyed["rate"], "req/s",
-            f">= 60% of ceiling ({goal:,.0f})", keyed["rate"] >= goal)  # fmt: skip
+            f">= 60% of ceiling ({claims_goal:,.0f})", keyed["rate"] >= claims_goal)  # fmt: skip
         row("  keyed / unkeyed single claims", 100 * keyed["rate"] / single["rate"], "%", "-",
             None)  # fmt: skip
         print(
