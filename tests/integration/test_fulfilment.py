@@ -97,6 +97,55 @@ async def test_an_idempotency_key_returns_the_first_answer(
     assert len(await events(dsn, rows[0]["code"])) == 1  # the retry touched nothing
 
 
+async def test_a_retry_gets_the_first_reply_whatever_it_said(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """The key keeps a claim's outcome, and a retry's reply is built from it: the same
+    reply, field for field, for a pass, a refusal naming the first shipment, a wrong
+    product and a refusal made without a query; and the retry records nothing."""
+    shipped, other = await issue_codes(client, world, 2, lot="L7")
+    assert (await claim(client, world, shipped["code"], shipment="S-0"))["result"] == "pass"
+    requests: dict[str, dict[str, str]] = {
+        "pass": {"scan": other["code"], "shipment": "S-9"},
+        "already_shipped": {"scan": shipped["code"], "shipment": "S-1"},
+        "wrong_product": {"scan": shipped["code"], "gtin": world.product_b["gtin"]},
+        "malformed": {"scan": "hello world"},
+    }
+    for expected, request in requests.items():
+        key = str(uuid.uuid4())
+        first = await claim(client, world, idem=key, **request)
+        assert (first["reason"] or "pass") == expected, first
+        assert await claim(client, world, idem=key, **request) == first, expected
+    assert [e["reason"] for e in await events(dsn, shipped["code"])] == [
+        None, "already_shipped", "wrong_product",
+    ]  # fmt: skip
+    assert first["unit"] is None  # malformed
+    assert (await claim(client, world, other["code"], shipment="S-9"))["unit"]["lot"] == "L7"
+
+
+async def test_a_kept_claim_is_never_taken_over_as_a_stale_reservation(
+    client: httpx.AsyncClient, world: World, dsn: str
+) -> None:
+    """A reservation with no answer, left long enough, is taken over by its request's
+    retry (its holder died). A key that holds a claim's outcome is answered, however old:
+    its retry claims nothing again."""
+    (row,) = await issue_codes(client, world, 1)
+    key = str(uuid.uuid4())
+    first = await claim(client, world, row["code"], idem=key)
+    conn = await asyncpg.connect(dsn)
+    try:
+        aged = await conn.execute(
+            "update fulfilment_replies set reserved_at = now() - interval '1 day'"
+            " where idempotency_key = $1",
+            key,
+        )
+        assert aged == "UPDATE 1"
+    finally:
+        await conn.close()
+    assert await claim(client, world, row["code"], idem=key) == first
+    assert len(await events(dsn, row["code"])) == 1
+
+
 async def test_requests_sent_at_once_under_one_key_claim_once(
     client: httpx.AsyncClient, world: World, dsn: str
 ) -> None:

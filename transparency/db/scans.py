@@ -225,8 +225,8 @@ async def claim_each(conn: Conn | asyncpg.Pool, wanted: Sequence[Wanted]) -> lis
 
 # One code: the station's everyday request. The same decisions as _CLAIM, with scalar
 # parameters and no unnest/ordinality joins, which PostgreSQL runs in about half the time.
-_CLAIM_ONE = f"""
-with u as (
+_CLAIM_ONE_STEPS = f"""
+u as (
     select u.code, u.state, u.shipped_at, u.shipped_site_id, u.shipment_id, u.brand_id,
            u.product_id, u.lot, u.expiry, p.gtin, p.name
     from units u
@@ -253,12 +253,29 @@ ev as (
            case when d.reason is null then 'pass' else 'fail' end,
            d.reason, d.brand_id, d.product_id, $3, $5, $4
     from decision d
-)
+)"""
+_CLAIM_ONE_ANSWER = """
 select d.reason, d.state::text as state, d.gtin, d.name, d.lot, d.expiry, d.product_id,
        d.brand_id, coalesce(upd.shipped_at, d.shipped_at) as shipped_at,
        case when upd.shipped_at is not null then $3 else d.shipped_site_id end
            as shipped_site_id
 from decision d left join upd on true
+"""
+_CLAIM_ONE = f"with {_CLAIM_ONE_STEPS}{_CLAIM_ONE_ANSWER}"
+
+# One code under an Idempotency-Key ($6, request SHA-256 $7): the claim, and the key's row
+# inserted with its outcome. The insert comes last and has no ON CONFLICT: a key already
+# held (committed, or by a statement that commits while this one waits on it) fails the
+# whole statement with a unique violation, taking the claim, its event and its lock back
+# with it. So the claim that holds a key is the one that made it, whatever the timing.
+_CLAIM_ONE_KEYED = f"""
+with {_CLAIM_ONE_STEPS},
+answer as ({_CLAIM_ONE_ANSWER}),
+kept as (
+    insert into fulfilment_replies (api_key_id, idempotency_key, request_sha256, outcome)
+    select $5, $6, $7, row(a.*)::claim_outcome from answer a
+)
+select * from answer
 """
 
 
@@ -293,6 +310,53 @@ async def claim_one(
     return _claimed(row)
 
 
+async def claim_one_keyed(
+    pool: asyncpg.Pool,
+    code: str,
+    gtin: str,
+    *,
+    site_id: UUID,
+    api_key_id: str,
+    shipment_id: str,
+    idempotency_key: str,
+    request_sha256: bytes,
+) -> Claimed | None:
+    """Claim one unit key under an Idempotency-Key not held yet, keeping the outcome with
+    the key, all or nothing; None, with nothing changed, when the key is held (answered, or
+    being answered). Not in the caller's transaction: it is one of its own."""
+    async with pool.acquire() as conn:
+        args = (code, gtin, site_id, shipment_id, api_key_id, idempotency_key, request_sha256)
+        try:
+            if not await is_citus(conn):
+                row: asyncpg.Record | None = await conn.fetchrow(_CLAIM_ONE_KEYED, *args)
+            else:  # the unit's node and the key's are not one: a transaction over both
+                async with conn.transaction():
+                    row = await conn.fetchrow(_CLAIM_ONE_CITUS, *args[:5])
+                    assert row is not None
+                    await conn.execute(
+                        _KEEP_CITUS, api_key_id, idempotency_key, request_sha256, tuple(row)
+                    )
+        except asyncpg.UniqueViolationError:
+            return None
+    assert row is not None  # the statement answers one row, found or not
+    return _claimed(row)
+
+
+_KEEP_CITUS = (
+    "insert into fulfilment_replies (api_key_id, idempotency_key, request_sha256, outcome)"
+    " values ($1, $2, $3, $4::claim_outcome)"
+)
+
+# What holds a key: the request it answered, and its reply or the outcome to build it from
+# (both null: a reservation whose request is being answered).
+_HELD = "request_sha256, reply, outcome"
+
+
+def _held(row: asyncpg.Record) -> StoredReply:
+    outcome = row["outcome"]
+    return StoredReply(row[0], row[1], None if outcome is None else _claimed(outcome))
+
+
 async def reserve_reply(
     conn: Conn | asyncpg.Pool,
     api_key_id: str,
@@ -319,7 +383,8 @@ async def reserve_reply(
         taken = await conn.fetchval(
             "update fulfilment_replies set reserved_at = now()"
             " where api_key_id = $1 and idempotency_key = $2 and reply is null"
-            "   and request_sha256 = $3 and reserved_at < now() - make_interval(secs => $4)"
+            "   and outcome is null and request_sha256 = $3"
+            "   and reserved_at < now() - make_interval(secs => $4)"
             " returning true",
             api_key_id,
             key,
@@ -329,13 +394,13 @@ async def reserve_reply(
         if taken:
             return None
         row = await conn.fetchrow(
-            "select request_sha256, reply from fulfilment_replies"
+            f"select {_HELD} from fulfilment_replies"
             " where api_key_id = $1 and idempotency_key = $2",
             api_key_id,
             key,
         )
         if row is not None:
-            return StoredReply(row[0], row[1])
+            return _held(row)
     raise DatabaseBusy("an Idempotency-Key was reserved and released over and over; retry")
 
 
@@ -347,9 +412,9 @@ async def store_reply(
     row: asyncpg.Record | None = await conn.fetchrow(
         "with answered as (update fulfilment_replies set reply = $3"
         "   where api_key_id = $1 and idempotency_key = $2 and reply is null"
-        "   returning request_sha256, reply)"
-        " select request_sha256, reply from answered union all"
-        " select request_sha256, reply from fulfilment_replies"
+        f"    and outcome is null returning {_HELD})"
+        f" select {_HELD} from answered union all"
+        f" select {_HELD} from fulfilment_replies"
         " where api_key_id = $1 and idempotency_key = $2"
         " limit 1",
         api_key_id,
@@ -357,7 +422,7 @@ async def store_reply(
         reply,
     )
     assert row is not None  # answered, or answered already
-    return StoredReply(row[0], row[1])
+    return _held(row)
 
 
 async def copy_events(conn: Conn | asyncpg.Pool, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -120,12 +120,13 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class StoredReply:
-    """The first reply to an Idempotency-Key, with the SHA-256 of the request it answered
-    (None for a reply stored before keys were bound to their requests); no reply yet while
-    that request is being answered."""
+    """The first answer to an Idempotency-Key, with the SHA-256 of the request it answered
+    (None for a reply stored before keys were bound to their requests): the reply as sent,
+    or the claim it was made from; neither while that request is being answered."""
 
     request_sha256: bytes | None
     reply: dict[str, Any] | None
+    claimed: Claimed | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,20 +194,33 @@ async def verify_one(
     shipment_id: str,
     idempotency_key: str | None,
 ) -> dict[str, Any]:
-    """Check and claim one unit. Under an Idempotency-Key, the key is reserved for this
-    request before the claim, as payment APIs do: a retry gets the first reply, another
-    request under the key 422, and one sent while the first is being answered waits for it
-    and gets its reply; so no two requests ever claim under one key."""
+    """Check and claim one unit. Under an Idempotency-Key, the key is bound to this
+    request by the statement that claims (or, for a refusal, before the reply), as payment
+    APIs do: a retry gets the first reply, another request under the key 422, and one sent
+    while the first is being answered waits for it and gets its reply; so no two requests
+    ever claim under one key."""
     actor.require(Role.STATION)
     if not idempotency_key:
         (reply,) = await verify_many(ctx, actor, [claim], shipment_id)
         return reply
     request = _fingerprint(claim, shipment_id)
-    # Reservation, claim and stored reply commit together. Committed apart, a primary lost
-    # between them (a failover, found by tests/cluster) left a reservation without a reply:
-    # the retry got 409 for _RESERVATION_SECONDS though the unit may have shipped. Now a
-    # lost transaction takes its reservation with it, and a concurrent request with the
-    # same key waits on the reservation's row and then replays the reply.
+    gtin = normalize_gtin(claim.gtin, field="items[0].gtin")
+    checked = authenticity.check(claim.scan, await ctx.keyring.current(ctx.pool))
+    if claim.scan.strip() and checked.reason is None and checked.unit_key is not None:
+        assert actor.site_id is not None
+        claimed = await scans.claim_one_keyed(
+            ctx.pool, checked.unit_key, gtin, site_id=actor.site_id, api_key_id=actor.key_id,
+            shipment_id=shipment_id, idempotency_key=idempotency_key, request_sha256=request,
+        )  # fmt: skip
+        if claimed is not None:  # the key was free: it now holds this claim
+            return _reply(claimed, claimed.reason)
+    # A retry, another request under a taken key, or a scan refused without a query (which
+    # claims nothing, so its reply is stored in its place). Reservation, answer and stored
+    # reply commit together. Committed apart, a primary lost between them (a failover,
+    # found by tests/cluster) left a reservation without a reply: the retry got 409 for
+    # _RESERVATION_SECONDS though the unit may have shipped. Now a lost transaction takes
+    # its reservation with it, and a concurrent request with the same key waits on the
+    # reservation's row and then replays the reply.
     async with ctx.pool.acquire() as conn, conn.transaction():
         held = await scans.reserve_reply(
             conn, actor.key_id, idempotency_key, request, _RESERVATION_SECONDS
@@ -238,6 +251,8 @@ def _replay(stored: StoredReply, request: bytes) -> dict[str, Any]:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was sent with another request; a new request needs a new key"
         )
+    if stored.claimed is not None:
+        return _reply(stored.claimed, stored.claimed.reason)
     if stored.reply is None:
         raise IdempotencyKeyInUse(
             "a request under this Idempotency-Key is being answered; retry shortly"
