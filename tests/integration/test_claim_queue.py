@@ -162,3 +162,65 @@ async def test_a_failed_statement_fails_each_of_its_claims_and_changes_nothing(
     changed = {code for code, state in states if state != "active"}
     assert changed == {e[0] for e in events}  # each unit moved wrote its event, no other
     assert changed == ({together[0], together[2]} if not queue.together else set())
+
+
+def keyed(queue: ClaimQueue, world: World, code: str, key: str) -> asyncio.Task[Claimed | None]:
+    """A claim of ``code`` under Idempotency-Key ``key`` (its request's digest made up)."""
+    site = uuid.UUID(world.site_id)
+    claiming = queue.claim_keyed(
+        code, world.product_a["gtin"], site_id=site, api_key_id="k", shipment_id="S-1",
+        idempotency_key=key, request_sha256=key.encode().ljust(32),
+    )  # fmt: skip
+    return asyncio.create_task(claiming)
+
+
+async def test_claims_under_keys_go_together_each_keeping_its_outcome(
+    client: httpx.AsyncClient, world: World, dsn: str, queue: ClaimQueue
+) -> None:
+    codes = await fresh(client, world, 12)
+    answers = await asyncio.gather(*(keyed(queue, world, c, f"K-{i}") for i, c in enumerate(codes)))
+    assert [a.reason if a else "taken" for a in answers] == [None] * 12
+    assert queue.statements == statements(queue, 2, 12)
+    conn = await asyncpg.connect(dsn)
+    try:
+        kept = await conn.fetch(
+            "select idempotency_key, (outcome).shipped_at, (outcome).reason, reply"
+            " from fulfilment_replies where api_key_id = 'k'"
+        )
+    finally:
+        await conn.close()
+    shipped = {f"K-{i}": a.shipped_at for i, a in enumerate(answers) if a}
+    assert {k: at for k, at, _, _ in kept} == shipped
+    assert {(reason, reply) for _, _, reason, reply in kept} == {(None, None)}
+    # a retry of any of them claims nothing: its key is taken
+    assert await keyed(queue, world, codes[3], "K-3") is None
+
+
+async def test_a_taken_key_among_claims_together_fails_only_its_own(
+    client: httpx.AsyncClient, world: World, dsn: str, queue: ClaimQueue
+) -> None:
+    """A key already taken fails the statement it is in; its claims are then made alone,
+    and only the one under the taken key is refused, its unit untouched."""
+    first, second, *others = await fresh(client, world, 6)
+    assert await keyed(queue, world, first, "TAKEN") is not None  # alone
+    tasks = [
+        keyed(queue, world, second, "free-0"),  # alone, while the others wait
+        *(keyed(queue, world, c, f"free-{i}") for i, c in enumerate(others[:-1], 1)),
+        keyed(queue, world, others[-1], "TAKEN"),  # another request under a taken key
+    ]
+    answers = await asyncio.gather(*tasks)
+    assert [a is not None and a.reason is None for a in answers] == [True] * 4 + [False]
+    assert answers[-1] is None
+    # one alone; alone; the 4 waiting together, failed; each of them alone
+    assert queue.statements == statements(queue, 7, 6)
+    conn = await asyncpg.connect(dsn)
+    try:
+        state = await conn.fetchval("select state::text from units where code = $1", others[-1])
+        events = await conn.fetchval("select count(*) from scan_events where code = $1", others[-1])
+        passed = await conn.fetchval(
+            "select count(*) from scan_events where code = any($1) and result = 'pass'",
+            [first, second, *others[:-1]],
+        )
+    finally:
+        await conn.close()
+    assert (state, events, passed) == ("active", 0, 5)

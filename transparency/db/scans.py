@@ -76,7 +76,11 @@ def _claims(*, skip_locked: bool) -> str:
     """The claim of many codes, each with its own GTIN, site, shipment and station key.
 
     ``skip_locked``: a unit another transaction holds is not waited for; its item answers
-    BUSY, has no event and changes nothing, so the caller claims it on its own."""
+    BUSY, has no event and changes nothing, so the caller claims it on its own. And each
+    item may come under an Idempotency-Key ($6, request SHA-256 $7; null: none), whose row
+    is inserted with its outcome as _CLAIM_ONE_KEYED does: a key taken fails the whole
+    statement. The keys go in last, in order, after every unit is locked (so two such
+    statements never wait for each other in a circle)."""
     lock = "for update skip locked" if skip_locked else "for update"
     reason = _reason("item.gtin", site="item.site_id", shipment="item.shipment")
     if skip_locked:
@@ -85,10 +89,23 @@ def _claims(*, skip_locked: bool) -> str:
                  and exists (select from units where units.code = item.code) then '{BUSY}'
             else {reason}
         end"""
+    keys, key_columns, kept = "", "", ""
+    if skip_locked:
+        keys, key_columns = ", $6::text[], $7::bytea[]", " idempotency_key, request_sha256,"
+        kept = f""",
+kept as (
+    insert into fulfilment_replies (api_key_id, idempotency_key, request_sha256, outcome)
+    select item.api_key_id, item.idempotency_key, item.request_sha256,
+           row(a.reason, a.state, a.gtin, a.name, a.lot, a.expiry, a.product_id, a.brand_id,
+               a.shipped_at, a.shipped_site_id)::claim_outcome
+    from answer a join item on item.n = a.n
+    where item.idempotency_key is not null and a.reason is distinct from '{BUSY}'
+    order by item.api_key_id, item.idempotency_key
+)"""
     return f"""
 with item as (
-    select * from unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[])
-        with ordinality as i(code, gtin, site_id, shipment, api_key_id, n)
+    select * from unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[]{keys})
+        with ordinality as i(code, gtin, site_id, shipment, api_key_id,{key_columns} n)
 ),
 locked as (
     -- One locked look-up per code, pruned to its partition (see units.EXISTING), taken in
@@ -126,13 +143,19 @@ ev as (
            d.reason, d.brand_id, d.product_id, d.item_site, d.item_key, d.item_shipment
     from decision d
     where d.reason is distinct from '{BUSY}'
-)
-select d.reason, d.state::text as state, d.gtin, d.name, d.lot, d.expiry, d.product_id,
-       d.brand_id, coalesce(upd.shipped_at, d.shipped_at) as shipped_at,
-       case when upd.code is not null then d.item_site else d.shipped_site_id end
-           as shipped_site_id
-from decision d left join upd on upd.code = d.code
-order by d.n
+),
+answer as (
+    select d.reason, d.state::text as state, d.gtin, d.name, d.lot, d.expiry, d.product_id,
+           d.brand_id, coalesce(upd.shipped_at, d.shipped_at) as shipped_at,
+           case when upd.code is not null then d.item_site else d.shipped_site_id end
+               as shipped_site_id,
+           d.n
+    from decision d left join upd on upd.code = d.code
+){kept}
+select reason, state, gtin, name, lot, expiry, product_id, brand_id, shipped_at,
+       shipped_site_id
+from answer
+order by n
 """
 
 
@@ -195,32 +218,48 @@ async def claim(
 
 @dataclass(frozen=True, slots=True)
 class Wanted:
-    """One station's claim of one unit key, among others' claimed in the same statement."""
+    """One station's claim of one unit key, among others' claimed in the same statement;
+    under an Idempotency-Key when ``idempotency_key`` (with its request's SHA-256)."""
 
     code: str
     gtin: str
     site_id: UUID
     api_key_id: str
     shipment_id: str
+    idempotency_key: str | None = None
+    request_sha256: bytes | None = None
 
 
 async def claim_each(conn: Conn | asyncpg.Pool, wanted: Sequence[Wanted]) -> list[Claimed | None]:
     """Claim units for several stations' requests in one statement (the codes distinct): one
-    answer per item, in order; None for a unit another transaction holds, which this
-    statement did not wait for and did not touch (claim it with ``claim_one``). Plain
+    answer per item, in order; None for an item this statement did not decide and did not
+    touch (claim it alone: ``claim_one``, or ``claim_one_keyed`` under its key): its unit
+    was held by another transaction, which the statement did not wait for; or, for every
+    item, an Idempotency-Key among them was taken, which failed the statement whole. Plain
     PostgreSQL only: on Citus, runtime.claims sends each single claim alone."""
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as held:
             return await claim_each(held, wanted)
-    rows = await conn.fetch(
-        _CLAIM_EACH,
-        [w.code for w in wanted],
-        [w.gtin for w in wanted],
-        [w.site_id for w in wanted],
-        [w.shipment_id for w in wanted],
-        [w.api_key_id for w in wanted],
-    )
+    try:
+        rows = await conn.fetch(
+            _CLAIM_EACH,
+            [w.code for w in wanted],
+            [w.gtin for w in wanted],
+            [w.site_id for w in wanted],
+            [w.shipment_id for w in wanted],
+            [w.api_key_id for w in wanted],
+            [w.idempotency_key for w in wanted],
+            [w.request_sha256 for w in wanted],
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != _KEYS:
+            raise
+        return [None] * len(wanted)
     return [None if row[0] == BUSY else _claimed(row) for row in rows]
+
+
+# The primary key of fulfilment_replies: an Idempotency-Key of a station key, taken.
+_KEYS = "fulfilment_replies_pkey"
 
 
 # One code: the station's everyday request. The same decisions as _CLAIM, with scalar
@@ -336,7 +375,9 @@ async def claim_one_keyed(
                     await conn.execute(
                         _KEEP_CITUS, api_key_id, idempotency_key, request_sha256, tuple(row)
                     )
-        except asyncpg.UniqueViolationError:
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != _KEYS:
+                raise
             return None
     assert row is not None  # the statement answers one row, found or not
     return _claimed(row)

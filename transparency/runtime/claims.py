@@ -19,6 +19,12 @@ shipment), as it would be after the first alone. The statement never waits for a
 another transaction holds (a recall updating a whole batch, say): that unit is left out,
 and its claim is made alone, waiting as a single claim always did, so one held unit never
 delays the other stations' claims.
+
+Claims under an Idempotency-Key go together too: the statement takes each one's key with
+its outcome. A key already taken (a retry, or another request under it) fails the
+statement whole, as it fails a claim alone, and its claims are then made each alone: the
+one whose key is taken gets None, the others their answers. Retries are rare, so this
+costs one statement now and then.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from transparency.domain.verification import Claimed
 @dataclass(slots=True)
 class _Waiting:
     wanted: Wanted
-    answer: asyncio.Future[Claimed] = field(
+    answer: asyncio.Future[Claimed | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -75,7 +81,28 @@ class ClaimQueue:
         self, code: str, gtin: str, *, site_id: UUID, api_key_id: str, shipment_id: str
     ) -> Claimed:
         """Claim one unit key for a station's shipment: what ``scans.claim_one`` answers."""
-        wanted = Wanted(code, gtin, site_id, api_key_id, shipment_id)
+        claimed = await self._claim(Wanted(code, gtin, site_id, api_key_id, shipment_id))
+        assert claimed is not None  # None only answers a claim under a key
+        return claimed
+
+    async def claim_keyed(
+        self,
+        code: str,
+        gtin: str,
+        *,
+        site_id: UUID,
+        api_key_id: str,
+        shipment_id: str,
+        idempotency_key: str,
+        request_sha256: bytes,
+    ) -> Claimed | None:
+        """Claim one unit key under an Idempotency-Key: what ``scans.claim_one_keyed``
+        answers (None, with nothing changed, when the key is taken)."""
+        return await self._claim(
+            Wanted(code, gtin, site_id, api_key_id, shipment_id, idempotency_key, request_sha256)
+        )
+
+    async def _claim(self, wanted: Wanted) -> Claimed | None:
         if not self.together:
             return await self._alone(wanted)
         if self._free and not self._waiting:
@@ -90,11 +117,18 @@ class ClaimQueue:
         self._start()
         return await waiting.answer
 
-    async def _alone(self, wanted: Wanted) -> Claimed:
+    async def _alone(self, wanted: Wanted) -> Claimed | None:
         self.statements += 1
-        return await scans.claim_one(
+        if wanted.idempotency_key is None:
+            return await scans.claim_one(
+                self.pool, wanted.code, wanted.gtin, site_id=wanted.site_id,
+                api_key_id=wanted.api_key_id, shipment_id=wanted.shipment_id,
+            )  # fmt: skip
+        assert wanted.request_sha256 is not None
+        return await scans.claim_one_keyed(
             self.pool, wanted.code, wanted.gtin, site_id=wanted.site_id,
             api_key_id=wanted.api_key_id, shipment_id=wanted.shipment_id,
+            idempotency_key=wanted.idempotency_key, request_sha256=wanted.request_sha256,
         )  # fmt: skip
 
     def _start(self) -> None:
@@ -145,7 +179,7 @@ class ClaimQueue:
             self._free += 1
             self._start()
         for waiting, answer in zip(batch, answers, strict=True):
-            if answer is None:  # its unit is held elsewhere: claimed alone, waiting for it
+            if answer is None:  # its unit held elsewhere, or a key taken: claimed alone
                 self._spawn(self._held(waiting))
             else:
                 _settle(waiting, answer)
@@ -161,7 +195,7 @@ class ClaimQueue:
             _settle(waiting, answer)
 
 
-def _settle(waiting: _Waiting, answer: Claimed) -> None:
+def _settle(waiting: _Waiting, answer: Claimed | None) -> None:
     if not waiting.answer.done():  # else its request was cancelled: nobody waits for it
         waiting.answer.set_result(answer)
 
