@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.world import World, issue_codes
 from transparency.db.pool import is_citus, open_pool
+from transparency.db.scans import Wanted
 from transparency.domain.verification import Claimed, Reason
 from transparency.runtime.claims import ClaimQueue
 
@@ -167,11 +168,8 @@ async def test_a_failed_statement_fails_each_of_its_claims_and_changes_nothing(
 def keyed(queue: ClaimQueue, world: World, code: str, key: str) -> asyncio.Task[Claimed | None]:
     """A claim of ``code`` under Idempotency-Key ``key`` (its request's digest made up)."""
     site = uuid.UUID(world.site_id)
-    claiming = queue.claim_keyed(
-        code, world.product_a["gtin"], site_id=site, api_key_id="k", shipment_id="S-1",
-        idempotency_key=key, request_sha256=key.encode().ljust(32),
-    )  # fmt: skip
-    return asyncio.create_task(claiming)
+    wanted = Wanted(code, world.product_a["gtin"], site, "k", "S-1", key, key.encode().ljust(32))
+    return asyncio.create_task(queue.claim_keyed(wanted))
 
 
 async def test_claims_under_keys_go_together_each_keeping_its_outcome(

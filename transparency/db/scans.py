@@ -349,22 +349,15 @@ async def claim_one(
     return _claimed(row)
 
 
-async def claim_one_keyed(
-    pool: asyncpg.Pool,
-    code: str,
-    gtin: str,
-    *,
-    site_id: UUID,
-    api_key_id: str,
-    shipment_id: str,
-    idempotency_key: str,
-    request_sha256: bytes,
-) -> Claimed | None:
+async def claim_one_keyed(pool: asyncpg.Pool, wanted: Wanted) -> Claimed | None:
     """Claim one unit key under an Idempotency-Key not held yet, keeping the outcome with
     the key, all or nothing; None, with nothing changed, when the key is held (answered, or
     being answered). Not in the caller's transaction: it is one of its own."""
+    w = wanted
+    assert w.idempotency_key is not None, "a claim without a key is claim_one's"
+    key = (w.api_key_id, w.idempotency_key, w.request_sha256)
+    args = (w.code, w.gtin, w.site_id, w.shipment_id, *key)
     async with pool.acquire() as conn:
-        args = (code, gtin, site_id, shipment_id, api_key_id, idempotency_key, request_sha256)
         try:
             if not await is_citus(conn):
                 row: asyncpg.Record | None = await conn.fetchrow(_CLAIM_ONE_KEYED, *args)
@@ -372,9 +365,7 @@ async def claim_one_keyed(
                 async with conn.transaction():
                     row = await conn.fetchrow(_CLAIM_ONE_CITUS, *args[:5])
                     assert row is not None
-                    await conn.execute(
-                        _KEEP_CITUS, api_key_id, idempotency_key, request_sha256, tuple(row)
-                    )
+                    await conn.execute(_KEEP_CITUS, *key, tuple(row))
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != _KEYS:
                 raise

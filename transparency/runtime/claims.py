@@ -85,22 +85,10 @@ class ClaimQueue:
         assert claimed is not None  # None only answers a claim under a key
         return claimed
 
-    async def claim_keyed(
-        self,
-        code: str,
-        gtin: str,
-        *,
-        site_id: UUID,
-        api_key_id: str,
-        shipment_id: str,
-        idempotency_key: str,
-        request_sha256: bytes,
-    ) -> Claimed | None:
-        """Claim one unit key under an Idempotency-Key: what ``scans.claim_one_keyed``
-        answers (None, with nothing changed, when the key is taken)."""
-        return await self._claim(
-            Wanted(code, gtin, site_id, api_key_id, shipment_id, idempotency_key, request_sha256)
-        )
+    async def claim_keyed(self, wanted: Wanted) -> Claimed | None:
+        """Claim one unit key under the Idempotency-Key ``wanted`` names: what
+        ``scans.claim_one_keyed`` answers (None, with nothing changed, when it is taken)."""
+        return await self._claim(wanted)
 
     async def _claim(self, wanted: Wanted) -> Claimed | None:
         if not self.together:
@@ -124,12 +112,7 @@ class ClaimQueue:
                 self.pool, wanted.code, wanted.gtin, site_id=wanted.site_id,
                 api_key_id=wanted.api_key_id, shipment_id=wanted.shipment_id,
             )  # fmt: skip
-        assert wanted.request_sha256 is not None
-        return await scans.claim_one_keyed(
-            self.pool, wanted.code, wanted.gtin, site_id=wanted.site_id,
-            api_key_id=wanted.api_key_id, shipment_id=wanted.shipment_id,
-            idempotency_key=wanted.idempotency_key, request_sha256=wanted.request_sha256,
-        )  # fmt: skip
+        return await scans.claim_one_keyed(self.pool, wanted)
 
     def _start(self) -> None:
         """Give every free slot a statement of waiting claims."""

@@ -208,10 +208,12 @@ async def verify_one(
     checked = authenticity.check(claim.scan, await ctx.keyring.current(ctx.pool))
     if claim.scan.strip() and checked.reason is None and checked.unit_key is not None:
         assert actor.site_id is not None
-        claimed = await ctx.claims.claim_keyed(  # with other stations' claims, if any wait
-            checked.unit_key, gtin, site_id=actor.site_id, api_key_id=actor.key_id,
-            shipment_id=shipment_id, idempotency_key=idempotency_key, request_sha256=request,
+        wanted = scans.Wanted(
+            checked.unit_key, gtin, actor.site_id, actor.key_id, shipment_id, idempotency_key,
+            request,
         )  # fmt: skip
+        # With other stations' claims of the moment, if any wait.
+        claimed = await ctx.claims.claim_keyed(wanted)
         if claimed is not None:  # the key was free: it now holds this claim
             return _reply(claimed, claimed.reason)
     # A retry, another request under a taken key, or a scan refused without a query (which
