@@ -355,17 +355,13 @@ async def claim_one_keyed(pool: asyncpg.Pool, wanted: Wanted) -> Claimed | None:
     being answered). Not in the caller's transaction: it is one of its own."""
     w = wanted
     assert w.idempotency_key is not None, "a claim without a key is claim_one's"
-    key = (w.api_key_id, w.idempotency_key, w.request_sha256)
-    args = (w.code, w.gtin, w.site_id, w.shipment_id, *key)
+    args = (w.code, w.gtin, w.site_id, w.shipment_id, w.api_key_id, w.idempotency_key,
+            w.request_sha256)  # fmt: skip
     async with pool.acquire() as conn:
+        if await is_citus(conn):
+            return await _claim_one_keyed_citus(conn, args)
         try:
-            if not await is_citus(conn):
-                row: asyncpg.Record | None = await conn.fetchrow(_CLAIM_ONE_KEYED, *args)
-            else:  # the unit's node and the key's are not one: a transaction over both
-                async with conn.transaction():
-                    row = await conn.fetchrow(_CLAIM_ONE_CITUS, *args[:5])
-                    assert row is not None
-                    await conn.execute(_KEEP_CITUS, *key, tuple(row))
+            row: asyncpg.Record | None = await conn.fetchrow(_CLAIM_ONE_KEYED, *args)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != _KEYS:
                 raise
@@ -374,9 +370,25 @@ async def claim_one_keyed(pool: asyncpg.Pool, wanted: Wanted) -> Claimed | None:
     return _claimed(row)
 
 
+async def _claim_one_keyed_citus(conn: Conn, args: tuple[Any, ...]) -> Claimed | None:
+    """On Citus the unit's node and the key's are not one: a transaction over both. (Citus
+    reports a worker's unique violation without the constraint's name, so the key is taken
+    with ON CONFLICT DO NOTHING, which waits for a concurrent taker as the plain insert does.)"""
+    transaction = conn.transaction()
+    await transaction.start()
+    kept = False
+    try:
+        row = await conn.fetchrow(_CLAIM_ONE_CITUS, *args[:5])
+        assert row is not None  # the function answers one row, found or not
+        kept = bool(await conn.fetchval(_KEEP_CITUS, *args[4:], tuple(row)))
+    finally:
+        await (transaction.commit() if kept else transaction.rollback())
+    return _claimed(row) if kept else None
+
+
 _KEEP_CITUS = (
     "insert into fulfilment_replies (api_key_id, idempotency_key, request_sha256, outcome)"
-    " values ($1, $2, $3, $4::claim_outcome)"
+    " values ($1, $2, $3, $4::claim_outcome) on conflict do nothing returning true"
 )
 
 # What holds a key: the request it answered, and its reply or the outcome to build it from
