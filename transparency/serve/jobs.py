@@ -72,7 +72,8 @@ async def run(settings: Settings, *, started: Callable[[], None] = lambda: None)
 
 
 def lower_priority() -> None:
-    """Name this process for ps and run it (and the workers it spawns) as background work:
-    SCHED_IDLE, at nice ``NICE`` (``workers.background``)."""
-    name_process(NAME)
+    """Run this process (and the workers it spawns) as background work, SCHED_IDLE at nice
+    ``NICE`` (``workers.background``), then name it for ps: whoever finds it by its name
+    (a test of a replaced job process did, in the moment between the two) finds it lowered."""
     background()
+    name_process(NAME)

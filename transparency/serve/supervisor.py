@@ -76,9 +76,9 @@ def _serve_one(factory: str, group: Group, parent: int, started: Event) -> None:
     import uvicorn
 
     die_with_parent(parent, signal.SIGTERM)  # requests in flight get their answers
-    name_process(API_NAME)
     if group.below_stations:
         below_stations()
+    name_process(API_NAME)  # once lowered, as jobs.lower_priority does
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
