@@ -72,6 +72,14 @@ def _reason(gtin: str, site: str = "$3", shipment: str = "$4") -> str:
 BUSY = "busy"
 
 
+# A claim's answer ``a`` as kept with its Idempotency-Key: the columns of ``Claimed``, in its
+# order (0031_claim_outcomes.sql), read back by ``_claimed`` as the answer itself is.
+_OUTCOME = (
+    "row(a.reason, a.state, a.gtin, a.name, a.lot, a.expiry, a.product_id, a.brand_id,"
+    " a.shipped_at, a.shipped_site_id)::claim_outcome"
+)
+
+
 def _claims(*, skip_locked: bool) -> str:
     """The claim of many codes, each with its own GTIN, site, shipment and station key.
 
@@ -96,8 +104,7 @@ def _claims(*, skip_locked: bool) -> str:
 kept as (
     insert into fulfilment_replies (api_key_id, idempotency_key, request_sha256, outcome)
     select item.api_key_id, item.idempotency_key, item.request_sha256,
-           row(a.reason, a.state, a.gtin, a.name, a.lot, a.expiry, a.product_id, a.brand_id,
-               a.shipped_at, a.shipped_site_id)::claim_outcome
+           {_OUTCOME}
     from answer a join item on item.n = a.n
     where item.idempotency_key is not null and a.reason is distinct from '{BUSY}'
     order by item.api_key_id, item.idempotency_key
@@ -312,7 +319,7 @@ with {_CLAIM_ONE_STEPS},
 answer as ({_CLAIM_ONE_ANSWER}),
 kept as (
     insert into fulfilment_replies (api_key_id, idempotency_key, request_sha256, outcome)
-    select $5, $6, $7, row(a.*)::claim_outcome from answer a
+    select $5, $6, $7, {_OUTCOME} from answer a
 )
 select * from answer
 """
@@ -355,13 +362,13 @@ async def claim_one_keyed(pool: asyncpg.Pool, wanted: Wanted) -> Claimed | None:
     being answered). Not in the caller's transaction: it is one of its own."""
     w = wanted
     assert w.idempotency_key is not None, "a claim without a key is claim_one's"
-    args = (w.code, w.gtin, w.site_id, w.shipment_id, w.api_key_id, w.idempotency_key,
-            w.request_sha256)  # fmt: skip
+    claim = (w.code, w.gtin, w.site_id, w.shipment_id, w.api_key_id)
+    key = (w.idempotency_key, w.request_sha256)
     async with pool.acquire() as conn:
         if await is_citus(conn):
-            return await _claim_one_keyed_citus(conn, args)
+            return await _claim_one_keyed_citus(conn, claim, (w.api_key_id, *key))
         try:
-            row: asyncpg.Record | None = await conn.fetchrow(_CLAIM_ONE_KEYED, *args)
+            row: asyncpg.Record | None = await conn.fetchrow(_CLAIM_ONE_KEYED, *claim, *key)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != _KEYS:
                 raise
@@ -370,7 +377,9 @@ async def claim_one_keyed(pool: asyncpg.Pool, wanted: Wanted) -> Claimed | None:
     return _claimed(row)
 
 
-async def _claim_one_keyed_citus(conn: Conn, args: tuple[Any, ...]) -> Claimed | None:
+async def _claim_one_keyed_citus(
+    conn: Conn, claim: tuple[Any, ...], key: tuple[Any, ...]
+) -> Claimed | None:
     """On Citus the unit's node and the key's are not one: a transaction over both. (Citus
     reports a worker's unique violation without the constraint's name, so the key is taken
     with ON CONFLICT DO NOTHING, which waits for a concurrent taker as the plain insert does.)"""
@@ -378,9 +387,9 @@ async def _claim_one_keyed_citus(conn: Conn, args: tuple[Any, ...]) -> Claimed |
     await transaction.start()
     kept = False
     try:
-        row = await conn.fetchrow(_CLAIM_ONE_CITUS, *args[:5])
+        row = await conn.fetchrow(_CLAIM_ONE_CITUS, *claim)
         assert row is not None  # the function answers one row, found or not
-        kept = bool(await conn.fetchval(_KEEP_CITUS, *args[4:], tuple(row)))
+        kept = bool(await conn.fetchval(_KEEP_CITUS, *key, tuple(row)))
     finally:
         await (transaction.commit() if kept else transaction.rollback())
     return _claimed(row) if kept else None
